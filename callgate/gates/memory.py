@@ -1,0 +1,83 @@
+"""Bounds-checked access to a guest's linear memory.
+
+wasmtime-py's ``Memory.read`` silently returns short data past the end, so every
+guest pointer must be checked by us. A :class:`GuestMemory` is a (base address,
+size) window taken at the start of a gate call; linear memory cannot move while
+the host runs a gate, because the guest is suspended. All reads copy, so a guest
+cannot change data under a gate after it has been checked (no TOCTOU).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+
+from callgate.errors import CallgateError
+
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_IOVEC = struct.Struct("<II")
+
+
+class GuestMemoryError(CallgateError):
+    """A guest pointer or length outside its linear memory (WASI answers EFAULT)."""
+
+
+class GuestMemory:
+    """A window ``[base, base + size)`` onto linear memory with checked reads and writes."""
+
+    __slots__ = ("_keepalive", "base", "size")
+
+    def __init__(self, base: int, size: int, keepalive: object = None) -> None:
+        self.base = base
+        self.size = size
+        self._keepalive = keepalive
+
+    @classmethod
+    def over(cls, buffer: bytearray) -> GuestMemory:
+        """A window over a host ``bytearray``, for tests and tools that fake a guest."""
+        if not buffer:
+            return cls(0, 0, buffer)
+        cbuf = (ctypes.c_char * len(buffer)).from_buffer(buffer)
+        return cls(ctypes.addressof(cbuf), len(buffer), cbuf)
+
+    def check(self, ptr: int, length: int) -> None:
+        """Raise unless ``[ptr, ptr + length)`` lies inside the memory."""
+        if ptr < 0 or length < 0 or ptr + length > self.size:
+            raise GuestMemoryError(
+                f"guest range [{ptr:#x}, +{length:#x}) is outside linear memory of {self.size:#x} bytes"
+            )
+
+    def read(self, ptr: int, length: int) -> bytes:
+        self.check(ptr, length)
+        return ctypes.string_at(self.base + ptr, length) if length else b""
+
+    def write(self, ptr: int, data: bytes | bytearray | memoryview) -> None:
+        n = len(data)
+        self.check(ptr, n)
+        if n:
+            ctypes.memmove(self.base + ptr, bytes(data), n)
+
+    def read_str(self, ptr: int, length: int) -> str:
+        """Decode guest UTF-8; invalid text raises ``UnicodeDecodeError`` (WASI: EILSEQ)."""
+        return self.read(ptr, length).decode("utf-8")
+
+    def u32(self, ptr: int) -> int:
+        return _U32.unpack(self.read(ptr, 4))[0]
+
+    def u64(self, ptr: int) -> int:
+        return _U64.unpack(self.read(ptr, 8))[0]
+
+    def set_u32(self, ptr: int, value: int) -> None:
+        self.write(ptr, _U32.pack(value & 0xFFFFFFFF))
+
+    def set_u64(self, ptr: int, value: int) -> None:
+        self.write(ptr, _U64.pack(value & 0xFFFFFFFFFFFFFFFF))
+
+    def iovecs(self, ptr: int, count: int) -> list[tuple[int, int]]:
+        """Read and validate an array of ``{u32 buf, u32 len}``; every buffer must be in bounds."""
+        raw = self.read(ptr, count * _IOVEC.size)
+        vecs = list(_IOVEC.iter_unpack(raw))
+        for buf, length in vecs:
+            self.check(buf, length)
+        return vecs

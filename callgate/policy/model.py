@@ -1,0 +1,90 @@
+"""The policy model: plain, immutable data that loaders produce and the compiler consumes.
+
+A :class:`Policy` has up to two :class:`Section`\\ s, ``gates`` (the in-process
+filter on plugin imports) and ``kernel`` (the seccomp filter on the host process).
+A section is a default action plus rules. A rule matches when its name matches
+and *all* of its arg checks hold (AND); a call is judged by every matching rule
+(OR), and the most restrictive action wins, in kernel precedence order, so rule
+order never matters.
+
+Actions are stored as raw seccomp return values (``SECCOMP_RET_ERRNO | 1``): the
+exact thing a filter returns, with no second representation to keep in sync.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Op(enum.StrEnum):
+    """Argument comparison operators, compared as unsigned integers of ``width`` bits.
+
+    ``masked_eq`` holds when ``arg & value == value2`` (libseccomp's and OCI's
+    ``SCMP_CMP_MASKED_EQ(mask, datum)`` order).
+    """
+
+    EQ = "eq"
+    NE = "ne"
+    LT = "lt"
+    LE = "le"
+    GT = "gt"
+    GE = "ge"
+    MASKED_EQ = "masked_eq"
+
+
+class Layer(enum.StrEnum):
+    GATES = "gates"
+    KERNEL = "kernel"
+
+
+@dataclass(frozen=True, slots=True)
+class ArgCheck:
+    """One comparison on ``args[index]``.
+
+    ``width`` 64 compares the full argument; ``width`` 32 compares only its low
+    word, so a 32-bit ``int`` argument such as an fd matches whatever the upper
+    half holds (sidestepping libseccomp's sign-extension pitfall).
+    """
+
+    index: int
+    op: Op
+    value: int
+    value2: int | None = None
+    width: int = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """``names`` get ``action`` when every check in ``args`` holds."""
+
+    names: tuple[str, ...]
+    action: int
+    args: tuple[ArgCheck, ...] = ()
+    comment: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Section:
+    """One layer's filter description.
+
+    ``mismatch_action`` is returned when ``seccomp_data.arch`` is not the arch the
+    filter was compiled for (default ``KILL_PROCESS``).
+    """
+
+    default: int
+    rules: tuple[Rule, ...] = ()
+    mismatch_action: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A whole policy file. ``source`` names where it came from, for error messages."""
+
+    gates: Section | None = None
+    kernel: Section | None = None
+    source: str = "<policy>"
+    flags: tuple[str, ...] = field(default=())
+
+    def section(self, layer: Layer | str) -> Section | None:
+        return self.gates if Layer(layer) is Layer.GATES else self.kernel
