@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import json
 import platform
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from types import MappingProxyType
-from collections.abc import Mapping
 
 from callgate.errors import CallgateError
 from callgate.gates.numbers import WASI_NUMBERS

@@ -45,7 +45,8 @@ class GuestMemory:
         """Raise unless ``[ptr, ptr + length)`` lies inside the memory."""
         if ptr < 0 or length < 0 or ptr + length > self.size:
             raise GuestMemoryError(
-                f"guest range [{ptr:#x}, +{length:#x}) is outside linear memory of {self.size:#x} bytes"
+                f"guest range [{ptr:#x}, +{length:#x}) is outside linear memory "
+                f"of {self.size:#x} bytes"
             )
 
     def read(self, ptr: int, length: int) -> bytes:
