@@ -1,0 +1,1 @@
+"""Shipped policies, installed as the ``callgate.policies`` package (see pyproject.toml)."""
