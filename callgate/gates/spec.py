@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from callgate.errors import CallgateError
 from callgate.gates.memory import GuestMemory
 
 ValType = Literal["i32", "i64", "f32", "f64"]
@@ -53,3 +54,15 @@ class GateCall:
         self.memory = memory
         self.state = state
         self.plugin = plugin
+
+
+class GuestExit(CallgateError):
+    """Raised by a gate (WASI ``proc_exit``) to end the guest with an exit code.
+
+    The runtime turns it into a wasm trap that unwinds the guest, then re-raises it
+    to the caller; ``callgate run`` exits with ``code``.
+    """
+
+    def __init__(self, code: int) -> None:
+        super().__init__(f"guest exited with code {code}")
+        self.code = code
