@@ -70,11 +70,17 @@ class Section:
 
     ``mismatch_action`` is returned when ``seccomp_data.arch`` is not the arch the
     filter was compiled for (default ``KILL_PROCESS``).
+
+    ``enosys_above``, when set, makes every syscall *number* greater than it return
+    ``ERRNO(ENOSYS)`` whatever the rules say. It reproduces runc's ``-ENOSYS`` stub
+    for OCI profiles: syscalls newer than anything the profile names look absent,
+    so libc falls back instead of failing with the default's ``EPERM``.
     """
 
     default: int
     rules: tuple[Rule, ...] = ()
     mismatch_action: int | None = None
+    enosys_above: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
