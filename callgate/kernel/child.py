@@ -236,7 +236,13 @@ ffi.cdef(
         uint32_t _pad;
         uint64_t si_call_addr;
     };
-    struct probe_slot { int32_t state; int32_t kind; int64_t value; };
+    struct probe_slot {
+        int32_t state;
+        int32_t kind;
+        int64_t value;
+        int32_t traps_at_start;
+        int32_t _pad;
+    };
     """
 )
 
@@ -320,11 +326,11 @@ def _probe_child(
     for i in range(first, len(prepared)):
         nr, args = prepared[i]
         slot = slots[i]
-        traps_before = trap.count
+        slot.traps_at_start = trap.count
         slot.state = _STARTED
         ret = libc.syscall(nr, *args)
         err = ffi.errno
-        if trap.count != traps_before:
+        if trap.count != slot.traps_at_start:
             slot.kind, slot.value = 2, trap.si_errno
         elif ret == -1:
             slot.kind, slot.value = 1, err
@@ -366,6 +372,11 @@ def probe_syscalls(
                 if slot.state == _DONE:
                     outcomes.append(SyscallOutcome(_KINDS[slot.kind], int(slot.value)))
                     continue
+                if slot.state == _STARTED and shared.trap.count != slot.traps_at_start:
+                    # The handler ran, then the way back failed (the filter also hit
+                    # rt_sigreturn): the kernel's action for this call was still TRAP.
+                    outcomes.append(SyscallOutcome("trap", int(shared.trap.si_errno)))
+                    break
                 if slot.state == _STARTED and result.signal is not None and result.error is None:
                     outcomes.append(SyscallOutcome("killed", result.signal))
                     break

@@ -478,3 +478,18 @@ def test_tsync_names_a_thread_it_cannot_synchronise(esrch):
 def test_packed_bytes_and_instructions_install_alike():
     program = per_nr({1001: SECCOMP_RET_ERRNO | 3})
     assert probe_syscalls(pack(program), [(1001, ())]) == probe_syscalls(program, [(1001, ())])
+
+
+@pytest.mark.parametrize(
+    ("action", "expected"),
+    [
+        (SECCOMP_RET_TRAP | 5, SyscallOutcome("trap", 5)),  # rt_sigreturn traps too
+        (SECCOMP_RET_ERRNO | 3, SyscallOutcome("errno", 3)),  # even exit_group fails
+        (SECCOMP_RET_KILL_PROCESS, SyscallOutcome("killed", signal.SIGSYS)),
+        (SECCOMP_RET_KILL_THREAD, SyscallOutcome("killed", signal.SIGSYS)),
+        (SECCOMP_RET_LOG, SyscallOutcome("errno", errno.ENOSYS)),
+        (0x12340000, SyscallOutcome("killed", signal.SIGSYS)),  # unknown action = KILL_PROCESS
+    ],
+)
+def test_probe_is_exact_when_the_action_applies_to_every_syscall(action, expected):
+    assert probe_syscalls([ret(action)], [(1000, ()), (1001, (1, 2))]) == [expected] * 2
