@@ -1,0 +1,364 @@
+"""Load callgate's own TOML policy language into the policy model, validating everything.
+
+The language is taught in ``docs/policy.md``. Validation is strict on purpose: a
+typo in a security policy must not silently become "no rule", so unknown keys,
+unknown names, out-of-range numbers and wrong types are all errors that name the
+file, the key path and what is allowed.
+"""
+
+from __future__ import annotations
+
+import errno as linux_errno
+import tomllib
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from callgate.bpf.actions import (
+    MAX_ERRNO,
+    SECCOMP_RET_ERRNO,
+    ActionError,
+    action_of,
+    data_of,
+    parse_action,
+)
+from callgate.gates import wasi_errno
+from callgate.policy.errors import ProblemList
+from callgate.policy.loaded import LoadResult
+from callgate.policy.model import ArgCheck, Layer, Op, Policy, Rule, Section
+from callgate.policy.names import is_known_syscall, suggestion, syscall_arches, wasi_gate_names
+
+MAX_ARG_INDEX = 5
+U64 = (1 << 64) - 1
+U32 = (1 << 32) - 1
+
+# Filter flags the kernel section may request, short name -> seccomp(2) flag name.
+FILTER_FLAGS: dict[str, str] = {
+    "tsync": "SECCOMP_FILTER_FLAG_TSYNC",
+    "log": "SECCOMP_FILTER_FLAG_LOG",
+    "spec_allow": "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+    "wait_killable_recv": "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+}
+
+_SECTION_KEYS = {
+    Layer.GATES: ("default", "arch_mismatch", "rules", "app_gates"),
+    Layer.KERNEL: ("default", "arch_mismatch", "rules", "flags"),
+}
+_RULE_KEYS = ("names", "action", "args", "comment")
+_ARG_KEYS = ("index", "op", "value", "value2", "width")
+_ACTION_HELP = (
+    "allow, log, trap, kill_process, kill_thread, errno(NAME|N), trace(N), user_notif"
+)
+
+
+def linux_errno_number(name: str) -> int:
+    """``EPERM``/``eperm``/``perm`` -> the Linux errno number, for ``[kernel]`` actions."""
+    key = name.strip().upper()
+    key = key if key.startswith("E") and hasattr(linux_errno, key) else f"E{key}"
+    value = getattr(linux_errno, key, None)
+    if not isinstance(value, int):
+        raise KeyError(f"{name!r} is not a Linux errno name (e.g. EPERM, ENOSYS, EACCES)")
+    return value
+
+
+def wasi_errno_number(name: str) -> int:
+    return wasi_errno.resolve_name(name)
+
+
+ERRNO_RESOLVERS: dict[Layer, Callable[[str], int]] = {
+    Layer.GATES: wasi_errno_number,
+    Layer.KERNEL: linux_errno_number,
+}
+
+
+def parse_policy_action(text: Any, layer: Layer, path: str, problems: ProblemList) -> int | None:
+    """An action string -> raw return value, or None after recording why it is not one."""
+    if not isinstance(text, str):
+        problems.error(path, f"must be an action string ({_ACTION_HELP}), got {_kind(text)}")
+        return None
+    resolve = ERRNO_RESOLVERS[layer]
+
+    def strict_resolve(name: str) -> int:
+        try:
+            return resolve(name)
+        except KeyError as exc:
+            raise ActionError(str(exc.args[0])) from None
+
+    try:
+        ret = parse_action(text, strict_resolve)
+    except ActionError as exc:
+        hint = "" if "known actions" in str(exc) else f"; allowed: {_ACTION_HELP}"
+        problems.error(path, f"{exc}{hint}")
+        return None
+    if action_of(ret) == SECCOMP_RET_ERRNO and data_of(ret) > MAX_ERRNO:
+        problems.error(path, f"errno {data_of(ret)} is out of range; allowed 0..{MAX_ERRNO}")
+        return None
+    return ret
+
+
+def load_toml_text(
+    text: str, source: str = "<policy>", *, gate_names: Iterable[str] | None = None
+) -> LoadResult:
+    """Parse and validate a TOML policy. ``gate_names``: app gates the application registers."""
+    problems = ProblemList(source)
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        problems.error("", f"not valid TOML: {exc}")
+    except RecursionError:
+        problems.error("", "not valid TOML: nested too deeply")
+        problems.raise_if_any()
+        raise AssertionError("unreachable") from None
+    _check_keys(doc, "", ("gates", "kernel"), problems)
+    sections: dict[Layer, Section | None] = {Layer.GATES: None, Layer.KERNEL: None}
+    paths: dict[Layer, tuple[str, ...]] = {}
+    flags: tuple[str, ...] = ()
+    if not any(layer.value in doc for layer in Layer):
+        problems.error("", "a policy needs a [gates] section, a [kernel] section, or both")
+    for layer in Layer:
+        if layer.value not in doc:
+            continue
+        table = doc[layer.value]
+        if not isinstance(table, dict):
+            problems.error(layer.value, f"must be a table ([{layer.value}]), got {_kind(table)}")
+            continue
+        reader = _SectionReader(layer, problems, gate_names)
+        sections[layer] = reader.section(table)
+        paths[layer] = reader.rule_paths
+        if layer is Layer.KERNEL:
+            flags = reader.flags
+    problems.raise_if_any()
+    policy = Policy(
+        gates=sections[Layer.GATES], kernel=sections[Layer.KERNEL], source=source, flags=flags
+    )
+    return LoadResult(policy, paths, tuple(problems.warnings), "toml")
+
+
+class _SectionReader:
+    """Reads one ``[gates]`` or ``[kernel]`` table, recording problems instead of stopping."""
+
+    def __init__(
+        self, layer: Layer, problems: ProblemList, gate_names: Iterable[str] | None
+    ) -> None:
+        self.layer = layer
+        self.problems = problems
+        self.extra_gate_names = frozenset(gate_names or ())
+        self.rule_paths: tuple[str, ...] = ()
+        self.flags: tuple[str, ...] = ()
+
+    def section(self, table: Mapping[str, Any]) -> Section | None:
+        name = self.layer.value
+        _check_keys(table, name, _SECTION_KEYS[self.layer], self.problems)
+        default = None
+        if "default" not in table:
+            self.problems.error(f"{name}.default", f"is required: the action when no rule matches "
+                                f"({_ACTION_HELP})")
+        else:
+            default = parse_policy_action(table["default"], self.layer, f"{name}.default",
+                                          self.problems)
+        mismatch = None
+        if "arch_mismatch" in table:
+            mismatch = parse_policy_action(table["arch_mismatch"], self.layer,
+                                           f"{name}.arch_mismatch", self.problems)
+        app_gates = self._app_gates(table.get("app_gates"))
+        if "flags" in table:
+            self.flags = self._flags(table["flags"])
+        rules = self._rules(table.get("rules", []), app_gates)
+        if default is None or rules is None:
+            return None
+        return Section(default=default, rules=rules, mismatch_action=mismatch)
+
+    def _app_gates(self, value: Any) -> frozenset[str]:
+        path = f"{self.layer.value}.app_gates"
+        if value is None:
+            return frozenset()
+        names = _string_list(value, path, self.problems)
+        wasi = wasi_gate_names()
+        for i, gate in enumerate(names):
+            if gate in wasi:
+                self.problems.error(f"{path}[{i}]", f"{gate!r} is a WASI gate; app_gates lists "
+                                    "only the application's own gates")
+        return frozenset(names)
+
+    def _flags(self, value: Any) -> tuple[str, ...]:
+        path = f"{self.layer.value}.flags"
+        out = []
+        for i, flag in enumerate(_string_list(value, path, self.problems)):
+            key = flag.lower().removeprefix("seccomp_filter_flag_")
+            if key not in FILTER_FLAGS:
+                self.problems.error(f"{path}[{i}]", f"unknown filter flag {flag!r}; allowed: "
+                                    f"{', '.join(FILTER_FLAGS)}")
+            else:
+                out.append(FILTER_FLAGS[key])
+        return tuple(dict.fromkeys(out))
+
+    def _rules(self, value: Any, app_gates: frozenset[str]) -> tuple[Rule, ...] | None:
+        base = f"{self.layer.value}.rules"
+        if not isinstance(value, list):
+            self.problems.error(base, f"must be an array of tables ([[{base}]]), got "
+                                f"{_kind(value)}")
+            return None
+        rules: list[Rule] = []
+        paths: list[str] = []
+        ok = True
+        for i, raw in enumerate(value):
+            path = f"{base}[{i}]"
+            rule = self._rule(raw, path, app_gates)
+            if rule is None:
+                ok = False
+            else:
+                rules.append(rule)
+                paths.append(path)
+        self.rule_paths = tuple(paths)
+        return tuple(rules) if ok else None
+
+    def _rule(self, raw: Any, path: str, app_gates: frozenset[str]) -> Rule | None:
+        if not isinstance(raw, dict):
+            self.problems.error(path, f"must be a table with names and action, got {_kind(raw)}")
+            return None
+        before = len(self.problems.errors)
+        _check_keys(raw, path, _RULE_KEYS, self.problems)
+        for key in ("names", "action"):
+            if key not in raw:
+                self.problems.error(f"{path}.{key}", "is required")
+        names = self._names(raw.get("names", []), f"{path}.names", app_gates)
+        action = None
+        if "action" in raw:
+            action = parse_policy_action(raw["action"], self.layer, f"{path}.action",
+                                         self.problems)
+        comment = raw.get("comment", "")
+        if not isinstance(comment, str):
+            self.problems.error(f"{path}.comment", f"must be a string, got {_kind(comment)}")
+        args_raw = raw.get("args", [])
+        args: list[ArgCheck] = []
+        if not isinstance(args_raw, list):
+            self.problems.error(f"{path}.args", f"must be an array of {{index, op, value}} "
+                                f"tables, got {_kind(args_raw)}")
+        else:
+            for j, arg in enumerate(args_raw):
+                check = parse_arg_check(arg, f"{path}.args[{j}]", self.problems)
+                if check is not None:
+                    args.append(check)
+        if len(self.problems.errors) > before or action is None:
+            return None
+        return Rule(names=names, action=action, args=tuple(args),
+                    comment=comment if isinstance(comment, str) else "")
+
+    def _names(self, value: Any, path: str, app_gates: frozenset[str]) -> tuple[str, ...]:
+        names = _string_list(value, path, self.problems)
+        if isinstance(value, list) and not value:
+            self.problems.error(path, "must list at least one name")
+        for i, name in enumerate(names):
+            if self.layer is Layer.KERNEL:
+                if not is_known_syscall(name):
+                    self.problems.error(f"{path}[{i}]", f"unknown syscall {name!r} on every "
+                                        f"known arch{suggestion(name, syscall_arches())}")
+            else:
+                known = wasi_gate_names() | app_gates | self.extra_gate_names
+                if name not in known:
+                    hint = suggestion(name, known)
+                    self.problems.error(
+                        f"{path}[{i}]",
+                        f"unknown gate {name!r}{hint}; gates are WASI preview1 functions, or "
+                        "app-defined gates the application registers or [gates] app_gates lists",
+                    )
+        return tuple(names)
+
+
+def parse_arg_check(raw: Any, path: str, problems: ProblemList) -> ArgCheck | None:
+    """``{index, op, value, value2?, width?}`` -> :class:`ArgCheck`, or None with problems."""
+    if not isinstance(raw, dict):
+        problems.error(path, f"must be a table {{index, op, value}}, got {_kind(raw)}")
+        return None
+    before = len(problems.errors)
+    _check_keys(raw, path, _ARG_KEYS, problems)
+    for key in ("index", "op", "value"):
+        if key not in raw:
+            problems.error(f"{path}.{key}", "is required")
+    index = raw.get("index")
+    if "index" in raw and (not _is_int(index) or not 0 <= index <= MAX_ARG_INDEX):
+        problems.error(f"{path}.index", f"must be an integer 0..{MAX_ARG_INDEX} (syscalls have "
+                       f"six arguments), got {index!r}")
+    op = None
+    if "op" in raw:
+        try:
+            op = Op(raw["op"])
+        except ValueError:
+            problems.error(f"{path}.op", f"unknown op {raw['op']!r}; allowed: "
+                           f"{', '.join(o.value for o in Op)}")
+    width = raw.get("width", 64)
+    if not _is_int(width) or width not in (32, 64):
+        problems.error(f"{path}.width", f"must be 32 or 64, got {width!r}")
+        width = 64
+    value = None
+    if "value" in raw:
+        value = parse_arg_value(raw["value"], width, f"{path}.value", problems)
+    value2 = None
+    if op is Op.MASKED_EQ:
+        if "value2" not in raw:
+            problems.error(f"{path}.value2", "is required for op masked_eq: the check is "
+                           "arg & value == value2")
+        else:
+            value2 = parse_arg_value(raw["value2"], width, f"{path}.value2", problems)
+    elif "value2" in raw and op is not None:
+        problems.error(f"{path}.value2", f"is only used by op masked_eq, not {op.value}")
+    if len(problems.errors) > before or op is None or value is None:
+        return None
+    return ArgCheck(index=index, op=op, value=value, value2=value2, width=width)
+
+
+def parse_arg_value(raw: Any, width: int, path: str, problems: ProblemList) -> int | None:
+    """An argument constant: an integer (or integer string) fitting ``width`` bits.
+
+    Negative numbers down to ``-2**(width-1)`` mean their two's complement, which is
+    how a sign-extended C ``int`` such as ``-1`` or ``AT_FDCWD`` (-100) reaches the filter.
+    """
+    value: Any = raw
+    if isinstance(raw, str):
+        try:
+            value = int(raw.replace("_", ""), 0)
+        except ValueError:
+            problems.error(path, f"{raw!r} is not an integer (write e.g. 42, 0x2a, -100)")
+            return None
+    if not _is_int(value):
+        problems.error(path, f"must be an integer, got {_kind(raw)}")
+        return None
+    top = (1 << width) - 1
+    low = -(1 << (width - 1))
+    if not low <= value <= top:
+        problems.error(path, f"{raw!r} does not fit in {width} bits; allowed {low}..{top:#x} "
+                       "(negative values mean their two's complement)")
+        return None
+    return value & top
+
+
+def _check_keys(table: Mapping[str, Any], path: str, allowed: Iterable[str],
+                problems: ProblemList) -> None:
+    allowed = tuple(allowed)
+    for key in table:
+        if key not in allowed:
+            where = f"{path}.{key}" if path else key
+            problems.error(where, f"unknown key{suggestion(key, allowed)}; allowed keys: "
+                           f"{', '.join(allowed)}")
+
+
+def _string_list(value: Any, path: str, problems: ProblemList) -> list[str]:
+    if not isinstance(value, list):
+        problems.error(path, f"must be an array of strings, got {_kind(value)}")
+        return []
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not item:
+            problems.error(f"{path}[{i}]", f"must be a non-empty string, got {item!r}")
+        else:
+            out.append(item)
+    return out
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _kind(value: Any) -> str:
+    names = {bool: "a boolean", int: "an integer", float: "a float", str: "a string",
+             list: "an array", dict: "a table"}
+    return names.get(type(value), type(value).__name__)
