@@ -54,6 +54,18 @@ ALU_OPS = (
 COND_JUMPS = (op.BPF_JEQ, op.BPF_JGT, op.BPF_JGE, op.BPF_JSET)
 _WORD_OFFSETS = tuple(range(0, SECCOMP_DATA_SIZE, 4))
 _MEM_LOADS = (op.BPF_LD | op.BPF_MEM, op.BPF_LDX | op.BPF_MEM)
+# Instruction kinds, repeated to weight the draw toward loads and jumps.
+_KINDS = (
+    *("ld_abs",) * 3,
+    "ldx",
+    "ld_other",
+    "st",
+    *("alu",) * 2,
+    "misc",
+    *("jmp",) * 3,
+    "ja",
+    "ret",
+)
 
 
 def u32s() -> st.SearchStrategy[int]:
@@ -85,12 +97,7 @@ def _jump_offset(room: int) -> st.SearchStrategy[int]:
 def _body_insn(draw: st.DrawFn, pc: int, length: int, constants: st.SearchStrategy[int]) -> Insn:
     """One non-final instruction at ``pc`` of a ``length``-long program."""
     room = length - pc - 1  # instructions after this one; always >= 1 here
-    kind = draw(
-        st.sampled_from(
-            ("ld_abs", "ld_abs", "ld_abs", "ldx", "ld_other", "st", "alu", "alu", "misc",
-             "jmp", "jmp", "jmp", "ja", "ret")
-        )
-    )
+    kind = draw(st.sampled_from(_KINDS))
     if kind == "ld_abs":
         return Insn(op.BPF_LD | op.BPF_W | op.BPF_ABS, k=draw(st.sampled_from(_WORD_OFFSETS)))
     if kind in ("ldx", "ld_other"):
@@ -152,7 +159,7 @@ def repair_scratch_reads(program: list[Insn]) -> list[Insn]:
     """
     everything = (1 << op.BPF_MEMWORDS) - 1
     masks = [everything] * len(program)
-    valid = everything
+    valid = 0
     out = list(program)
     for pc, insn in enumerate(out):
         valid &= masks[pc]

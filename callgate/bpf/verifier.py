@@ -142,9 +142,7 @@ _ANCILLARY = frozenset(SKF_AD_OFF + off for off in range(0, 64, 4))
 def verify(program: Sequence[Insn]) -> None:
     """Raise :class:`VerifierError` for the first rule the kernel would break on, else return."""
     if not 1 <= len(program) <= op.BPF_MAXINSNS:
-        raise VerifierError(
-            "length", f"{len(program)} instructions is not in 1..{op.BPF_MAXINSNS}"
-        )
+        raise VerifierError("length", f"{len(program)} instructions is not in 1..{op.BPF_MAXINSNS}")
     for pc, insn in enumerate(program):
         _check_classic(pc, insn, len(program))
     last = len(program) - 1
@@ -202,7 +200,7 @@ def _check_scratch_reads(program: Sequence[Insn]) -> None:
     """
     everything = (1 << op.BPF_MEMWORDS) - 1
     masks = [everything] * len(program)
-    valid = everything
+    valid = 0  # nothing is written before the first instruction
     for pc, insn in enumerate(program):
         valid &= masks[pc]
         code = insn.code
