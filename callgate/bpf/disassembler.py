@@ -201,18 +201,16 @@ class _Renderer:
     def __post_init__(self) -> None:
         self.states = _states(self.program)
 
-    def line(self, pc: int) -> str:
+    def spelling(self, pc: int) -> str:
+        """The statement for instruction ``pc``, or its ``.insn`` form with the reason."""
         insn = self.program[pc]
         try:
-            text = self.text(pc, insn)
+            return self.text(pc, insn)
         except _Raw as why:
-            text = (
+            return (
                 f"{RAW_DIRECTIVE} 0x{insn.code:02x}, 0x{insn.jt:02x}, 0x{insn.jf:02x}, "
                 f"0x{insn.k:08x}  # {why}"
             )
-        return LISTING_LINE.format(
-            line=pc, code=insn.code, jt=insn.jt, jf=insn.jf, k=insn.k, text=text
-        )
 
     def text(self, pc: int, insn: Insn) -> str:
         code = insn.code
@@ -327,11 +325,19 @@ class _Renderer:
         return hex(k)
 
 
-def listing_lines(program: Sequence[Insn], arch: Arch | str | None = None) -> list[str]:
-    """One listing line per instruction, without the header."""
+def statements(program: Sequence[Insn], arch: Arch | str | None = None) -> list[str]:
+    """The text of each instruction (the listing without line numbers and raw columns)."""
     chosen = choose_arch(arch, program_arch(program) if arch is None else None)
     renderer = _Renderer(program, chosen)
-    return [renderer.line(pc) for pc in range(len(program))]
+    return [renderer.spelling(pc) for pc in range(len(program))]
+
+
+def listing_lines(program: Sequence[Insn], arch: Arch | str | None = None) -> list[str]:
+    """One listing line per instruction, without the header."""
+    return [
+        LISTING_LINE.format(line=pc, code=insn.code, jt=insn.jt, jf=insn.jf, k=insn.k, text=text)
+        for pc, (insn, text) in enumerate(zip(program, statements(program, arch), strict=True))
+    ]
 
 
 def disassemble(program: Sequence[Insn], arch: Arch | str | None = None) -> str:
