@@ -18,6 +18,7 @@ from callgate.errors import CallgateError
 
 # Verb modules, in the order their commands appear in --help.
 VERB_MODULES: tuple[str, ...] = (
+    "callgate.cli.bpf_verbs",
 )
 
 
