@@ -1,0 +1,319 @@
+"""The committed guests, run on wasmtime's *native* WASI and plain instantiation.
+
+These tests prove the guests themselves, independently of callgate's runtime:
+each output is checked against an expectation computed here by Python (its own
+word count, file copy, directory listing), never against output of the code
+under test. The differential tests later run the same guests under callgate and
+compare with this native peer.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import wasmtime
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+WASM = Path(__file__).resolve().parents[1] / "guests" / "wasm"
+ENGINE = wasmtime.Engine()
+_MODULES: dict[str, wasmtime.Module] = {}
+
+
+def module(name: str) -> wasmtime.Module:
+    """Compile a committed guest once per test session."""
+    if name not in _MODULES:
+        _MODULES[name] = wasmtime.Module.from_file(ENGINE, str(WASM / f"{name}.wasm"))
+    return _MODULES[name]
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: bytes
+    stderr: bytes
+
+
+def run_native(
+    name: str,
+    tmp: Path,
+    args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+    stdin: bytes = b"",
+    dirs: dict[str, Path] | None = None,
+) -> Run:
+    """Run a WASI command guest on wasmtime's native WASI; capture its stdio and exit code."""
+    io = tmp / f".stdio-{name}"
+    io.mkdir(exist_ok=True)
+    (io / "in").write_bytes(stdin)
+    wasi = wasmtime.WasiConfig()
+    wasi.argv = (name, *args)
+    wasi.env = list((env or {}).items())
+    wasi.stdin_file = str(io / "in")
+    wasi.stdout_file = str(io / "out")
+    wasi.stderr_file = str(io / "err")
+    for guest, host in (dirs or {}).items():
+        wasi.preopen_dir(str(host), guest)
+    store = wasmtime.Store(ENGINE)
+    store.set_wasi(wasi)
+    linker = wasmtime.Linker(ENGINE)
+    linker.define_wasi()
+    instance = linker.instantiate(store, module(name))
+    try:
+        instance.exports(store)["_start"](store)
+        code = 0
+    except wasmtime.ExitTrap as exit_:
+        code = exit_.code
+    return Run(code, (io / "out").read_bytes(), (io / "err").read_bytes())
+
+
+# --- WASI command guests -------------------------------------------------------------
+
+
+def test_cat_copies_stdin(tmp_path: Path) -> None:
+    data = bytes(range(256)) * 40 + b"tail without newline"
+    run = run_native("cat", tmp_path, stdin=data)
+    assert (run.code, run.stdout, run.stderr) == (0, data, b"")
+
+
+def test_cat_concatenates_files_and_reports_missing(tmp_path: Path) -> None:
+    (tmp_path / "a").write_bytes(b"first\n")
+    (tmp_path / "b").write_bytes(b"\x00second")
+    run = run_native("cat", tmp_path, ("/d/a", "/d/missing", "-", "/d/b"),
+                     stdin=b"[stdin]", dirs={"/d": tmp_path})
+    assert run.code == 1
+    assert run.stdout == b"first\n[stdin]\x00second"
+    assert b"/d/missing" in run.stderr and b"No such file" in run.stderr
+
+
+@pytest.mark.parametrize("chunk", [1, 512, 65536])
+def test_copyfile_copies_exactly(tmp_path: Path, chunk: int) -> None:
+    size = 5000 if chunk == 1 else 200_003  # byte-at-a-time copies are slow-ish
+    data = os.urandom(size)
+    (tmp_path / "src.bin").write_bytes(data)
+    run = run_native("copyfile", tmp_path, ("/w/src.bin", "/w/dst.bin", str(chunk)),
+                     dirs={"/w": tmp_path})
+    assert (run.code, run.stdout) == (0, f"copied {size} bytes\n".encode())
+    assert (tmp_path / "dst.bin").read_bytes() == data
+
+
+def test_copyfile_truncates_existing_destination(tmp_path: Path) -> None:
+    (tmp_path / "src").write_bytes(b"short")
+    (tmp_path / "dst").write_bytes(b"a much longer previous content")
+    run = run_native("copyfile", tmp_path, ("/w/src", "/w/dst", "3"), dirs={"/w": tmp_path})
+    assert run.code == 0
+    assert (tmp_path / "dst").read_bytes() == b"short"
+
+
+@pytest.mark.parametrize("args", [(), ("a", "b"), ("a", "b", "0"), ("a", "b", "x1")])
+def test_copyfile_rejects_bad_usage(tmp_path: Path, args: tuple[str, ...]) -> None:
+    run = run_native("copyfile", tmp_path, args)
+    assert run.code == 2 and run.stdout == b"" and run.stderr
+
+
+def test_copyfile_missing_source_fails(tmp_path: Path) -> None:
+    run = run_native("copyfile", tmp_path, ("/w/nope", "/w/out", "512"), dirs={"/w": tmp_path})
+    assert run.code == 1 and b"open /w/nope" in run.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("n", [0, 1, 5000])
+def test_lines_prints_n_lines(tmp_path: Path, n: int) -> None:
+    run = run_native("lines", tmp_path, (str(n),))
+    assert run.code == 0
+    assert run.stdout == "".join(f"line {i}\n" for i in range(1, n + 1)).encode()
+
+
+def test_lines_with_text_and_bad_usage(tmp_path: Path) -> None:
+    assert run_native("lines", tmp_path, ("3", "x y")).stdout == b"1 x y\n2 x y\n3 x y\n"
+    assert run_native("lines", tmp_path, ("-1",)).code == 2
+
+
+def test_envargs_prints_args_env_and_exits_with_code(tmp_path: Path) -> None:
+    env = {"HOME": "/nowhere", "EMPTY": "", "EXIT_CODE": "42", "UTF8": "żółw"}
+    args = ("one", "two words", "")
+    run = run_native("envargs", tmp_path, args, env=env)
+    argv = ("envargs", *args)
+    expected = [f"argc={len(argv)}"] + [f"argv[{i}]={a}" for i, a in enumerate(argv)]
+    expected += [f"env {k}={v}" for k, v in env.items()]
+    assert run.stdout.decode() == "".join(line + "\n" for line in expected)
+    assert run.code == 42
+
+
+def test_envargs_default_exit_code(tmp_path: Path) -> None:
+    run = run_native("envargs", tmp_path)
+    assert (run.code, run.stdout) == (0, b"argc=1\nargv[0]=envargs\n")
+
+
+def expected_listing(directory: Path) -> bytes:
+    """What listdir must print, computed from Python's own lstat/readlink."""
+    lines = []
+    for name in sorted(os.listdir(directory), key=os.fsencode):
+        path = directory / name
+        st_ = path.lstat()
+        if path.is_symlink():
+            lines.append(f"{name} link -> {os.readlink(path)}")
+        elif path.is_dir():
+            lines.append(f"{name} dir")
+        elif path.is_file():
+            lines.append(f"{name} file {st_.st_size}")
+        else:
+            lines.append(f"{name} other")
+    return "".join(line + "\n" for line in lines).encode()
+
+
+def test_listdir_matches_python(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "sub" / "deeper").mkdir(parents=True)
+    (root / "b.txt").write_bytes(b"x" * 1234)
+    (root / "a.txt").write_bytes(b"")
+    (root / "Z").write_bytes(b"upper")
+    (root / "link").symlink_to("b.txt")
+    (root / "dangling").symlink_to("nowhere/at/all")
+    os.mkfifo(root / "pipe")
+    run = run_native("listdir", tmp_path, ("/r",), dirs={"/r": root})
+    assert run.code == 0, run.stderr
+    assert run.stdout == expected_listing(root)
+    assert b"pipe other\n" in run.stdout and b"link link -> b.txt\n" in run.stdout
+
+
+def test_listdir_missing_dir(tmp_path: Path) -> None:
+    run = run_native("listdir", tmp_path, ("/r/none",), dirs={"/r": tmp_path})
+    assert run.code == 1 and b"/r/none" in run.stderr
+
+
+# --- bytes-ABI guests by plain instantiation -------------------------------------------
+
+
+GateFactory = Callable[[wasmtime.Store], dict[str, wasmtime.Func]]
+
+
+class BytesPlugin:
+    """A minimal bytes-ABI caller (cg_alloc, copy in, call, unpack), for proving guests."""
+
+    def __init__(self, name: str, gates: GateFactory | None = None) -> None:
+        self.store = wasmtime.Store(ENGINE)
+        linker = wasmtime.Linker(ENGINE)
+        for gate, func in (gates(self.store) if gates else {}).items():
+            linker.define(self.store, "callgate", gate, func)
+        self.exports = linker.instantiate(self.store, module(name)).exports(self.store)
+        if "_initialize" in self.exports:
+            self.exports["_initialize"](self.store)
+        self.memory: wasmtime.Memory = self.exports["memory"]
+
+    def call(self, func: str, data: bytes) -> bytes:
+        ptr = self.exports["cg_alloc"](self.store, len(data))
+        assert ptr != 0
+        self.memory.write(self.store, data, ptr)
+        packed = self.exports[func](self.store, ptr, len(data)) & 0xFFFF_FFFF_FFFF_FFFF
+        out_ptr, out_len = packed >> 32, packed & 0xFFFF_FFFF
+        assert out_ptr + out_len <= self.memory.data_len(self.store)
+        return self.memory.read(self.store, out_ptr, out_ptr + out_len)
+
+
+def python_wordcount(data: bytes) -> dict[str, int]:
+    return {"lines": data.count(b"\n"), "words": len(data.split()), "bytes": len(data)}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.binary(max_size=3000) | st.text(alphabet=" \t\n\r\x0b\x0cab\u00e9", max_size=300)
+       .map(str.encode))
+def test_wordcount_matches_python(data: bytes) -> None:
+    plugin = BytesPlugin("wordcount")
+    assert json.loads(plugin.call("wordcount", data)) == python_wordcount(data)
+
+
+def test_wordcount_reuses_memory_across_calls() -> None:
+    """Input is freed and output replaced each call, so memory stays flat."""
+    plugin = BytesPlugin("wordcount")
+    data = b"the quick brown fox\n" * 5000
+    plugin.call("wordcount", data)
+    size = plugin.memory.data_len(plugin.store)
+    for _ in range(50):
+        assert json.loads(plugin.call("wordcount", data)) == python_wordcount(data)
+    assert plugin.memory.data_len(plugin.store) == size
+
+
+def test_hello_add_echo_greet() -> None:
+    plugin = BytesPlugin("hello")
+    assert plugin.exports["add"](plugin.store, 2**62, 2**62) == -(2**63)  # wraps like i64
+    assert plugin.call("echo", b"\x00abc\xff") == b"\x00abc\xff"
+    assert plugin.call("echo", b"") == b""
+    assert plugin.call("greet", b"world") == b"hello, world"
+    big = os.urandom(200_000)  # more than the initial page: cg_alloc must grow memory
+    assert plugin.call("greet", big) == b"hello, " + big
+
+
+def kv_gates(store: wasmtime.Store, table: dict[bytes, bytes]) -> dict[str, wasmtime.Func]:
+    """Host side of kv_get/kv_put as documented in kvstore.c (a dict; -44 = -ENOENT)."""
+    i32 = wasmtime.ValType.i32()
+    sig = wasmtime.FuncType([i32] * 4, [i32])
+
+    def kv_get(caller: wasmtime.Caller, kp: int, kl: int, vp: int, cap: int) -> int:
+        mem = caller["memory"]
+        key = bytes(mem.read(caller, kp, kp + kl))
+        if key not in table:
+            return -44
+        value = table[key]
+        mem.write(caller, value[:cap], vp)
+        return len(value)
+
+    def kv_put(caller: wasmtime.Caller, kp: int, kl: int, vp: int, vl: int) -> int:
+        mem = caller["memory"]
+        table[bytes(mem.read(caller, kp, kp + kl))] = bytes(mem.read(caller, vp, vp + vl))
+        return 0
+
+    return {"kv_get": wasmtime.Func(store, sig, kv_get, access_caller=True),
+            "kv_put": wasmtime.Func(store, sig, kv_put, access_caller=True)}
+
+
+def test_kvstore_put_get_through_app_gates() -> None:
+    table: dict[bytes, bytes] = {}
+    plugin = BytesPlugin("kvstore", lambda store: kv_gates(store, table))
+
+    assert plugin.call("put", b"colour=blue=ish") == b"ok"
+    assert table == {b"colour": b"blue=ish"}
+    assert plugin.call("get", b"colour") == b"blue=ish"
+    assert plugin.call("get", b"missing") == b"error 44"
+    assert plugin.call("put", b"no equals sign") == b"error 28"
+    long_value = bytes(range(256)) * 10  # longer than get's 64-byte first buffer
+    assert plugin.call("put", b"k=" + long_value) == b"ok"
+    assert plugin.call("get", b"k") == long_value
+    assert plugin.call("put", b"=empty key") == b"ok" and table[b""] == b"empty key"
+
+
+def test_gatecall_passes_all_seven_args() -> None:
+    seen: list[tuple[int, ...]] = []
+    i64 = wasmtime.ValType.i64()
+    store = wasmtime.Store(ENGINE)
+
+    def probe(*args: int) -> int:
+        seen.append(args)
+        return args[0] * 10 + args[6]
+
+    linker = wasmtime.Linker(ENGINE)
+    sig = wasmtime.FuncType([i64] * 7, [i64])
+    linker.define(store, "callgate", "probe", wasmtime.Func(store, sig, probe))
+    exports = linker.instantiate(store, module("gatecall")).exports(store)
+    assert exports["once"](store, -1, 2, 3, 4, 5, 6, 2**63 - 1) == -10 + 2**63 - 1
+    assert seen == [(-1, 2, 3, 4, 5, 6, 2**63 - 1)]
+    seen.clear()
+    assert exports["run"](store, 100) == sum(i * 10 + 7 for i in range(100))
+    assert seen == [(i, 2, 3, 4, 5, 6, 7) for i in range(100)]
+    assert exports["run"](store, 0) == 0
+
+
+def test_gatecall1_one_arg() -> None:
+    i64 = wasmtime.ValType.i64()
+    store = wasmtime.Store(ENGINE)
+    linker = wasmtime.Linker(ENGINE)
+    linker.define(store, "callgate", "probe1",
+                  wasmtime.Func(store, wasmtime.FuncType([i64], [i64]), lambda a: a + 1))
+    exports = linker.instantiate(store, module("gatecall1")).exports(store)
+    assert exports["once"](store, 41) == 42
+    assert exports["run"](store, 1000) == sum(i + 1 for i in range(1000))
