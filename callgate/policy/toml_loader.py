@@ -100,14 +100,14 @@ def load_toml_text(
 ) -> LoadResult:
     """Parse and validate a TOML policy. ``gate_names``: app gates the application registers."""
     problems = ProblemList(source)
+    doc: dict[str, Any] = {}
     try:
         doc = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         problems.error("", f"not valid TOML: {exc}")
     except RecursionError:
         problems.error("", "not valid TOML: nested too deeply")
-        problems.raise_if_any()
-        raise AssertionError("unreachable") from None
+    problems.raise_if_any()
     _check_keys(doc, "", ("gates", "kernel"), problems)
     sections: dict[Layer, Section | None] = {Layer.GATES: None, Layer.KERNEL: None}
     paths: dict[Layer, tuple[str, ...]] = {}
