@@ -247,9 +247,13 @@ class _Renderer:
     def load(self, insn: Insn) -> str:
         code, k = insn.code, insn.k
         reg = "A" if op.bpf_class(code) == op.BPF_LD else "X"
+        mode = op.bpf_mode(code)
+        if mode == op.BPF_IND:
+            raise _Raw("indirect load (not allowed in seccomp)")
+        if mode == op.BPF_MSH:
+            raise _Raw("MSH load (not allowed in seccomp)")
         if op.bpf_size(code) != op.BPF_W:
             raise _Raw("load of a half word or byte (seccomp loads 32-bit words)")
-        mode = op.bpf_mode(code)
         if mode == op.BPF_IMM:
             return f"{reg} = {k}"
         if mode == op.BPF_ABS:
@@ -262,8 +266,6 @@ class _Renderer:
             {
                 op.BPF_MEM: f"scratch memory has {op.BPF_MEMWORDS} words",
                 op.BPF_LEN: _UNUSED,
-                op.BPF_IND: "indirect load (not allowed in seccomp)",
-                op.BPF_MSH: "MSH load (not allowed in seccomp)",
             }.get(mode, "unknown load mode")
         )
 

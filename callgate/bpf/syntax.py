@@ -164,11 +164,16 @@ def syscall_value(arch: Arch, word: str) -> int | None:
     return arch.numbers.get(name)
 
 
+# x86_64 kernels also run x32 syscalls (nr | X32_SYSCALL_BIT) under AUDIT_ARCH_X86_64.
+_SHARED_AUDIT_ARCH = {"x86_64": "x32"}
+
+
 def syscall_spelling(nr: int, arch: Arch, listing_arch: Arch) -> str | None:
     """Name of syscall ``nr`` on ``arch``, qualified when ``arch`` is not the listing's."""
     name = arch.name_of(nr)
     if name is None:
-        return None
+        sibling = _SHARED_AUDIT_ARCH.get(arch.name)
+        return syscall_spelling(nr, get_arch(sibling), listing_arch) if sibling else None
     return name if arch.name == listing_arch.name else f"{arch.name}.{name}"
 
 
