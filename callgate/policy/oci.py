@@ -286,7 +286,8 @@ class _ProfileReader:
 
     def _architectures(self, doc: Mapping[str, Any]) -> list[str] | None:
         """The resolved ``architectures`` list (moby expands ``archMap`` for the target)."""
-        has_list, has_map = bool(doc.get("architectures")), bool(doc.get("archMap"))
+        has_list = doc.get("architectures") not in (None, [])
+        has_map = doc.get("archMap") not in (None, [])
         if has_list and has_map:
             self.problems.error("archMap", "'architectures' and 'archMap' are both given; "
                                 "use one (as Docker requires)")
