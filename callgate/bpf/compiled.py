@@ -7,11 +7,12 @@ variables, ``seccomp_data`` fields are parameters, every conditional jump is an
 through it can be written out as nested ``if`` blocks that all end in ``return``.
 
 Inlining every path could grow exponentially when many branches meet again, and
-Python refuses more than 100 levels of indentation. Two guards keep the source
-small and shallow: a join point reached from several places whose inlined code
-would be large is written once as a helper function and called; and a path that
-nests too deep continues in a helper too. Helpers receive the registers and
-scratch words as arguments, so they compute exactly what inlining would.
+Python refuses more than 100 levels of indentation. So a join point reached from
+several places whose inlined code would be large, or a path that nests too deep,
+becomes a *section*: code written once, later in the function, guarded by
+``if b == pc:``. A path reaching it sets ``b = pc`` and breaks out of its own
+section. Because jumps only go forward, sections written in program order are
+passed through once, top to bottom, with no loop and no call.
 """
 
 from __future__ import annotations
@@ -58,6 +59,11 @@ _CONDITIONS = {
 }
 
 
+def _literal(k: int) -> str:
+    """Constants in hex, as seccomp tools print them, so the source reads like the policy."""
+    return str(k) if k < 10 else f"{k:#x}"
+
+
 def _successors(insn: Insn, pc: int) -> tuple[int, ...]:
     if insn.code in (op.BPF_RET | op.BPF_K, op.BPF_RET | op.BPF_A):
         return ()
@@ -79,7 +85,7 @@ def _statement(insn: Insn) -> str:
             return f"{reg} = {_LOADS[k]}"
         if mode == op.BPF_MEM:
             return f"{reg} = m{k}"
-        return f"{reg} = {SECCOMP_DATA_SIZE if mode == op.BPF_LEN else k}"
+        return f"{reg} = {SECCOMP_DATA_SIZE if mode == op.BPF_LEN else _literal(k)}"
     if cls == op.BPF_ST:
         return f"m{k} = A"
     if cls == op.BPF_STX:
@@ -92,21 +98,20 @@ def _statement(insn: Insn) -> str:
     if op.bpf_src(code) == op.BPF_X:
         shift = operation in (op.BPF_LSH, op.BPF_RSH)
         return _ALU_K[operation].format(v="(X & 31)" if shift else "X")
-    return _ALU_K[operation].format(v=k)
+    return _ALU_K[operation].format(v=_literal(k))
 
 
 class _Codegen:
-    """Writes the source of one program: a main function plus any helpers it needs."""
+    """Writes the source of one program: the entry code, then its sections in order."""
 
     def __init__(self, program: Sequence[Insn]):
         self.program = program
         self.cells = sorted(
             {i.k for i in program if i.code in (op.BPF_LD | op.BPF_MEM, op.BPF_LDX | op.BPF_MEM)}
         )
-        self.state_args = ", ".join([*PARAMS, "A", "X", *(f"m{c}" for c in self.cells)])
-        self.helpers: dict[int, list[str]] = {}
         self.size = [0] * len(program)  # statements needed to inline the code from each pc
         self.outlined = self._choose_outlined()
+        self.sections: set[int] = set()  # pcs some emitted code jumps to with ``b = pc``
 
     def _choose_outlined(self) -> set[int]:
         """Join points whose inlined code would exceed :data:`INLINE_LIMIT` statements."""
@@ -127,37 +132,36 @@ class _Codegen:
         return 1 if pc in self.outlined else self.size[pc]
 
     def source(self) -> str:
-        lines = [f"def run({', '.join(PARAMS)}):", "    A = X = 0"]
+        head = [f"def run({', '.join(PARAMS)}):", "    A = X = 0"]
         if self.cells:
-            lines.append("    " + " = ".join(f"m{c}" for c in self.cells) + " = 0")
-        self._emit(0, 1, lines, entry=None)
-        pending = list(self.helpers)
-        while pending:  # helpers may call helpers; each pc is written once
-            pc = pending.pop()
-            body = [f"def at_{pc}({self.state_args}):"]
-            before = set(self.helpers)
-            self._emit(pc, 1, body, entry=pc)
-            self.helpers[pc] = body
-            pending += [p for p in self.helpers if p not in before]
-        out = [line for pc in sorted(self.helpers) for line in self.helpers[pc]]
-        return "\n".join([*out, *lines, ""])
+            head.append("    " + " = ".join(f"m{c}" for c in self.cells) + " = 0")
+        entry: list[str] = []
+        self._emit(0, 2, entry, start=0)
+        if not self.sections:  # nothing breaks out: drop the ``while True:`` wrapper
+            return "\n".join([*head, *(line[4:] for line in entry), ""])
+        lines = [*head, "    b = -1", "    while True:", *entry]
+        done: set[int] = set()
+        while self.sections - done:  # emitting a section may add later ones
+            pc = min(self.sections - done)
+            done.add(pc)
+            lines += [f"    if b == {pc}:", "        while True:"]
+            self._emit(pc, 3, lines, start=pc)
+        return "\n".join([*lines, ""])
 
-    def _call(self, pc: int, depth: int, lines: list[str]) -> None:
-        self.helpers.setdefault(pc, [])
-        lines.append("    " * depth + f"return at_{pc}({self.state_args})")
-
-    def _emit(self, pc: int, depth: int, lines: list[str], entry: int | None) -> None:
-        """Write the code that runs from ``pc`` to a return, at indentation ``depth``."""
+    def _emit(self, pc: int, depth: int, lines: list[str], start: int | None) -> None:
+        """Write the code that runs from ``pc`` to a return or a section, at ``depth``."""
         pad = "    " * depth
         while True:
-            if pc != entry and (pc in self.outlined or depth > MAX_DEPTH):
-                self._call(pc, depth, lines)
+            if pc != start and (pc in self.outlined or depth > MAX_DEPTH):
+                self.sections.add(pc)
+                lines.append(f"{pad}b = {pc}")
+                lines.append(f"{pad}break")
                 return
-            entry = None
+            start = None
             insn = self.program[pc]
             code = insn.code
             if code == op.BPF_RET | op.BPF_K:
-                lines.append(f"{pad}return {insn.k}")
+                lines.append(f"{pad}return {_literal(insn.k)}")
                 return
             if code == op.BPF_RET | op.BPF_A:
                 lines.append(f"{pad}return A")
@@ -170,14 +174,14 @@ class _Codegen:
                 if taken == not_taken:
                     pc = taken
                     continue
-                operand = "X" if op.bpf_src(code) == op.BPF_X else str(insn.k)
+                operand = "X" if op.bpf_src(code) == op.BPF_X else _literal(insn.k)
                 positive, negative = _CONDITIONS[op.bpf_op(code)]
                 # The smaller branch goes inside the if, so nesting grows slowly.
                 inner, outer, test = not_taken, taken, negative
                 if self._inline_size(taken) < self._inline_size(not_taken):
                     inner, outer, test = taken, not_taken, positive
                 lines.append(f"{pad}if {test.format(v=operand)}:")
-                self._emit(inner, depth + 1, lines, entry=None)
+                self._emit(inner, depth + 1, lines, start=None)
                 pc = outer
                 continue
             if code == op.BPF_ALU | op.BPF_DIV | op.BPF_X:
