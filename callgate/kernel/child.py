@@ -76,8 +76,23 @@ class ChildResult(Generic[T]):
         return self.value  # type: ignore[return-value]
 
 
+# In a child made by run_in_child: the fd its result goes back through.
+_report_fd: int | None = None
+
+
+def child_report_fd() -> int | None:
+    """The fd a :func:`run_in_child` child reports through (None elsewhere).
+
+    Code that closes fds in the child (lockdown) keeps this one so the result
+    still reaches the parent.
+    """
+    return _report_fd
+
+
 def _child_main(fn: Callable[[], Any], write_fd: int) -> None:
     """Run ``fn`` and report over ``write_fd``; never returns (always ``os._exit``)."""
+    global _report_fd
+    _report_fd = write_fd
     status = 1
     try:
         # A KILL action dumps core by default; nobody wants core files from tests.
@@ -423,6 +438,7 @@ __all__ = [
     "ChildError",
     "ChildResult",
     "SyscallOutcome",
+    "child_report_fd",
     "probe_syscalls",
     "raw_syscall",
     "run_in_child",

@@ -1,0 +1,150 @@
+"""The lockdown sequence: shed every authority the process no longer needs, then seal it.
+
+Order matters and is fixed:
+
+1. the caller compiles and instantiates first (compiling needs threads, memfd and
+   executable mappings that the sealed process will never get again);
+2. :func:`close_fds_except` closes every fd not on an explicit keep-list, with
+   ``close_range``;
+3. :func:`drop_capabilities` empties the ambient, bounding, inheritable,
+   permitted and effective sets;
+4. NO_NEW_PRIVS, then the filter with TSYNC, so every thread - including ones
+   started long before - runs under it.
+
+Irreversible by design: call it only in a process you mean to seal (a worker, the
+CLI, a forked child in tests).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from callgate.arch import native_arch
+from callgate.bpf.insn import Insn
+from callgate.errors import CallgateError
+from callgate.kernel.binding import (
+    SECCOMP_FILTER_FLAG_TSYNC,
+    SeccompError,
+    ffi,
+    install_filter,
+    libc,
+    raw_syscall,
+    set_no_new_privs,
+)
+
+ffi.cdef(
+    """
+    struct __user_cap_header_struct { uint32_t version; int pid; };
+    struct __user_cap_data_struct { uint32_t effective; uint32_t permitted; uint32_t inheritable; };
+    """
+)
+
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522  # two data structs: capabilities 0..63
+PR_CAPBSET_DROP = 24
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+CAP_SETPCAP = 8
+_UINT_MAX = 0xFFFFFFFF
+
+
+class LockdownError(CallgateError, OSError):
+    """A lockdown step failed; the process is only partly sealed and should exit."""
+
+
+@dataclass(frozen=True, slots=True)
+class LockdownReport:
+    """What lockdown did, for logs and tests."""
+
+    kept_fds: tuple[int, ...]
+    threads: int
+    filter_instructions: int
+
+
+def _syscall(name: str, *args: object) -> int:
+    ret, err = raw_syscall(native_arch().number(name), *args)
+    if ret == -1:
+        raise LockdownError(err, f"{name} failed during lockdown: {os.strerror(err)}")
+    return ret
+
+
+def close_fds_except(keep: Iterable[int]) -> tuple[int, ...]:
+    """Close every fd not in ``keep`` with ``close_range``, one call per gap; return ``keep``."""
+    kept = tuple(sorted({fd for fd in keep if fd >= 0}))
+    first = 0
+    for fd in (*kept, _UINT_MAX + 1):
+        if fd > first:
+            _close_range(first, min(fd - 1, _UINT_MAX))
+        first = fd + 1
+    return kept
+
+
+def _close_range(first: int, last: int) -> None:
+    ret, err = raw_syscall(native_arch().number("close_range"), first, last, 0)
+    if ret == -1 and err == errno.ENOSYS:  # kernel < 5.9
+        os.closerange(first, min(last + 1, os.sysconf("SC_OPEN_MAX")))
+    elif ret == -1:
+        raise LockdownError(err, f"close_range({first}, {last}) failed: {os.strerror(err)}")
+
+
+def _last_cap() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as f:
+            return int(f.read())
+    except OSError:
+        return 40  # CAP_CHECKPOINT_RESTORE, the last one Linux 5.9+ defines
+
+
+def _prctl(option: int, arg: int) -> int:
+    zero = ffi.cast("unsigned long", 0)
+    return libc.prctl(option, ffi.cast("unsigned long", arg), zero, zero, zero)
+
+
+def capabilities(tid: int = 0) -> tuple[int, int, int]:
+    """(effective, permitted, inheritable) capability masks of thread ``tid`` (0 = caller)."""
+    header = ffi.new("struct __user_cap_header_struct *", (_LINUX_CAPABILITY_VERSION_3, tid))
+    data = ffi.new("struct __user_cap_data_struct[2]")
+    _syscall("capget", header, data)
+    return tuple(  # type: ignore[return-value]
+        getattr(data[0], f) | getattr(data[1], f) << 32
+        for f in ("effective", "permitted", "inheritable")
+    )
+
+
+def drop_capabilities() -> None:
+    """Empty every capability set of the calling thread, for good.
+
+    Capabilities are per-thread: other threads keep theirs (the filter, installed
+    with TSYNC, still binds them). The bounding set is emptied while CAP_SETPCAP
+    is still held, so nothing can be regained through execve either.
+    """
+    _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)  # EINVAL on kernels without ambient
+    if capabilities()[0] & 1 << CAP_SETPCAP:
+        for cap in range(_last_cap() + 1):
+            if _prctl(PR_CAPBSET_DROP, cap) == -1 and ffi.errno != errno.EINVAL:
+                raise LockdownError(ffi.errno, f"PR_CAPBSET_DROP({cap}) failed")
+    header = ffi.new("struct __user_cap_header_struct *", (_LINUX_CAPABILITY_VERSION_3, 0))
+    data = ffi.new("struct __user_cap_data_struct[2]")  # all zero
+    _syscall("capset", header, data)
+
+
+def lockdown(
+    program: bytes | Sequence[Insn], *, keep_fds: Iterable[int] = (0, 1, 2), flags: int = 0
+) -> LockdownReport:
+    """Seal the calling process: close fds, drop capabilities, NO_NEW_PRIVS, filter + TSYNC.
+
+    Call it after compiling and instantiating everything the process will run.
+    ``flags`` adds seccomp filter flags (LOG, SPEC_ALLOW ...) to TSYNC.
+    """
+    count = len(program) // 8 if isinstance(program, bytes | bytearray) else len(program)
+    kept = close_fds_except(keep_fds)
+    drop_capabilities()
+    try:
+        set_no_new_privs()
+    except SeccompError as exc:
+        raise LockdownError(exc.errno, str(exc)) from None
+    threads = len(os.listdir("/proc/self/task"))  # the last chance to open a directory
+    install_filter(program, flags | SECCOMP_FILTER_FLAG_TSYNC)
+    return LockdownReport(kept, threads, count)
