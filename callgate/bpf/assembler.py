@@ -313,18 +313,20 @@ class _Parser:
         return _Stmt(op.BPF_JMP | cmp_code | src, k=k, jt=jt, jf=jf, token=t)
 
     def condition(self) -> tuple[bool, int, int, int]:
-        if self.at("!"):
+        negations = 0
+        while self.at("!"):  # a loop, not recursion: hostile nesting must not overflow
             self.take()
             self.skip_newlines()
             self.expect("(", "'(' after '!'")
             self.skip_newlines()
-            negated, code, src, k = self.condition()
-            self.skip_newlines()
-            self.expect(")", "')' closing the negated condition")
-            return not negated, code, src, k
+            negations += 1
         self.expect("a", "A (conditions compare A with a constant or X)")
         self.skip_newlines()
-        return self.comparison()
+        negated, code, src, k = self.comparison()
+        for _ in range(negations):
+            self.skip_newlines()
+            self.expect(")", "')' closing the negated condition")
+        return negated ^ (negations % 2 == 1), code, src, k
 
     def comparison(self) -> tuple[bool, int, int, int]:
         t = self.peek()
@@ -474,12 +476,17 @@ class _Parser:
         return op.BPF_K, self.constant(what)
 
     def constant(self, what: str) -> int:
-        t = self.peek()
-        if self.at("("):
+        depth = 0
+        while self.at("("):  # a loop, not recursion: hostile nesting must not overflow
             self.take()
-            value = self.constant(what)
+            depth += 1
+        value = self.atom(what)
+        for _ in range(depth):
             self.expect(")", "')'")
-            return value
+        return value
+
+    def atom(self, what: str) -> int:
+        t = self.peek()
         if t.kind == "number":
             self.take()
             value = _number(t.text)

@@ -368,3 +368,11 @@ def test_empty_text_is_an_empty_program():
 
 def test_result_is_insns():
     assert assemble("return ALLOW", "x86_64") == [Insn(0x06, 0, 0, 0x7FFF0000)]
+
+
+def test_hostile_nesting_is_an_answer_not_a_crash():
+    assert one("A = " + "(" * 100_000 + "7" + ")" * 100_000) == (0x00, 0, 0, 7)
+    odd = "if (" + "!(" * 50_001 + "A == 1" + ")" * 50_001 + ") goto t\nA = 1\nt: return A"
+    assert tuple(assemble(odd, "x86_64")[0]) == (0x15, 0, 1, 1)
+    with pytest.raises(AsmError, match="'\\)'"):
+        assemble("A = " + "(" * 1000 + "7", "x86_64")
