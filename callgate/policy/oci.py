@@ -295,6 +295,10 @@ class _ProfileReader:
         if has_list:
             arches = self._strings(doc["architectures"], "architectures")
             self._check_scmp_arches(arches, "architectures")
+            if arches and self.target.scmp_arch not in arches:
+                self.problems.warn("architectures", f"does not list {self.target.scmp_arch}: "
+                                   "runc still filters the native arch with these rules, but "
+                                   "adds no -ENOSYS stub for it")
             return arches
         if not has_map:
             return []
