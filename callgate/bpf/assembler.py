@@ -98,6 +98,7 @@ def _strip_listing(line: str) -> str:
 def tokenize(text: str, filename: str = "<input>") -> list[Token]:
     """Split assembly text into tokens; ``name:`` at the start of a line is a label."""
     tokens: list[Token] = []
+    text = text.removeprefix("\ufeff")  # a byte-order mark is not part of the program
     for row, raw_line in enumerate(text.splitlines(), start=1):
         line = _strip_listing(raw_line)
         pos = 0

@@ -125,9 +125,11 @@ def _emu(args: argparse.Namespace) -> int:
     if len(args.args) > MAX_ARGS:
         raise CliInputError(f"a syscall has at most {MAX_ARGS} arguments, got {len(args.args)}")
     try:
-        nr = _integer(args.nr, "syscall number", 32)
-    except CliInputError:
+        int(args.nr, 0)
+    except ValueError:
         nr = arch.number(args.nr)
+    else:
+        nr = _integer(args.nr, "syscall number", 32)
     data = SeccompData.make(
         nr,
         arch.audit_arch,

@@ -248,3 +248,21 @@ def test_console_script_runs(files, tmp_path):
         [exe, "emu", "-", "0"], input="A = mem[0]\nreturn A\n", capture_output=True, text=True
     )
     assert done.returncode == 2 and "rule mem-uninit" in done.stderr
+
+
+def test_emu_number_checks(files, capsys):
+    _, raw = files
+    code, _, err = run(capsys, "emu", str(raw), "0x1ffffffff", "--arch", "x86_64")
+    assert code == 2 and "does not fit in 32 bits" in err
+    # -1 is nr 0xffffffff, above the x32 bit: the filter's dead branch.
+    assert run(capsys, "emu", str(raw), "-1", "-q", "--arch", "x86_64")[1] == (
+        "return KILL at line 0010\n"
+    )
+    code, _, err = run(capsys, "emu", str(raw), "1", "zero", "--arch", "x86_64")
+    assert code == 2 and "argument 0 'zero' is not a number" in err
+
+
+def test_asm_ignores_a_byte_order_mark(tmp_path, capsys):
+    prog = tmp_path / "bom.asm"
+    prog.write_bytes(b"\xef\xbb\xbfreturn ALLOW\n")
+    assert run(capsys, "asm", str(prog), "-f", "hex")[1] == "060000000000ff7f\n"
