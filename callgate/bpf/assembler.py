@@ -155,7 +155,6 @@ class _Stmt:
     k: int = 0
     jt: int | _Target = 0
     jf: int | _Target = 0
-    token: Token | None = None
     labels: list[Token] = field(default_factory=list)
 
 
@@ -234,7 +233,7 @@ class _Parser:
             return self.ret()
         if word in GOTO_WORDS:
             self.take()
-            return _Stmt(op.BPF_JMP | op.BPF_JA, jt=self.target(), token=t)
+            return _Stmt(op.BPF_JMP | op.BPF_JA, jt=self.target())
         if word == "if":
             return self.conditional()
         if word == "a":
@@ -265,14 +264,14 @@ class _Parser:
                 raise self.error(f"{name} {value:#x} does not fit (at most {limit:#x})", start)
             fields.append(value)
         code, jt, jf, k = fields
-        return _Stmt(code, k=k, jt=jt, jf=jf, token=t)
+        return _Stmt(code, k=k, jt=jt, jf=jf)
 
     def ret(self) -> _Stmt:
-        t = self.take()
+        self.take()
         nxt = self.peek()
         if nxt.kind == "word" and nxt.text.lower() == "a":
             self.take()
-            return _Stmt(op.BPF_RET | op.BPF_A, token=t)
+            return _Stmt(op.BPF_RET | op.BPF_A)
         if nxt.kind == "word" and (action := action_value(nxt.text)) is not None:
             self.take()
             if self.at("("):
@@ -286,12 +285,12 @@ class _Parser:
                     )
                 self.expect(")", "')' after the action's data")
                 action |= data
-            return _Stmt(op.BPF_RET | op.BPF_K, k=action, token=t)
+            return _Stmt(op.BPF_RET | op.BPF_K, k=action)
         value = self.constant("A, an action (ALLOW, KILL, ERRNO(n), …) or a number after return")
-        return _Stmt(op.BPF_RET | op.BPF_K, k=value, token=t)
+        return _Stmt(op.BPF_RET | op.BPF_K, k=value)
 
     def conditional(self) -> _Stmt:
-        t = self.take()
+        self.take()
         self.skip_newlines()
         self.expect("(", "'(' after if")
         self.skip_newlines()
@@ -311,7 +310,7 @@ class _Parser:
             self.pos = save
         if negated:
             jt, jf = jf, jt
-        return _Stmt(op.BPF_JMP | cmp_code | src, k=k, jt=jt, jf=jf, token=t)
+        return _Stmt(op.BPF_JMP | cmp_code | src, k=k, jt=jt, jf=jf)
 
     def condition(self) -> tuple[bool, int, int, int]:
         negations = 0
@@ -355,13 +354,13 @@ class _Parser:
         return _Target(self.take())
 
     def a_statement(self) -> _Stmt:
-        a = self.take()
+        self.take()
         t = self.peek()
         if t.kind == "op" and t.text in _ALU_ASSIGN:
             self.take()
             self.skip_newlines()
             src, k = self.operand("a constant or X")
-            return _Stmt(op.BPF_ALU | _ALU_ASSIGN[t.text] | src, k=k, token=a)
+            return _Stmt(op.BPF_ALU | _ALU_ASSIGN[t.text] | src, k=k)
         if t.kind == "op" and t.text in COMPARISONS:  # seccomp-tools' `A == k ? yes : no`
             negated, code, src, k = self.comparison()
             self.expect("?", "'?' in 'A op k ? LABEL : LABEL'")
@@ -370,46 +369,46 @@ class _Parser:
             jf = self.target()
             if negated:
                 jt, jf = jf, jt
-            return _Stmt(op.BPF_JMP | code | src, k=k, jt=jt, jf=jf, token=a)
+            return _Stmt(op.BPF_JMP | code | src, k=k, jt=jt, jf=jf)
         self.expect("=", "'=', an ALU assignment (+= -= …) or a comparison after A")
         nxt = self.peek()
         if nxt.kind == "word" and nxt.text.lower() == "x":
             self.take()
-            return _Stmt(op.BPF_MISC | op.BPF_TXA, token=a)
+            return _Stmt(op.BPF_MISC | op.BPF_TXA)
         if nxt.kind == "op" and nxt.text == "-":
             self.take()
             if not self.at("a"):
                 raise self.error("expected A after '-' (the only unary form is A = -A)")
             self.take()
-            return _Stmt(op.BPF_ALU | op.BPF_NEG, token=a)
+            return _Stmt(op.BPF_ALU | op.BPF_NEG)
         if nxt.kind == "op" and nxt.text in ALU_OPS:
             raise self.error("do you mean A = -A? (the only unary form)")
-        return self.load(op.BPF_LD, a)
+        return self.load(op.BPF_LD)
 
     def x_statement(self) -> _Stmt:
-        x = self.take()
+        self.take()
         self.expect("=", "'=' after X (ALU operations work on A only)")
         if self.at("a"):
             self.take()
-            return _Stmt(op.BPF_MISC | op.BPF_TAX, token=x)
-        return self.load(op.BPF_LDX, x)
+            return _Stmt(op.BPF_MISC | op.BPF_TAX)
+        return self.load(op.BPF_LDX)
 
-    def load(self, cls: int, reg: Token) -> _Stmt:
+    def load(self, cls: int) -> _Stmt:
         t = self.peek()
         word = t.text.lower() if t.kind == "word" else ""
         if word == "len":
             self.take()
-            return _Stmt(cls | op.BPF_W | op.BPF_LEN, token=reg)
+            return _Stmt(cls | op.BPF_W | op.BPF_LEN)
         if word == "mem":
-            return _Stmt(cls | op.BPF_W | op.BPF_MEM, k=self.mem_index(), token=reg)
+            return _Stmt(cls | op.BPF_W | op.BPF_MEM, k=self.mem_index())
         offset = self.data_word()
         if offset is not None:
-            return _Stmt(cls | op.BPF_W | op.BPF_ABS, k=offset, token=reg)
+            return _Stmt(cls | op.BPF_W | op.BPF_ABS, k=offset)
         value = self.constant(
             "a constant, X, len, mem[i], sys_number, arch, instruction_pointer, "
             "args[i], args_h[i] or data[k]"
         )
-        return _Stmt(cls | op.BPF_IMM, k=value, token=reg)
+        return _Stmt(cls | op.BPF_IMM, k=value)
 
     def data_word(self) -> int | None:
         """``sys_number``, ``args[i] >> 32``, ``data[k]`` …: the offset, or None if not one."""
@@ -457,15 +456,14 @@ class _Parser:
         return value
 
     def store(self) -> _Stmt:
-        t = self.peek()
         index = self.mem_index()
         self.expect("=", "'=' after mem[i]")
         if self.at("a"):
             self.take()
-            return _Stmt(op.BPF_ST, k=index, token=t)
+            return _Stmt(op.BPF_ST, k=index)
         if self.at("x"):
             self.take()
-            return _Stmt(op.BPF_STX, k=index, token=t)
+            return _Stmt(op.BPF_STX, k=index)
         raise self.error(f"expected A or X to store, found {_describe(self.peek())}")
 
     # -- operands ---------------------------------------------------------
