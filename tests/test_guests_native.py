@@ -12,79 +12,27 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import wasmtime
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-WASM = Path(__file__).resolve().parents[1] / "guests" / "wasm"
-ENGINE = wasmtime.Engine()
-_MODULES: dict[str, wasmtime.Module] = {}
-
-
-def module(name: str) -> wasmtime.Module:
-    """Compile a committed guest once per test session."""
-    if name not in _MODULES:
-        _MODULES[name] = wasmtime.Module.from_file(ENGINE, str(WASM / f"{name}.wasm"))
-    return _MODULES[name]
-
-
-@dataclass
-class Run:
-    code: int
-    stdout: bytes
-    stderr: bytes
-
-
-def run_native(
-    name: str,
-    tmp: Path,
-    args: tuple[str, ...] = (),
-    env: dict[str, str] | None = None,
-    stdin: bytes = b"",
-    dirs: dict[str, Path] | None = None,
-) -> Run:
-    """Run a WASI command guest on wasmtime's native WASI; capture its stdio and exit code."""
-    io = tmp / f".stdio-{name}"
-    io.mkdir(exist_ok=True)
-    (io / "in").write_bytes(stdin)
-    wasi = wasmtime.WasiConfig()
-    wasi.argv = (name, *args)
-    wasi.env = list((env or {}).items())
-    wasi.stdin_file = str(io / "in")
-    wasi.stdout_file = str(io / "out")
-    wasi.stderr_file = str(io / "err")
-    for guest, host in (dirs or {}).items():
-        wasi.preopen_dir(str(host), guest)
-    store = wasmtime.Store(ENGINE)
-    store.set_wasi(wasi)
-    linker = wasmtime.Linker(ENGINE)
-    linker.define_wasi()
-    instance = linker.instantiate(store, module(name))
-    try:
-        instance.exports(store)["_start"](store)
-        code = 0
-    except wasmtime.ExitTrap as exit_:
-        code = exit_.code
-    return Run(code, (io / "out").read_bytes(), (io / "err").read_bytes())
-
+from native_wasi import ENGINE, module, run_native
 
 # --- WASI command guests -------------------------------------------------------------
 
 
-def test_cat_copies_stdin(tmp_path: Path) -> None:
+def test_cat_copies_stdin() -> None:
     data = bytes(range(256)) * 40 + b"tail without newline"
-    run = run_native("cat", tmp_path, stdin=data)
+    run = run_native("cat", stdin=data)
     assert (run.code, run.stdout, run.stderr) == (0, data, b"")
 
 
 def test_cat_concatenates_files_and_reports_missing(tmp_path: Path) -> None:
     (tmp_path / "a").write_bytes(b"first\n")
     (tmp_path / "b").write_bytes(b"\x00second")
-    run = run_native("cat", tmp_path, ("/d/a", "/d/missing", "-", "/d/b"),
+    run = run_native("cat", ("/d/a", "/d/missing", "-", "/d/b"),
                      stdin=b"[stdin]", dirs={"/d": tmp_path})
     assert run.code == 1
     assert run.stdout == b"first\n[stdin]\x00second"
@@ -96,7 +44,7 @@ def test_copyfile_copies_exactly(tmp_path: Path, chunk: int) -> None:
     size = 5000 if chunk == 1 else 200_003  # byte-at-a-time copies are slow-ish
     data = os.urandom(size)
     (tmp_path / "src.bin").write_bytes(data)
-    run = run_native("copyfile", tmp_path, ("/w/src.bin", "/w/dst.bin", str(chunk)),
+    run = run_native("copyfile", ("/w/src.bin", "/w/dst.bin", str(chunk)),
                      dirs={"/w": tmp_path})
     assert (run.code, run.stdout) == (0, f"copied {size} bytes\n".encode())
     assert (tmp_path / "dst.bin").read_bytes() == data
@@ -105,39 +53,39 @@ def test_copyfile_copies_exactly(tmp_path: Path, chunk: int) -> None:
 def test_copyfile_truncates_existing_destination(tmp_path: Path) -> None:
     (tmp_path / "src").write_bytes(b"short")
     (tmp_path / "dst").write_bytes(b"a much longer previous content")
-    run = run_native("copyfile", tmp_path, ("/w/src", "/w/dst", "3"), dirs={"/w": tmp_path})
+    run = run_native("copyfile", ("/w/src", "/w/dst", "3"), dirs={"/w": tmp_path})
     assert run.code == 0
     assert (tmp_path / "dst").read_bytes() == b"short"
 
 
 @pytest.mark.parametrize("args", [(), ("a", "b"), ("a", "b", "0"), ("a", "b", "x1")])
-def test_copyfile_rejects_bad_usage(tmp_path: Path, args: tuple[str, ...]) -> None:
-    run = run_native("copyfile", tmp_path, args)
+def test_copyfile_rejects_bad_usage(args: tuple[str, ...]) -> None:
+    run = run_native("copyfile", args)
     assert run.code == 2 and run.stdout == b"" and run.stderr
 
 
 def test_copyfile_missing_source_fails(tmp_path: Path) -> None:
-    run = run_native("copyfile", tmp_path, ("/w/nope", "/w/out", "512"), dirs={"/w": tmp_path})
+    run = run_native("copyfile", ("/w/nope", "/w/out", "512"), dirs={"/w": tmp_path})
     assert run.code == 1 and b"open /w/nope" in run.stderr
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("n", [0, 1, 5000])
-def test_lines_prints_n_lines(tmp_path: Path, n: int) -> None:
-    run = run_native("lines", tmp_path, (str(n),))
+def test_lines_prints_n_lines(n: int) -> None:
+    run = run_native("lines", (str(n),))
     assert run.code == 0
     assert run.stdout == "".join(f"line {i}\n" for i in range(1, n + 1)).encode()
 
 
-def test_lines_with_text_and_bad_usage(tmp_path: Path) -> None:
-    assert run_native("lines", tmp_path, ("3", "x y")).stdout == b"1 x y\n2 x y\n3 x y\n"
-    assert run_native("lines", tmp_path, ("-1",)).code == 2
+def test_lines_with_text_and_bad_usage() -> None:
+    assert run_native("lines", ("3", "x y")).stdout == b"1 x y\n2 x y\n3 x y\n"
+    assert run_native("lines", ("-1",)).code == 2
 
 
-def test_envargs_prints_args_env_and_exits_with_code(tmp_path: Path) -> None:
+def test_envargs_prints_args_env_and_exits_with_code() -> None:
     env = {"HOME": "/nowhere", "EMPTY": "", "EXIT_CODE": "42", "UTF8": "żółw"}
     args = ("one", "two words", "")
-    run = run_native("envargs", tmp_path, args, env=env)
+    run = run_native("envargs", args, env=env)
     argv = ("envargs", *args)
     expected = [f"argc={len(argv)}"] + [f"argv[{i}]={a}" for i, a in enumerate(argv)]
     expected += [f"env {k}={v}" for k, v in env.items()]
@@ -145,8 +93,8 @@ def test_envargs_prints_args_env_and_exits_with_code(tmp_path: Path) -> None:
     assert run.code == 42
 
 
-def test_envargs_default_exit_code(tmp_path: Path) -> None:
-    run = run_native("envargs", tmp_path)
+def test_envargs_default_exit_code() -> None:
+    run = run_native("envargs")
     assert (run.code, run.stdout) == (0, b"argc=1\nargv[0]=envargs\n")
 
 
@@ -176,14 +124,14 @@ def test_listdir_matches_python(tmp_path: Path) -> None:
     (root / "link").symlink_to("b.txt")
     (root / "dangling").symlink_to("nowhere/at/all")
     os.mkfifo(root / "pipe")
-    run = run_native("listdir", tmp_path, ("/r",), dirs={"/r": root})
+    run = run_native("listdir", ("/r",), dirs={"/r": root})
     assert run.code == 0, run.stderr
     assert run.stdout == expected_listing(root)
     assert b"pipe other\n" in run.stdout and b"link link -> b.txt\n" in run.stdout
 
 
 def test_listdir_missing_dir(tmp_path: Path) -> None:
-    run = run_native("listdir", tmp_path, ("/r/none",), dirs={"/r": tmp_path})
+    run = run_native("listdir", ("/r/none",), dirs={"/r": tmp_path})
     assert run.code == 1 and b"/r/none" in run.stderr
 
 
