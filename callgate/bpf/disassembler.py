@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
-from callgate.arch import Arch, arch_by_audit
+from callgate.arch import GATE_ARCH, Arch, arch_by_audit
 from callgate.bpf import opcodes as op
 from callgate.bpf.actions import format_action
 from callgate.bpf.insn import Insn
@@ -35,7 +35,7 @@ from callgate.bpf.syntax import (
     LISTING_LINE,
     NEGATED_SYMBOLS,
     RAW_DIRECTIVE,
-    arch_value_name,
+    arch_constant_name,
     choose_arch,
     data_spelling,
     syscall_spelling,
@@ -164,24 +164,16 @@ def _states(program: Sequence[Insn]) -> list[_State | None]:
 
 
 def program_arch(program: Sequence[Insn]) -> Arch | None:
-    """The one architecture the program compares ``arch`` against, if exactly one.
+    """The one architecture whose ``ARCH_*`` name the listing prints, if exactly one.
 
-    These are the comparisons the listing prints as ``ARCH_*`` names, so the
-    assembler infers the same architecture from the listing's text.
+    Found by rendering, so the assembler, which infers the architecture from the
+    ``ARCH_*`` names in a text, infers the same one from the listing.
     """
-    found: dict[str, Arch] = {}
-    for insn, state in zip(program, _states(program), strict=True):
-        if (
-            state is not None
-            and state.a.offset == OFF_ARCH
-            and insn.code in _CONDITIONAL_K
-            and (arch := arch_by_audit(insn.k)) is not None
-        ):
-            found[arch.name] = arch
+    renderer = _Renderer(program, GATE_ARCH)  # ARCH_* naming does not depend on the arch
+    for pc in range(len(program)):
+        renderer.spelling(pc)
+    found = renderer.named_arches
     return next(iter(found.values())) if len(found) == 1 else None
-
-
-_CONDITIONAL_K = frozenset(op.BPF_JMP | c | op.BPF_K for c in COMPARE_SYMBOLS)
 
 
 # ---------------------------------------------------------------------------
@@ -197,6 +189,7 @@ class _Renderer:
     program: Sequence[Insn]
     arch: Arch
     states: list[_State | None] = field(init=False)
+    named_arches: dict[str, Arch] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         self.states = _states(self.program)
@@ -319,7 +312,11 @@ class _Renderer:
         if state is None or state.a.offset is None:
             return str(k)
         if state.a.offset == OFF_ARCH:
-            return arch_value_name(k) or hex(k)
+            arch = arch_by_audit(k)
+            if arch is None:
+                return hex(k)
+            self.named_arches[arch.name] = arch
+            return arch_constant_name(arch)
         if state.a.offset == OFF_NR and op.bpf_op(insn.code) == op.BPF_JEQ:
             checked = state.known_value(OFF_ARCH)
             arch = (arch_by_audit(checked) if checked is not None else None) or self.arch

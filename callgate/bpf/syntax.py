@@ -14,7 +14,6 @@ import re
 from callgate.arch import (
     Arch,
     UnknownArchError,
-    arch_by_audit,
     get_arch,
     native_arch,
 )
@@ -135,12 +134,6 @@ def arch_from_constant(word: str) -> Arch | None:
         return get_arch(word[len(_ARCH_PREFIX) :])
     except UnknownArchError:
         return None
-
-
-def arch_value_name(value: int) -> str | None:
-    """``ARCH_*`` name for an ``AUDIT_ARCH`` value, if callgate knows the architecture."""
-    arch = arch_by_audit(value)
-    return arch_constant_name(arch) if arch is not None else None
 
 
 def errno_value(arch: Arch, word: str) -> int | None:

@@ -218,3 +218,18 @@ def test_a_comparison_after_tax_and_mem_keeps_its_source():
 
 def test_empty_program_has_only_the_header():
     assert disassemble([], "x86_64").count("\n") == 2
+
+
+def test_arch_inference_agrees_with_what_the_listing_prints():
+    # The arch comparison jumps past the end, so it prints as .insn without ARCH_AARCH64;
+    # the listing must not then use aarch64 names the assembler cannot know about.
+    program = [
+        Insn(0x20, 0, 0, 4),  # A = arch
+        Insn(0x15, 9, 0, 0xC00000B7),  # if (A == ARCH_AARCH64) goto <past the end>
+        Insn(0x20, 0, 0, 0),  # A = sys_number
+        Insn(0x15, 1, 0, 63),  # if (A == 63) ...
+        Insn(0x06, 0, 0, 0),
+        Insn(0x06, 0, 0, 0x7FFF0000),
+    ]
+    assert program_arch(program) is None
+    assert assemble(disassemble(program)) == program
