@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from callgate.arch import X32_SYSCALL_BIT, Arch
 from callgate.bpf import actions
+from callgate.bpf.actions import MAX_ERRNO
 from callgate.bpf.seccomp_data import U32_MASK, U64_MASK, SeccompData
 from callgate.policy.model import ArgCheck, Op, Rule, Section
 
@@ -35,7 +36,7 @@ NAME_POOL = (
     "_llseek",
     "no_such_syscall",
 )
-ERRNOS = (1, 2, 13, 38, 4095)
+ERRNOS = (1, 2, 13, 38, MAX_ERRNO)
 
 
 def actions_() -> st.SearchStrategy[int]:
@@ -158,3 +159,40 @@ def calls(draw: st.DrawFn, section: Section, arch: Arch) -> SeccompData:
     arg |= st.builds(lambda v, hi: (hi << 32) | (v & U32_MASK), st.sampled_from(edges), _u(32))
     args = draw(st.lists(arg, min_size=6, max_size=6))
     return SeccompData.make(nr, audit, args, ip=draw(_u(64)))
+
+
+@st.composite
+def oracle_checks(draw: st.DrawFn) -> ArgCheck:
+    """Checks with the same meaning in libseccomp (see ``libseccomp_oracle``)."""
+    check = draw(arg_checks())
+    if check.op is Op.MASKED_EQ and check.value2 is not None:
+        check = ArgCheck(check.index, check.op, check.value, check.value2 & check.value)
+    elif check.width == 32 and check.op is not Op.EQ:
+        check = ArgCheck(check.index, check.op, check.value, None, 64)
+    return check
+
+
+@st.composite
+def oracle_sections(draw: st.DrawFn, arch: Arch) -> Section:
+    """Sections libseccomp can express with the same meaning: one action per syscall.
+
+    Every name gets one action up front; a rule names only syscalls of its action,
+    and tests each arg at most once.
+    """
+    plain = st.sampled_from(actions.PRECEDENCE) | st.builds(
+        lambda action, data: action | data,
+        st.sampled_from((actions.SECCOMP_RET_ERRNO, actions.SECCOMP_RET_TRACE)),
+        st.sampled_from([e for e in ERRNOS if e < MAX_ERRNO]),  # libseccomp refuses 4095
+    )
+    pool = name_pool(arch)
+    action_of_name = {name: draw(plain) for name in pool}
+    rules_ = []
+    for _ in range(draw(st.integers(0, 8))):
+        action = action_of_name[draw(st.sampled_from(pool))]
+        same = [name for name in pool if action_of_name[name] == action]
+        names = draw(st.lists(st.sampled_from(same), min_size=1, max_size=3))
+        checks = draw(st.lists(oracle_checks(), max_size=3, unique_by=lambda c: c.index))
+        rules_.append(Rule(tuple(names), action, tuple(checks)))
+    return Section(
+        default=draw(plain), rules=tuple(rules_), mismatch_action=draw(st.none() | plain)
+    )
