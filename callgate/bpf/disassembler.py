@@ -289,15 +289,14 @@ class _Renderer:
             raise _Raw("unknown jump operation")
         if src == op.BPF_X and insn.k:
             raise _Raw(_UNUSED)
+        jt, jf = self.target(pc, insn.jt), self.target(pc, insn.jf)  # may make it .insn
         operand = "X" if src == op.BPF_X else self.constant(pc, insn)
         if insn.jt == 0:
             if jop == op.BPF_JSET:
-                return f"if (!(A & {operand})) goto {self.target(pc, insn.jf)}"
-            return f"if (A {NEGATED_SYMBOLS[jop]} {operand}) goto {self.target(pc, insn.jf)}"
-        text = f"if (A {COMPARE_SYMBOLS[jop]} {operand}) goto {self.target(pc, insn.jt)}"
-        if insn.jf:
-            text += f" else goto {self.target(pc, insn.jf)}"
-        return text
+                return f"if (!(A & {operand})) goto {jf}"
+            return f"if (A {NEGATED_SYMBOLS[jop]} {operand}) goto {jf}"
+        text = f"if (A {COMPARE_SYMBOLS[jop]} {operand}) goto {jt}"
+        return text + f" else goto {jf}" if insn.jf else text
 
     def target(self, pc: int, offset: int) -> str:
         dest = pc + 1 + offset
