@@ -78,14 +78,19 @@ def u64s() -> st.SearchStrategy[int]:
     return st.sampled_from(U64_EDGES) | st.integers(0, 2**64 - 1) | st.integers(0, 0xFFFF)
 
 
-def return_values() -> st.SearchStrategy[int]:
-    """Filter results: every known action with its data, unknown actions, raw u32s."""
-    known = st.builds(
+def known_actions() -> st.SearchStrategy[int]:
+    """Every action the kernel defines, with data (edges such as MAX_ERRNO drawn often)."""
+    return st.builds(
         lambda action, data: action | data,
-        st.sampled_from(actions.PRECEDENCE),
+        # Weakest first: hypothesis favours early entries, and kills end a probe early.
+        st.sampled_from(actions.PRECEDENCE[::-1]),
         st.sampled_from((0, 1, 13, 4095, 4096, 0xFFFF)) | st.integers(0, 0xFFFF),
     )
-    return known | st.sampled_from(UNKNOWN_ACTIONS) | u32s()
+
+
+def return_values() -> st.SearchStrategy[int]:
+    """Filter results: every known action with its data, unknown actions, raw u32s."""
+    return known_actions() | st.sampled_from(UNKNOWN_ACTIONS) | u32s()
 
 
 def _jump_offset(room: int) -> st.SearchStrategy[int]:
@@ -94,7 +99,13 @@ def _jump_offset(room: int) -> st.SearchStrategy[int]:
 
 
 @st.composite
-def _body_insn(draw: st.DrawFn, pc: int, length: int, constants: st.SearchStrategy[int]) -> Insn:
+def _body_insn(
+    draw: st.DrawFn,
+    pc: int,
+    length: int,
+    constants: st.SearchStrategy[int],
+    returns: st.SearchStrategy[int],
+) -> Insn:
     """One non-final instruction at ``pc`` of a ``length``-long program."""
     room = length - pc - 1  # instructions after this one; always >= 1 here
     kind = draw(st.sampled_from(_KINDS))
@@ -134,12 +145,15 @@ def _body_insn(draw: st.DrawFn, pc: int, length: int, constants: st.SearchStrate
         return Insn(op.BPF_JMP | cond | src, draw(_jump_offset(room)), draw(_jump_offset(room)), k)
     if kind == "ja":
         return Insn(op.BPF_JMP | op.BPF_JA, k=draw(_jump_offset(room)))
-    return draw(_return_insn())
+    return draw(_return_insn(returns))
 
 
-def _return_insn() -> st.SearchStrategy[Insn]:
-    ret_k = st.builds(lambda k: Insn(op.BPF_RET | op.BPF_K, k=k), return_values())
-    return ret_k | st.just(Insn(op.BPF_RET | op.BPF_A))
+@st.composite
+def _return_insn(draw: st.DrawFn, returns: st.SearchStrategy[int]) -> Insn:
+    """RET K three times in four (its value is chosen); RET A otherwise."""
+    if draw(st.integers(0, 3)) == 3:
+        return Insn(op.BPF_RET | op.BPF_A)
+    return Insn(op.BPF_RET | op.BPF_K, k=draw(returns))
 
 
 def _targets(insn: Insn, pc: int) -> tuple[int, ...]:
@@ -192,12 +206,18 @@ def valid_programs(
     min_insns: int = 1,
     max_insns: int = 24,
     constants: st.SearchStrategy[int] | None = None,
+    returns: st.SearchStrategy[int] | None = None,
 ) -> list[Insn]:
-    """A program the kernel's seccomp verifier accepts, covering every allowed opcode."""
+    """A program the kernel's seccomp verifier accepts, covering every allowed opcode.
+
+    ``constants`` feeds immediates (loads, ALU and jump operands), ``returns`` the
+    values of ``RET K``; both default to broad mixes with edge values.
+    """
     constants = constants if constants is not None else default_constants()
+    returns = returns if returns is not None else return_values()
     length = draw(st.integers(min_insns, max_insns))
-    body = [draw(_body_insn(pc, length, constants)) for pc in range(length - 1)]
-    return repair_scratch_reads([*body, draw(_return_insn())])
+    body = [draw(_body_insn(pc, length, constants, returns)) for pc in range(length - 1)]
+    return repair_scratch_reads([*body, draw(_return_insn(returns))])
 
 
 def any_insns() -> st.SearchStrategy[Insn]:
