@@ -8,6 +8,7 @@ env, stdin and preopens, and the stdout, stderr, exit code and files must agree.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,9 @@ def module(guest: str | Path) -> wasmtime.Module:
     return _MODULES[key]
 
 
+StubFactory = Callable[[wasmtime.Store], wasmtime.Func]
+
+
 @dataclass
 class Run:
     code: int
@@ -40,17 +44,20 @@ def run_native(
     env: dict[str, str] | None = None,
     stdin: bytes = b"",
     dirs: dict[str, Path] | None = None,
+    stubs: dict[str, StubFactory] | None = None,
 ) -> Run:
     """Run a WASI command guest on wasmtime's native WASI; capture its stdio and exit code.
 
-    ``argv[0]`` is the guest's name; ``dirs`` maps guest paths to host directories.
+    ``argv[0]`` is the guest's name; ``dirs`` maps guest paths to host directories;
+    ``stubs`` replaces single WASI functions (by name) with test doubles, e.g. to
+    make ``fd_allocate`` answer a chosen errno.
     """
     with tempfile.TemporaryDirectory(prefix="callgate-native-") as tmp:
-        return _run(guest, args, env or {}, stdin, dirs or {}, Path(tmp))
+        return _run(guest, args, env or {}, stdin, dirs or {}, stubs or {}, Path(tmp))
 
 
 def _run(guest: str | Path, args: tuple[str, ...], env: dict[str, str], stdin: bytes,
-         dirs: dict[str, Path], io: Path) -> Run:
+         dirs: dict[str, Path], stubs: dict[str, StubFactory], io: Path) -> Run:
     (io / "in").write_bytes(stdin)
     wasi = wasmtime.WasiConfig()
     wasi.argv = (Path(guest).stem, *args)
@@ -64,6 +71,9 @@ def _run(guest: str | Path, args: tuple[str, ...], env: dict[str, str], stdin: b
     store.set_wasi(wasi)
     linker = wasmtime.Linker(ENGINE)
     linker.define_wasi()
+    linker.allow_shadowing = True
+    for name, make in stubs.items():
+        linker.define(store, "wasi_snapshot_preview1", name, make(store))
     instance = linker.instantiate(store, module(guest))
     try:
         instance.exports(store)["_start"](store)

@@ -18,7 +18,7 @@ import pytest
 import wasmtime
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from native_wasi import ENGINE, module, run_native
+from native_wasi import ENGINE, StubFactory, module, run_native
 
 # --- WASI command guests -------------------------------------------------------------
 
@@ -135,6 +135,30 @@ def test_listdir_missing_dir(tmp_path: Path) -> None:
     assert run.code == 1 and b"/r/none" in run.stderr
 
 
+def fd_allocate_answering(errno: int) -> StubFactory:
+    i32, i64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
+    sig = wasmtime.FuncType([i32, i64, i64], [i32])
+    return lambda store: wasmtime.Func(store, sig, lambda fd, offset, length: errno)
+
+
+@pytest.mark.parametrize("errno, code, output", [
+    (None, 0, b"fallocate unavailable (Not supported); wrote zeros\n"),  # wasmtime: ENOTSUP
+    (52, 0, b"fallocate unavailable (Function not implemented); wrote zeros\n"),  # ENOSYS
+    (0, 0, b"fallocate ok\n"),
+    (63, 1, b""),  # EPERM: a real failure, no fallback
+])
+def test_fallback_path_depends_on_the_errno(tmp_path: Path, errno: int | None, code: int,
+                                            output: bytes) -> None:
+    stubs = {} if errno is None else {"fd_allocate": fd_allocate_answering(errno)}
+    run = run_native("fallback", ("/w/f", "10000"), dirs={"/w": tmp_path}, stubs=stubs)
+    assert (run.code, run.stdout) == (code, output)
+    size = (tmp_path / "f").stat().st_size
+    if errno == 63:
+        assert size == 0 and b"Operation not permitted" in run.stderr
+    elif errno != 0:  # the stub allocates nothing, so only the fallback makes the size
+        assert size == 10000 and (tmp_path / "f").read_bytes() == bytes(10000)
+
+
 # --- bytes-ABI guests by plain instantiation -------------------------------------------
 
 
@@ -185,6 +209,17 @@ def test_wordcount_reuses_memory_across_calls() -> None:
     for _ in range(50):
         assert json.loads(plugin.call("wordcount", data)) == python_wordcount(data)
     assert plugin.memory.data_len(plugin.store) == size
+
+
+def test_upper_freestanding_in_place() -> None:
+    plugin = BytesPlugin("upper")
+    assert not module("upper").imports
+    text = "Hello, wörld! az AZ {}".encode()
+    assert plugin.call("upper", text) == "HELLO, WöRLD! AZ AZ {}".encode()
+    big = bytes(range(256)) * 1000  # grows memory past the first page
+    assert plugin.call("upper", big) == big.translate(bytes.maketrans(
+        b"abcdefghijklmnopqrstuvwxyz", b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"))
+    assert plugin.call("upper", b"") == b""
 
 
 def test_hello_add_echo_greet() -> None:
