@@ -18,7 +18,7 @@ from conftest import require
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from callgate.arch import known_arches
+from callgate.arch import get_arch, known_arches
 from callgate.bpf import opcodes as op
 from callgate.bpf.assembler import assemble
 from callgate.bpf.disassembler import disassemble
@@ -133,3 +133,26 @@ def test_hostile_programs_round_trip(program):
 @given(valid_programs(max_insns=16), st.sampled_from(["raw", "hex", "asm"]))
 def test_every_readable_output_format_reads_back(program, fmt):
     assert read_program(render(program, fmt, "x86_64"), "x86_64") == program
+
+
+def _name_heavy_insns() -> st.SearchStrategy[Insn]:
+    """Loads of arch/nr and comparisons against real AUDIT_ARCH values and syscall numbers,
+    with short (sometimes out-of-range) jumps: where names, and arch inference, matter."""
+    audits = [get_arch(name).audit_arch for name in known_arches()]
+    return st.one_of(
+        st.sampled_from([Insn(0x20, 0, 0, 0), Insn(0x20, 0, 0, 4), Insn(0x07), Insn(0x87)]),
+        st.builds(
+            Insn,
+            st.sampled_from([0x15, 0x25, 0x35, 0x45, 0x1D]),
+            st.integers(0, 4) | st.just(200),
+            st.integers(0, 4) | st.just(200),
+            st.sampled_from(audits) | st.integers(0, 460) | st.just(0x40000000),
+        ),
+        st.builds(Insn, st.just(0x06), st.just(0), st.just(0), st.sampled_from([0, 0x7FFF0000])),
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_name_heavy_insns(), max_size=20), st.sampled_from([None, *known_arches()]))
+def test_name_heavy_programs_round_trip(program, arch):
+    round_trip(program, arch)
