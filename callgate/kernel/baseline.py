@@ -145,12 +145,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.loop is not None:
         host_loop(args.loop)
         return 0
-    during, after = measure(args.rounds)
-    for title, counts in (("steady state", during), ("exit", after)):
-        print(f"# {title}")
-        for name, count in sorted(counts.items()):
-            print(f"{name:20} {count}")
+    print(report(*measure(args.rounds)), end="")
     return 0
+
+
+def report(during: collections.Counter[str], after: collections.Counter[str]) -> str:
+    """The two counts as text, one syscall a line."""
+    lines = []
+    for title, counts in (("steady state", during), ("exit", after)):
+        lines.append(f"# {title}")
+        lines += [f"{name:20} {count}" for name, count in sorted(counts.items())]
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

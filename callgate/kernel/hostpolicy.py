@@ -104,6 +104,7 @@ class HostPolicy:
     arch: Arch
     reasons: Mapping[str, tuple[str, ...]]
     deny_action: int
+    exec_after_lockdown: bool = False
 
     @property
     def allowed(self) -> tuple[str, ...]:
@@ -242,4 +243,5 @@ def derive_host_policy(
         arch=arch,
         reasons=MappingProxyType({n: tuple(dict.fromkeys(reasons[n])) for n in sorted(known)}),
         deny_action=deny,
+        exec_after_lockdown=exec_after_lockdown,
     )

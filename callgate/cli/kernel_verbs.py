@@ -1,0 +1,137 @@
+"""``callgate kernel …``: look at the kernel layer - what the kernel offers, what a policy grants.
+
+* ``callgate kernel info``: the seccomp actions this kernel knows, the USER_NOTIF struct
+  sizes against callgate's, and this process's seccomp state.
+* ``callgate kernel policy POLICY``: the host policy derived from a plugin policy - every
+  allowed syscall with the reasons it is allowed - or its compiled program.
+* ``callgate kernel baseline``: re-measure the runtime's steady-state syscalls with strace.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from callgate.arch import get_arch, native_arch
+from callgate.bpf.actions import ACTION_NAMES, PRECEDENCE, format_action
+from callgate.bpf.formats import FORMATS, render
+from callgate.kernel import baseline, binding
+from callgate.kernel.hostpolicy import ALWAYS_DENIED, derive_host_policy
+from callgate.policy import load_policy
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    kernel = subparsers.add_parser(
+        "kernel",
+        help="inspect the kernel layer: seccomp support, derived host policies, baseline",
+        description="The kernel layer: a real seccomp filter on the host, derived from the "
+        "plugin policy. See docs/kernel.md.",
+    )
+    verbs = kernel.add_subparsers(dest="kernel_command", metavar="VERB", required=True)
+
+    info = verbs.add_parser("info", help="seccomp actions, notification sizes, process state")
+    info.set_defaults(func=_info)
+
+    policy = verbs.add_parser(
+        "policy",
+        help="the host policy a plugin policy gets: allowed syscalls and why",
+        description="Derive the kernel filter for a host running a plugin under POLICY: the "
+        "runtime baseline, the syscalls of the gates POLICY lets run, and its [kernel] "
+        "rules, plus the always-denied set and W^X.",
+    )
+    policy.add_argument("policy", metavar="POLICY", help="a TOML policy or OCI profile")
+    policy.add_argument("-a", "--arch", help="kernel arch (default: this machine's)")
+    policy.add_argument(
+        "-f",
+        "--format",
+        choices=("list", *FORMATS),
+        default="list",
+        help="list: allowed syscalls with reasons (default); or the compiled program",
+    )
+    policy.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
+    policy.add_argument(
+        "--exec-after-lockdown",
+        action="store_true",
+        help="keep PROT_EXEC mappings possible after lockdown (W+X stays denied)",
+    )
+    policy.set_defaults(func=_policy)
+
+    base = verbs.add_parser("baseline", help="measure the runtime's steady-state syscalls")
+    base.add_argument("--rounds", type=int, default=20, help="steady-state rounds (default 20)")
+    base.set_defaults(func=_baseline)
+
+
+def _info(args: argparse.Namespace) -> int:
+    print("seccomp actions this kernel supports:")
+    for action in PRECEDENCE:
+        mark = "yes" if binding.action_available(action) else "no"
+        print(f"  {ACTION_NAMES[action]:13} {mark}")
+    sizes = binding.notif_sizes()
+    ours = (
+        binding.ffi.sizeof("struct seccomp_notif"),
+        binding.ffi.sizeof("struct seccomp_notif_resp"),
+        binding.ffi.sizeof("struct seccomp_data"),
+    )
+    print("USER_NOTIF struct sizes (kernel / callgate):")
+    for name, kernel_size, our_size in zip(
+        ("seccomp_notif", "seccomp_notif_resp", "seccomp_data"), sizes, ours, strict=True
+    ):
+        print(f"  {name:19} {kernel_size:3} / {our_size}")
+    status = _status_fields(("Seccomp", "Seccomp_filters", "NoNewPrivs"))
+    print("this process:")
+    for key, value in status.items():
+        print(f"  {key:16} {value}")
+    return 0
+
+
+def _status_fields(keys: tuple[str, ...]) -> dict[str, str]:
+    with open("/proc/self/status") as f:
+        fields = dict(line.rstrip("\n").split(":\t", 1) for line in f if ":\t" in line)
+    return {key: fields.get(key, "?").strip() for key in keys}
+
+
+def gate_specs() -> list:
+    """Every gate the CLI host offers: the WASI preview1 gates."""
+    from callgate.gates.wasi import wasi_gate_specs
+
+    return list(wasi_gate_specs())
+
+
+def _policy(args: argparse.Namespace) -> int:
+    arch = get_arch(args.arch) if args.arch else native_arch()
+    host = derive_host_policy(
+        load_policy(args.policy, arch=arch.name),
+        gate_specs(),
+        arch=arch,
+        exec_after_lockdown=args.exec_after_lockdown,
+    )
+    if args.format == "list":
+        out = _listing(host).encode()
+    else:
+        out = render(host.compile(), args.format, arch)
+    if args.output:
+        Path(args.output).write_bytes(out)
+    else:
+        sys.stdout.buffer.write(out)
+    return 0
+
+
+def _listing(host) -> str:
+    lines = [f"# host policy for {host.arch.name}: default {format_action(host.section.default)}"]
+    if host.default_allows:
+        lines.append("# the default allows: every syscall not denied below is allowed")
+    lines.append(f"# {len(host.allowed)} syscalls allowed")
+    for name in host.allowed:
+        lines.append(f"{name:24} {'; '.join(host.reasons[name])}")
+    denied = sorted(n for n in ALWAYS_DENIED if n in host.arch.numbers)
+    lines.append(f"# always denied ({format_action(host.deny_action)}): {', '.join(denied)}")
+    lines.append("# also denied: clone without CLONE_THREAD, clone3 (ENOSYS), personality changes,")
+    exec_rule = "" if host.exec_after_lockdown else ", and any PROT_EXEC"
+    lines.append(f"#   mmap/mprotect/pkey_mprotect with PROT_WRITE|PROT_EXEC{exec_rule}")
+    return "\n".join(lines) + "\n"
+
+
+def _baseline(args: argparse.Namespace) -> int:
+    sys.stdout.write(baseline.report(*baseline.measure(args.rounds)))
+    return 0
