@@ -67,7 +67,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     emu.add_argument("file", metavar="PROG", help="raw BPF or assembly text; - for stdin")
     emu.add_argument("nr", metavar="NR|NAME", help="syscall (or gate) number or name")
     emu.add_argument("args", metavar="ARG", nargs="*", help="up to six syscall arguments")
-    emu.add_argument("-a", "--arch", help=arch_help)
+    emu.add_argument(
+        "-a",
+        "--arch",
+        help="architecture: its AUDIT_ARCH value goes into seccomp_data.arch and NAME is "
+        "looked up in its table; default as for asm",
+    )
     emu.add_argument("--ip", default="0", help="instruction_pointer (default 0)")
     emu.add_argument("-q", "--quiet", action="store_true", help="print only the final return line")
     emu.set_defaults(func=_emu)
