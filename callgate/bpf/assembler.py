@@ -564,9 +564,11 @@ def _resolve(parser: _Parser, stmts: list[_Stmt]) -> list[Insn]:
         else:
             raise parser.error(f"no label {t.text!r} in the program", t)
         if distance > limit:
+            hint = " (jump to a 'goto' placed nearer)" if limit == MAX_COND_OFFSET else ""
+            kind = "a conditional jump" if limit == MAX_COND_OFFSET else "a goto"
             raise parser.error(
-                f"{t.text!r} is {distance} instructions ahead; a conditional jump reaches at "
-                f"most {limit} (jump to a 'goto' placed nearer)",
+                f"{t.text!r} is {distance} instructions ahead; {kind} reaches at most "
+                f"{limit}{hint}",
                 t,
             )
         return distance

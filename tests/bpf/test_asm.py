@@ -341,6 +341,7 @@ ERRORS = [
     ("A == 1 ? ok", 1, 12, "':'"),
     ("frobnicate", 1, 1, "expected a statement"),
     ("A = sys_number\nA == read ? next : far\n" + "A = 1\n" * 256 + "far: return A", 2, 20, "255"),
+    ("goto 4294967296\nreturn A", 1, 6, "a goto reaches at most 4294967295"),
 ]
 
 
