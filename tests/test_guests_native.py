@@ -300,3 +300,84 @@ def test_gatecall1_one_arg() -> None:
     exports = linker.instantiate(store, module("gatecall1")).exports(store)
     assert exports["once"](store, 41) == 42
     assert exports["run"](store, 1000) == sum(i + 1 for i in range(1000))
+
+
+# POSIX semantics of fsops.c's script, step by step (see the comments there).
+FSOPS_EXPECTED = """\
+mkdir a: ok
+mkdir a again: File exists
+create a/f: ok
+write: 12
+pwrite at 0: 5
+seek end: 12
+seek back 6: 6
+fsync: ok
+fdatasync: ok
+fadvise: ok
+truncate to 5: ok
+size after truncate: 5
+close a/f: ok
+append: 1
+pread all: HELLO!
+pread 3 at 2: LLO
+rename a/f a/g: ok
+stat a/f: No such file or directory
+link a/g a/h: ok
+nlink of a/g: 2
+symlink g a/s: ok
+readlink a/s: g
+size through a/s: 6
+a/s is a link: yes
+unlink a/h: ok
+nlink of a/g: 1
+utimensat a/g: ok
+mtime of a/g: 1000000000
+rmdir a: Directory not empty
+unlink a: Is a directory
+open a/missing: No such file or directory
+open a for writing: Is a directory
+rename a/g a/nodir/g: No such file or directory
+mkdir a/sub: ok
+rmdir a/sub: ok
+a holds: g s
+"""
+
+
+def test_fsops_script_and_resulting_tree(tmp_path: Path) -> None:
+    run = run_native("fsops", ("/w",), dirs={"/w": tmp_path})
+    assert (run.code, run.stderr) == (0, b"")
+    assert run.stdout.decode() == FSOPS_EXPECTED
+    tree = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*"))
+    assert tree == ["a", "a/g", "a/s"]
+    assert (tmp_path / "a" / "g").read_bytes() == b"HELLO!"
+    assert (tmp_path / "a" / "g").stat().st_mtime == 1_000_000_000
+    assert os.readlink(tmp_path / "a" / "s") == "g"
+
+
+def test_timerand_properties_hold() -> None:
+    run = run_native("timerand")
+    lines = run.stdout.decode().splitlines()
+    assert len(lines) == 7 and all(line.endswith(": yes") for line in lines), lines
+    assert run.code == 0
+
+
+HELLO_LINE = b"hello from learnme (the clock says after 1970)\n"
+
+
+@pytest.mark.parametrize("args, stdout, stderr", [
+    ((), HELLO_LINE, b""),
+    (("--stderr",), HELLO_LINE, b"a line on stderr\n"),
+    (("--random",), HELLO_LINE + b"drew 16 random bytes\n", b""),
+    (("--file", "/d/x.txt"), HELLO_LINE + b"first line of /d/x.txt: first\n", b""),
+])
+def test_learnme_variants(tmp_path: Path, args: tuple[str, ...], stdout: bytes,
+                          stderr: bytes) -> None:
+    (tmp_path / "x.txt").write_text("first\nsecond\n")
+    run = run_native("learnme", args, dirs={"/d": tmp_path})
+    assert (run.code, run.stdout, run.stderr) == (0, stdout, stderr)
+
+
+def test_learnme_reports_failed_access(tmp_path: Path) -> None:
+    run = run_native("learnme", ("--file", "/d/none"), dirs={"/d": tmp_path})
+    assert run.code == 1 and run.stdout.endswith(b"file /d/none: No such file or directory\n")
+    assert run_native("learnme", ("--bogus",)).code == 2
