@@ -11,6 +11,7 @@ import struct
 
 import pytest
 
+from callgate.arch import get_arch, known_arches
 from callgate.bpf.assembler import assemble
 from callgate.bpf.disassembler import disassemble, program_arch, statements
 from callgate.bpf.insn import Insn, unpack
@@ -233,3 +234,14 @@ def test_arch_inference_agrees_with_what_the_listing_prints():
     ]
     assert program_arch(program) is None
     assert assemble(disassemble(program)) == program
+
+
+@pytest.mark.parametrize("arch_name", known_arches())
+def test_every_name_in_every_table_prints_and_reads_back(arch_name):
+    arch = get_arch(arch_name)
+    numbers = sorted(set(arch.numbers.values()))
+    program = [Insn(0x20, 0, 0, 0), *(Insn(0x15, 1, 0, nr) for nr in numbers), Insn(6), Insn(6)]
+    texts = statements(program, arch_name)
+    for nr, text in zip(numbers, texts[1:], strict=False):
+        assert text.startswith(f"if (A == {arch.name_of(nr)}) goto "), text
+    assert assemble(disassemble(program, arch_name), arch_name) == program
