@@ -81,6 +81,26 @@ def test_membomb_run_never_returns() -> None:
     assert exports["memory"].size(store) == 16  # 1 MiB cap: it kept asking, got nothing more
 
 
+def test_tablebomb_takes_everything_the_cap_allows() -> None:
+    store = wasmtime.Store(ENGINE)
+    store.set_limits(table_elements=300_000)
+    exports = wasmtime.Instance(store, module("hostile_tablebomb"), []).exports(store)
+    size = exports["grow_all"](store)
+    assert 300_000 - 65536 < size <= 300_000  # up to the cap in 64 Ki steps, no further
+
+
+@pytest.mark.parametrize("name, limits, message", [
+    ("hostile_big_memory", {"memory_size": 64 << 20}, "exceeds memory limits"),
+    ("hostile_big_table", {"table_elements": 100_000}, "exceeds table limits"),
+])
+def test_declared_minimum_is_refused_at_instantiation(name: str, limits: dict,
+                                                      message: str) -> None:
+    store = wasmtime.Store(ENGINE)
+    store.set_limits(**limits)
+    with pytest.raises(wasmtime.WasmtimeError, match=message):
+        wasmtime.Instance(store, module(name), [])
+
+
 def stub(params: list, results: list, fn) -> object:
     return lambda store: wasmtime.Func(store, wasmtime.FuncType(params, results), fn)
 
