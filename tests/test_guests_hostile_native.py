@@ -101,6 +101,46 @@ def test_declared_minimum_is_refused_at_instantiation(name: str, limits: dict,
         wasmtime.Instance(store, module(name), [])
 
 
+@pytest.mark.parametrize("export, code", [
+    ("unreachable", wasmtime.TrapCode.UNREACHABLE),
+    ("div_zero", wasmtime.TrapCode.INTEGER_DIVISION_BY_ZERO),
+    ("overflow", wasmtime.TrapCode.INTEGER_OVERFLOW),
+    ("oob_load", wasmtime.TrapCode.MEMORY_OUT_OF_BOUNDS),
+    ("bad_indirect", wasmtime.TrapCode.INDIRECT_CALL_TO_NULL),
+    ("bad_signature", wasmtime.TrapCode.BAD_SIGNATURE),
+    ("bad_convert", wasmtime.TrapCode.BAD_CONVERSION_TO_INTEGER),
+])
+def test_traps_each_export_traps_its_own_way(export: str, code: wasmtime.TrapCode) -> None:
+    store, exports = plain_instance("hostile_traps")
+    with pytest.raises(wasmtime.Trap) as info:
+        exports[export](store)
+    assert trap_code(info.value) == code
+
+
+def test_bad_alloc_modes() -> None:
+    store, exports = plain_instance("hostile_bad_alloc")
+    end = exports["memory"].data_len(store)
+    answers = {}
+    for mode in (0, 1, 2, 4):
+        exports["set_mode"](store, mode)
+        answers[mode] = exports["cg_alloc"](store, 10) & 0xFFFF_FFFF
+    assert answers == {0: 0, 1: 0xFFFF_FFF0, 2: end - 4, 4: 1024}
+    exports["set_mode"](store, 3)
+    with pytest.raises(wasmtime.Trap):
+        exports["cg_alloc"](store, 10)
+
+
+def test_abi_mismatch_shapes() -> None:
+    mod = module("hostile_abi_mismatch")
+    exports = {e.name: e.type for e in mod.exports}
+    assert "memory" not in exports
+    shape = {name: ([str(p) for p in t.params], [str(r) for r in t.results])
+             for name, t in exports.items()}
+    assert shape["cg_alloc"] == (["i64"], ["i64"])
+    assert shape["short"] == (["i32", "i32"], ["i32"])
+    assert shape["three"] == (["i32", "i32", "i32"], ["i64"])
+
+
 def stub(params: list, results: list, fn) -> object:
     return lambda store: wasmtime.Func(store, wasmtime.FuncType(params, results), fn)
 
