@@ -32,7 +32,8 @@ import tempfile
 from callgate.arch import Arch
 from callgate.bpf.actions import SECCOMP_RET_TRAP, action_of, data_of
 from callgate.bpf.insn import Insn, unpack
-from callgate.bpf.seccomp_data import U32_MASK
+from callgate.bpf.interpreter import interpret
+from callgate.bpf.seccomp_data import U32_MASK, SeccompData
 from callgate.policy.model import ArgCheck, Op, Section
 from callgate.policy.reference import mismatch_action
 
@@ -116,3 +117,13 @@ def libseccomp_program(section: Section, arch: Arch, *, optimize: int = 2) -> li
         flt.export_bpf(out)
         out.seek(0)
         return unpack(out.read())
+
+
+def average_path_length(program: list[Insn], arch: Arch) -> float:
+    """Instructions executed per call, averaged over every syscall number of ``arch``.
+
+    Args are zero, so argument checks count as far as a zero argument takes them.
+    """
+    numbers = sorted(set(arch.numbers.values()))
+    paths = [len(interpret(program, SeccompData.make(nr, arch.audit_arch)).path) for nr in numbers]
+    return sum(paths) / len(paths)
