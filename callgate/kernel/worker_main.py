@@ -1,0 +1,170 @@
+"""The worker side: build the service, lock down with both layers, serve calls from the parent.
+
+Started by :class:`callgate.kernel.worker.Worker` as ``python -m callgate.kernel.worker_main
+--sock FD``. The first message is the setup: which service to build (an import path,
+``module:function``), its configuration, the fds it is handed (SCM_RIGHTS, by name) and
+the kernel program to install. The worker builds the service (compiling and
+instantiating everything), closes every fd it was not handed, drops its capabilities,
+sets NO_NEW_PRIVS, installs the program with TSYNC, and only then answers ``ready``.
+
+From then on it holds nothing the parent did not pass it, and every request the
+service cannot answer alone (an app-defined gate, a TRAP for the broker) goes back to
+the parent through :class:`ParentLink`, which also serves the parent's guest-memory
+reads and writes while it waits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import socket
+import sys
+import traceback
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from callgate.errors import CallgateError
+from callgate.kernel import wire
+from callgate.kernel.lockdown import lockdown
+
+
+class Service(Protocol):
+    def call(self, method: str, args: list[Any]) -> Any: ...
+
+
+class Memory(Protocol):
+    def read(self, ptr: int, length: int) -> bytes: ...
+
+    def write(self, ptr: int, data: bytes) -> None: ...
+
+
+class ParentLink:
+    """The worker's way back to the parent, usable by the service during a call."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    def request(self, op: str, payload: dict[str, Any], memory: Memory | None = None) -> Any:
+        """Send ``op`` to the parent and wait for its reply, serving memory access meanwhile."""
+        wire.send(self._sock, {"op": op, **payload})
+        while True:
+            message, fds = wire.recv(self._sock)
+            for fd in fds:  # the parent never sends fds here; do not hold them
+                os.close(fd)
+            kind = message["op"]
+            if kind == "reply":
+                if "error" in message:
+                    raise ParentError(str(message["error"]))
+                return message.get("value")
+            if kind in ("mem_read", "mem_write"):
+                wire.send(self._sock, _memory_op(memory, message))
+            else:
+                raise wire.WireError(f"unexpected {kind!r} while waiting for a reply to {op!r}")
+
+
+class ParentError(CallgateError):
+    """The parent answered a forwarded request with an error."""
+
+
+def _memory_op(memory: Memory | None, message: dict[str, Any]) -> dict[str, Any]:
+    if memory is None:
+        return {"op": "mem", "error": "this call has no guest memory"}
+    try:
+        if message["op"] == "mem_read":
+            return {"op": "mem", "value": memory.read(int(message["ptr"]), int(message["len"]))}
+        memory.write(int(message["ptr"]), bytes(message["data"]))
+        return {"op": "mem", "value": None}
+    except Exception as exc:
+        return {"op": "mem", "error": f"{type(exc).__name__}: {exc}"}
+
+
+def _load(path: str) -> Callable[..., Service]:
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _error_message(exc: BaseException) -> dict[str, Any]:
+    return {
+        "op": "error",
+        "type": type(exc).__name__,
+        "message": str(exc),
+        "attrs": _simple_attrs(exc),
+        "traceback": _frames(exc),
+    }
+
+
+def _simple_attrs(exc: BaseException) -> dict[str, Any]:
+    """The exception's int/str attributes (OSError keeps errno outside ``__dict__``)."""
+    attrs = {name: getattr(exc, name, None) for name in ("errno", "strerror", "filename")}
+    attrs.update(vars(exc))
+    return {k: v for k, v in attrs.items() if isinstance(v, int | str)}
+
+
+def _frames(exc: BaseException) -> str:
+    """Where ``exc`` came from, without source lines: reading them needs openat, and the
+    locked worker may not open files."""
+    return "\n".join(
+        f"  {frame.f_code.co_filename}:{line} in {frame.f_code.co_name}"
+        for frame, line in traceback.walk_tb(exc.__traceback__)
+    )
+
+
+def serve(sock: socket.socket) -> int:
+    setup, fds = wire.recv(sock)
+    if setup["op"] != "setup":
+        raise wire.WireError(f"expected setup, got {setup['op']!r}")
+    names = list(setup.get("fd_names", []))
+    handed = dict(zip(names, fds, strict=True))
+    link = ParentLink(sock)
+    try:
+        service = _load(setup["service"])(setup.get("config", {}), handed, link)
+    except Exception as exc:
+        wire.send(sock, _error_message(exc))
+        return 1
+    keep = {0, 1, 2, sock.fileno(), *handed.values()}
+    pid = os.getpid()  # getpid is a syscall the filter need not allow
+    report = lockdown(bytes(setup["program"]), keep_fds=keep)
+    wire.send(sock, {"op": "ready", "pid": pid, "threads": report.threads})
+    while True:
+        try:
+            message, extra = wire.recv(sock)
+        except wire.PeerClosed:
+            return 0
+        for fd in extra:
+            os.close(fd)
+        if message["op"] == "close":
+            return 0
+        if message["op"] != "call":
+            raise wire.WireError(f"unexpected {message['op']!r}")
+        try:
+            value = service.call(str(message["method"]), list(message.get("args", [])))
+            wire.send(sock, {"op": "result", "value": value})
+        except (wire.WireError, wire.PeerClosed):
+            raise
+        except Exception as exc:
+            wire.send(sock, _error_message(exc))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve, then leave with ``os._exit``: after lockdown, interpreter shutdown would
+    close fds and restore handlers, syscalls the filter has no reason to allow."""
+    parser = argparse.ArgumentParser(description="callgate worker (started by the parent)")
+    parser.add_argument("--sock", type=int, required=True)
+    args = parser.parse_args(argv)
+    status = 1
+    try:
+        status = serve(socket.socket(fileno=args.sock))
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+
+if __name__ == "__main__":
+    main()

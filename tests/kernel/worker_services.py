@@ -1,0 +1,61 @@
+"""Services for worker tests: a plain Python service that does what the test asks, for real."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import time
+from typing import Any
+
+from callgate.gates.memory import GuestMemory
+from callgate.kernel.binding import raw_syscall
+
+
+def held_fds(pid: int) -> list[int]:
+    """This process's fds, read from /proc/self/fd, minus the listing's own fd."""
+    own = f"/proc/{pid}/fd"
+    with os.scandir("/proc/self/fd") as entries:
+        return sorted(int(e.name) for e in entries if os.readlink(e.path) != own)
+
+
+class ProbeService:
+    def __init__(self, config: dict[str, Any], fds: dict[str, int], link: Any) -> None:
+        self.config = config
+        self.fds = fds
+        self.link = link
+        self.pid = os.getpid()  # now: getpid is not in the locked worker's policy
+        self.memory = bytearray(b"guest memory: hello from the worker".ljust(4096, b"\0"))
+
+    def call(self, method: str, args: list[Any]) -> Any:
+        if method == "echo":
+            return args
+        if method == "fds":
+            return {"held": held_fds(self.pid), "handed": self.fds}
+        if method == "listdir":
+            return sorted(os.listdir(self.fds[args[0]]))
+        if method == "syscall":
+            return list(raw_syscall(*args))
+        if method == "open":
+            return os.open(args[0], os.O_RDONLY)
+        if method == "forward":
+            memory = GuestMemory.over(self.memory)
+            answer = self.link.request(
+                "gate", {"name": args[0], "args": args[1:], "memory_size": memory.size}, memory
+            )
+            return [answer, bytes(self.memory[:64]).rstrip(b"\0")]
+        if method == "segfault":
+            ctypes.string_at(8, 1)  # address 0 would mean "allocate" to CPython
+        if method == "sleep":
+            time.sleep(args[0])
+            return None
+        if method == "garbage":  # a compromised worker writing nonsense to its parent
+            os.write(self.link.fileno(), bytes(args[0]))
+            time.sleep(5)
+            return None
+        raise ValueError(f"no method {method!r}")
+
+
+def build(config: dict[str, Any], fds: dict[str, int], link: Any) -> ProbeService:
+    if config.get("fail"):
+        raise RuntimeError("service refused to build")
+    return ProbeService(config, fds, link)
