@@ -9,6 +9,9 @@ range. The runtime's tests then check callgate's typed errors for the same guest
 from __future__ import annotations
 
 import collections
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -139,6 +142,62 @@ def test_abi_mismatch_shapes() -> None:
     assert shape["cg_alloc"] == (["i64"], ["i64"])
     assert shape["short"] == (["i32", "i32"], ["i32"])
     assert shape["three"] == (["i32", "i32", "i32"], ["i64"])
+
+
+def test_sleep_nap_is_a_real_poll() -> None:
+    wasi_linker = wasmtime.Linker(ENGINE)
+    wasi_linker.define_wasi()
+    store = wasmtime.Store(ENGINE)
+    store.set_wasi(wasmtime.WasiConfig())
+    exports = wasi_linker.instantiate(store, module("hostile_sleep")).exports(store)
+    assert exports["nap"](store, 1_000_000) == 0  # a 1 ms relative monotonic sleep
+
+
+# Runs in a child process: it lowers RLIMIT_NOFILE, which must not touch pytest.
+FD_EXHAUST_CHILD = """
+import errno, gc, os, resource, sys, tempfile
+import wasmtime
+resource.setrlimit(resource.RLIMIT_NOFILE, (128, 128))
+engine = wasmtime.Engine()
+work = tempfile.mkdtemp()
+wasi = wasmtime.WasiConfig()
+wasi.argv = ("hostile_fd_exhaust", "/d")
+wasi.stdout_file = os.path.join(work, "out")
+wasi.preopen_dir(work, "/d")
+store = wasmtime.Store(engine)
+store.set_wasi(wasi)
+linker = wasmtime.Linker(engine)
+linker.define_wasi()
+linker.instantiate(store, wasmtime.Module.from_file(engine, sys.argv[1])).exports(store)[
+    "_start"](store)
+try:
+    os.close(os.open("/dev/null", os.O_RDONLY))
+    print("host open while alive: ok")
+except OSError as e:
+    print("host open while alive:", errno.errorcode[e.errno])
+del linker, store, wasi
+gc.collect()
+os.close(os.open("/dev/null", os.O_RDONLY))
+print("host open after release: ok")
+print(open(os.path.join(work, "out")).read(), end="")
+"""
+
+
+def test_fd_exhaust_starves_the_host_without_an_fd_cap() -> None:
+    """wasmtime's native WASI has no per-instance fd cap: the guest takes every host fd."""
+    wasm = Path(__file__).resolve().parents[1] / "guests" / "wasm" / "hostile_fd_exhaust.wasm"
+    child = subprocess.run([sys.executable, "-c", FD_EXHAUST_CHILD, str(wasm)],
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert child.returncode == 0, child.stderr
+    lines = child.stdout.splitlines()
+    assert lines[:2] == ["host open while alive: EMFILE", "host open after release: ok"]
+    opened = re.fullmatch(r"opened (\d+), then: (.+)", lines[2])
+    assert opened and 64 < int(opened[1]) < 128, lines[2]
+
+
+def test_fd_exhaust_respects_max(tmp_path: Path) -> None:
+    run = run_native("hostile_fd_exhaust", ("/d", "300"), dirs={"/d": tmp_path})
+    assert (run.code, run.stdout) == (0, b"opened 300\n")
 
 
 def stub(params: list, results: list, fn) -> object:
