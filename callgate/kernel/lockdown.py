@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from callgate.arch import native_arch
 from callgate.bpf.insn import Insn
 from callgate.errors import CallgateError
+from callgate.gates.spec import GateSpec
+from callgate.kernel import binding
 from callgate.kernel.binding import (
     SECCOMP_FILTER_FLAG_TSYNC,
     SeccompError,
@@ -34,6 +36,8 @@ from callgate.kernel.binding import (
     raw_syscall,
     set_no_new_privs,
 )
+from callgate.kernel.hostpolicy import HostPolicy, derive_host_policy
+from callgate.policy.model import Policy
 
 ffi.cdef(
     """
@@ -148,3 +152,32 @@ def lockdown(
     threads = len(os.listdir("/proc/self/task"))  # the last chance to open a directory
     install_filter(program, flags | SECCOMP_FILTER_FLAG_TSYNC)
     return LockdownReport(kept, threads, count)
+
+
+def filter_flags(names: Iterable[str]) -> int:
+    """``SECCOMP_FILTER_FLAG_*`` names (a policy's ``[kernel] flags``) as one flag word."""
+    value = 0
+    for name in names:
+        flag = getattr(binding, name, None)
+        if not name.startswith("SECCOMP_FILTER_FLAG_") or not isinstance(flag, int):
+            raise LockdownError(0, f"unknown seccomp filter flag {name!r}")
+        value |= flag
+    return value
+
+
+def lock_host(
+    policy: Policy,
+    gate_specs: Iterable[GateSpec],
+    *,
+    keep_fds: Iterable[int] = (0, 1, 2),
+    exec_after_lockdown: bool = False,
+) -> tuple[HostPolicy, LockdownReport]:
+    """Derive the host policy for ``policy`` and lock this process down with it.
+
+    What ``callgate run --kernel`` does after compiling and instantiating the plugin:
+    ``gate_specs`` are the gates the host offers, ``keep_fds`` every fd it still needs
+    (stdio, preopened directories). The policy's ``[kernel] flags`` are added to TSYNC.
+    """
+    host = derive_host_policy(policy, gate_specs, exec_after_lockdown=exec_after_lockdown)
+    report = lockdown(host.compile(), keep_fds=keep_fds, flags=filter_flags(policy.flags))
+    return host, report

@@ -62,9 +62,9 @@ def send(sock: socket.socket, message: dict[str, Any], fds: tuple[int, ...] = ()
     header = _HEADER.pack(len(body), len(fds))
     if fds:
         socket.send_fds(sock, [header], list(fds))
+        sock.sendall(body)
     else:
-        sock.sendall(header)
-    sock.sendall(body)
+        sock.sendall(header + body)  # one syscall for the common case
 
 
 def _recv_exact(sock: socket.socket, size: int) -> bytes:

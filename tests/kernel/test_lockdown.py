@@ -285,3 +285,39 @@ def test_lockdown_errors_are_typed():
         return None
 
     assert run_in_child(child).unwrap() == ("SeccompInstallError", errno.EINVAL)
+
+
+def test_lock_host_grants_the_allowed_gates_syscalls_and_nothing_else():
+    from callgate.gates.spec import GateSpec
+
+    gate = GateSpec(
+        module="callgate",
+        name="whoami",
+        number=0x1000,
+        params=(),
+        results=("i32",),
+        func=lambda call: 0,
+        errno_results=lambda n: (n,),
+        syscalls=frozenset({"getpid"}),
+    )
+    text = '[gates]\ndefault = "allow"\n[kernel]\ndefault = "errno(EPERM)"\nflags = ["log"]\n'
+    policy = load_policy_text(text, gate_names=["whoami"]).policy
+
+    def child():
+        host, report = lockdown_mod.lock_host(policy, [gate], keep_fds=(0, 1, 2, child_report_fd()))
+        assert report.filter_instructions == len(host.compile())
+        return (
+            host.reasons["getpid"],
+            raw_syscall(ARCH.number("getpid"))[1],
+            raw_syscall(ARCH.number("getppid")),
+        )
+
+    reasons, getpid_err, getppid = run_in_child(child).unwrap()
+    assert reasons == ("gate callgate.whoami",)
+    assert getpid_err == 0 and getppid == (-1, errno.EPERM)
+
+
+def test_unknown_filter_flag_is_refused():
+    with pytest.raises(lockdown_mod.LockdownError, match="unknown seccomp filter flag"):
+        lockdown_mod.filter_flags(["SECCOMP_FILTER_FLAG_BOGUS"])
+    assert lockdown_mod.filter_flags(["SECCOMP_FILTER_FLAG_LOG"]) == 2
