@@ -20,6 +20,7 @@ from callgate.errors import CallgateError
 VERB_MODULES: tuple[str, ...] = (
     "callgate.cli.bpf_verbs",
     "callgate.cli.check_verb",
+    "callgate.cli.compile_verb",
     "callgate.cli.kernel_verbs",
 )
 

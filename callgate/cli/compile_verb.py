@@ -1,0 +1,113 @@
+"""``callgate compile POLICY``: a policy section → a seccomp program, in the format asked for.
+
+``raw`` is libseccomp's ``export_bpf`` byte format (packed ``struct sock_filter``),
+ready for ``seccomp(2)`` or ``callgate emu``; ``asm`` is seccomp-tools syntax that
+``callgate asm`` reads back to the same bytes; ``c`` a C array; ``pfc`` readable
+pseudo filter code. Without ``-o`` the program goes to stdout as ``asm`` (raw
+bytes are refused on a terminal); with ``-o FILE`` the default is ``raw``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from types import MappingProxyType
+
+from callgate.arch import AUDIT_ARCH_CALLGATE, GATE_ARCH, Arch, get_arch, native_arch
+from callgate.bpf.formats import render
+from callgate.cli.check_verb import add_policy_target_arguments, policy_target_kwargs
+from callgate.errors import CallgateError
+from callgate.gates.numbers import APP_GATE_FIRST, APP_GATE_LAST
+from callgate.policy import load_policy
+from callgate.policy.compiler import compile_plan, section_for
+from callgate.policy.model import Layer, Policy
+from callgate.policy.pfc import render_pfc
+from callgate.policy.plan import plan_section
+
+FORMATS = ("raw", "asm", "c", "hex", "pfc")
+
+
+class CompileUsageError(CallgateError, ValueError):
+    """Options that do not fit together (a kernel arch for the gates layer, …)."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "compile",
+        help="compile a policy's gates or kernel section to a seccomp BPF program",
+        description="Compile one section of POLICY (TOML or OCI/Docker JSON) for one arch. "
+        "The program checks the arch first, refuses x32 calls on x86_64, finds the syscall "
+        "with a balanced tree of ranges and compares 64-bit args exactly.",
+    )
+    parser.add_argument(
+        "policy", metavar="POLICY", help="policy file (.toml or .json); - for stdin"
+    )
+    parser.add_argument(
+        "--layer",
+        choices=[layer.value for layer in Layer],
+        help="section to compile; default: kernel if the policy has one, else gates",
+    )
+    add_policy_target_arguments(parser)
+    parser.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
+    parser.add_argument(
+        "-f",
+        "--format",
+        choices=FORMATS,
+        help="output format; default: raw with -o, asm on stdout",
+    )
+    parser.set_defaults(func=_compile)
+
+
+def gate_arch(names: list[str]) -> Arch:
+    """The gate arch plus app-defined gates, numbered from 0x1000 in the order given."""
+    if not names:
+        return GATE_ARCH
+    if len(names) > APP_GATE_LAST - APP_GATE_FIRST + 1:
+        raise CompileUsageError(f"{len(names)} app gates do not fit 0x1000..0x1fff")
+    numbers = dict(GATE_ARCH.numbers)
+    for i, name in enumerate(names):
+        if name in numbers:
+            raise CompileUsageError(f"app gate {name!r} is listed twice or is a WASI gate")
+        numbers[name] = APP_GATE_FIRST + i
+    return Arch(GATE_ARCH.name, AUDIT_ARCH_CALLGATE, MappingProxyType(numbers))
+
+
+def _layer(policy: Policy, chosen: str | None) -> Layer:
+    if chosen:
+        return Layer(chosen)
+    return Layer.KERNEL if policy.kernel is not None or policy.gates is None else Layer.GATES
+
+
+def _arch(layer: Layer, args: argparse.Namespace) -> Arch:
+    if layer is Layer.GATES:
+        if args.arch and get_arch(args.arch) is not GATE_ARCH:
+            raise CompileUsageError(
+                f"--arch {args.arch} is a kernel arch; the gates layer always compiles for "
+                "the callgate gate arch (drop --arch, or use --layer kernel)"
+            )
+        return gate_arch(policy_target_kwargs(args)["gate_names"])  # type: ignore[arg-type]
+    return get_arch(args.arch) if args.arch else native_arch()
+
+
+def _compile(args: argparse.Namespace) -> int:
+    source = sys.stdin.read() if args.policy == "-" else args.policy
+    policy = load_policy(source, **policy_target_kwargs(args))  # type: ignore[arg-type]
+    layer = _layer(policy, args.layer)
+    arch = _arch(layer, args)
+    plan = plan_section(section_for(policy, layer, arch), arch)
+    fmt = args.format or ("raw" if args.output else "asm")
+    data = render_pfc(plan).encode() if fmt == "pfc" else render(compile_plan(plan), fmt, arch)
+    if args.output and args.output != "-":
+        try:
+            with open(args.output, "wb") as out:
+                out.write(data)
+        except OSError as exc:
+            raise CompileUsageError(f"cannot write {args.output}: {exc.strerror}") from None
+        return 0
+    if fmt == "raw" and sys.stdout.isatty():
+        raise CompileUsageError(
+            "refusing to write raw BPF bytes to a terminal; use -o FILE or --format asm"
+        )
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+    return 0
