@@ -26,6 +26,8 @@ class GateSpec:
     results, in the gate's own error convention (WASI returns ``n`` as its errno
     result). ``syscalls`` lists the host syscalls the implementation may make, so
     the kernel layer can derive the host allowlist from the gates a policy allows.
+    ``uses_memory`` False says the implementation never touches guest memory, so
+    the dispatcher can skip building ``GateCall.memory`` (None then) on its hot path.
     """
 
     module: str
@@ -37,6 +39,7 @@ class GateSpec:
     errno_results: Callable[[int], tuple[int, ...]]
     syscalls: frozenset[str] = field(default_factory=frozenset)
     doc: str = ""
+    uses_memory: bool = True
 
 
 class GateCall:
