@@ -107,3 +107,12 @@ def test_build_line_flags_are_passed_through(tmp_path: Path) -> None:
     source.write_text("// callgate-build: freestanding -DWHO='\"a b\"' -Os\n")
     assert build.c_build_flags(source) == [
         "-ffreestanding", "-nostdlib", "-Wl,--no-entry", '-DWHO="a b"', "-Os"]
+
+
+def test_every_guest_is_documented_in_the_readme() -> None:
+    """The README is where tests and users learn what each guest must do."""
+    readme = (GUESTS / "README.md").read_text()
+    sources = sorted(p.name for p in (GUESTS / "src").iterdir() if p.suffix in (".c", ".wat"))
+    undocumented = [name for name in sources
+                    if f"`{name}`" not in readme and f"`{name.rsplit('.', 1)[0]}`" not in readme]
+    assert not undocumented
