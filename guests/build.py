@@ -135,14 +135,20 @@ def build_wat(source: Path) -> bytes:
         raise BuildError(f"{source.name}: {exc}") from exc
 
 
-def sources(names: list[str]) -> list[Path]:
-    found = sorted(p for p in SRC.iterdir() if p.suffix in (".c", ".wat"))
+def sources(names: list[str], src_dir: Path = SRC) -> list[Path]:
+    """The guest sources to build: all of ``src_dir``, or the ``names`` given."""
+    found = sorted(p for p in src_dir.iterdir() if p.suffix in (".c", ".wat"))
+    stems = [p.stem for p in found]
+    clashes = sorted({stem for stem in stems if stems.count(stem) > 1})
+    if clashes:
+        raise BuildError(f"two sources build the same guest: {', '.join(clashes)} "
+                         f"(rename one: each NAME.wasm has one NAME.c or NAME.wat)")
     if not names:
         return found
     by_name = {p.stem: p for p in found}
     missing = [n for n in names if n not in by_name]
     if missing:
-        raise BuildError(f"no guest source named {', '.join(missing)} in {SRC}")
+        raise BuildError(f"no guest source named {', '.join(missing)} in {src_dir}")
     return [by_name[n] for n in names]
 
 

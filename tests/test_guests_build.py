@@ -116,3 +116,17 @@ def test_every_guest_is_documented_in_the_readme() -> None:
     undocumented = [name for name in sources
                     if f"`{name}`" not in readme and f"`{name.rsplit('.', 1)[0]}`" not in readme]
     assert not undocumented
+
+
+def test_two_sources_for_one_guest_are_refused(tmp_path: Path) -> None:
+    build = load_build_module()
+    (tmp_path / "x.c").write_text("// callgate-build: command\n")
+    (tmp_path / "x.wat").write_text("(module)")
+    with pytest.raises(build.BuildError, match="two sources build the same guest: x"):
+        build.sources([], tmp_path)
+
+
+def test_unknown_guest_name_is_refused() -> None:
+    build = load_build_module()
+    with pytest.raises(build.BuildError, match="no guest source named nosuch"):
+        build.sources(["hello", "nosuch"])
