@@ -1,8 +1,9 @@
 """Measure the runtime's steady-state syscalls: the evidence behind runtime-baseline.toml.
 
 ``python -m callgate.kernel.baseline`` runs :func:`host_loop` under ``strace -f`` and
-prints every syscall made between two marker syscalls that bracket the steady state
-(after warm-up), plus those made while the process exits. The loop exercises what a
+prints every syscall made between two marker syscalls: the first right where lockdown
+would happen (compiled and instantiated), the second after the steady-state rounds; plus
+those made while the process exits. The loop exercises what a
 locked-down host keeps doing: wasm -> host calls, memory.grow, traps, a fresh store
 and instance per round, guest memory access, Python allocation and gc, and an epoch
 ticker thread.
@@ -29,7 +30,7 @@ from callgate.kernel.binding import raw_syscall
 BEGIN_MARKER = 1000
 END_MARKER = 1001
 
-_GUEST = """
+GUEST_WAT = """
 (module
   (import "env" "host" (func $host (param i32) (result i32)))
   (memory (export "memory") 1)
@@ -54,7 +55,7 @@ def host_loop(rounds: int) -> None:
     config = wasmtime.Config()
     config.epoch_interruption = True
     engine = wasmtime.Engine(config)
-    module = wasmtime.Module(engine, wasmtime.wat2wasm(_GUEST))
+    module = wasmtime.Module(engine, wasmtime.wat2wasm(GUEST_WAT))
     linker = wasmtime.Linker(engine)
     i32 = wasmtime.ValType.i32()
     linker.define_func("env", "host", wasmtime.FuncType([i32], [i32]), lambda x: x * 2)
@@ -83,9 +84,13 @@ def host_loop(rounds: int) -> None:
 
     thread = threading.Thread(target=ticker, daemon=True)
     thread.start()
-    for _ in range(3):
-        one_round()
+    # The lockdown point: compiled and instantiated, nothing run yet. Measuring from here
+    # (not after a warm-up) catches what compile threads still do right after compiling.
+    store = wasmtime.Store(engine)
+    store.set_epoch_deadline(1_000_000)
+    first = linker.instantiate(store, module).exports(store)
     raw_syscall(BEGIN_MARKER)
+    first["run"](store, 10)
     for _ in range(rounds):
         one_round()
     raw_syscall(END_MARKER)

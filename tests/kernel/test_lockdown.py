@@ -321,3 +321,39 @@ def test_unknown_filter_flag_is_refused():
     with pytest.raises(lockdown_mod.LockdownError, match="unknown seccomp filter flag"):
         lockdown_mod.filter_flags(["SECCOMP_FILTER_FLAG_BOGUS"])
     assert lockdown_mod.filter_flags(["SECCOMP_FILTER_FLAG_LOG"]) == 2
+
+
+def test_a_wasmtime_host_keeps_working_under_the_baseline_alone():
+    """Compile and instantiate, lock down with no grants beyond the baseline, then run:
+    host calls, memory.grow, both kinds of trap, and a fresh instance."""
+    import wasmtime
+
+    from callgate.kernel.baseline import GUEST_WAT
+    from callgate.policy import Policy
+
+    def child():
+        engine = wasmtime.Engine()
+        module = wasmtime.Module(engine, wasmtime.wat2wasm(GUEST_WAT))
+        linker = wasmtime.Linker(engine)
+        i32 = wasmtime.ValType.i32()
+        linker.define_func("env", "host", wasmtime.FuncType([i32], [i32]), lambda x: x * 2)
+        store = wasmtime.Store(engine)
+        exports = linker.instantiate(store, module).exports(store)
+        lockdown_mod.lock_host(Policy(), [], keep_fds=(0, 1, 2, child_report_fd()))
+        out = [exports["run"](store, 100), exports["grow"](store)]
+        for name in ("oob", "unreachable"):
+            try:
+                exports[name](store)
+            except wasmtime.Trap as trap:
+                out.append(trap.trap_code.name)
+        fresh = wasmtime.Store(engine)
+        out.append(linker.instantiate(fresh, module).exports(fresh)["run"](fresh, 10))
+        return out
+
+    assert run_in_child(child).unwrap() == [
+        sum(2 * n for n in range(1, 101)),
+        1,
+        "MEMORY_OUT_OF_BOUNDS",
+        "UNREACHABLE",
+        110,
+    ]
