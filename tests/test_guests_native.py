@@ -159,6 +159,34 @@ def test_fallback_path_depends_on_the_errno(tmp_path: Path, errno: int | None, c
         assert size == 10000 and (tmp_path / "f").read_bytes() == bytes(10000)
 
 
+def path_open_answering(errno: int) -> StubFactory:
+    i32, i64 = wasmtime.ValType.i32(), wasmtime.ValType.i64()
+    sig = wasmtime.FuncType([i32, i32, i32, i32, i32, i64, i64, i32, i32], [i32])
+    return lambda store: wasmtime.Func(store, sig, lambda *args: errno)
+
+
+@pytest.mark.parametrize("errno, code, stdout, stderr", [
+    (52, 0, b"config: none, using defaults\n", b""),  # ENOSYS: no filesystem, run on defaults
+    (44, 0, b"config: none, using defaults\n", b""),  # ENOENT
+    (63, 1, b"", b"config: /c/app.conf: Operation not permitted\n"),  # EPERM: stop
+    (2, 1, b"", b"config: /c/app.conf: Permission denied\n"),  # EACCES
+])
+def test_config_path_depends_on_path_open_errno(tmp_path: Path, errno: int, code: int,
+                                                stdout: bytes, stderr: bytes) -> None:
+    (tmp_path / "app.conf").write_text("colour = blue\n")
+    run = run_native("config", ("/c/app.conf",), dirs={"/c": tmp_path},
+                     stubs={"path_open": path_open_answering(errno)})
+    assert (run.code, run.stdout, run.stderr) == (code, stdout, stderr)
+
+
+def test_config_reads_a_real_file_or_finds_none(tmp_path: Path) -> None:
+    (tmp_path / "app.conf").write_text("colour = blue\nsize = 3\n")
+    run = run_native("config", ("/c/app.conf",), dirs={"/c": tmp_path})
+    assert (run.code, run.stdout) == (0, b"config: colour = blue\n")
+    run = run_native("config", ("/c/other.conf",), dirs={"/c": tmp_path})
+    assert (run.code, run.stdout) == (0, b"config: none, using defaults\n")
+
+
 # --- bytes-ABI guests by plain instantiation -------------------------------------------
 
 
