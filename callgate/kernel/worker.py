@@ -22,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -168,6 +169,7 @@ class Worker:
         self._stdio = stdio
         self._timeout = timeout
         self._python_path = tuple(python_path)
+        self._lock = threading.RLock()  # one conversation at a time on the socket
         self._proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
         self.host_policy: HostPolicy | None = None
@@ -262,14 +264,18 @@ class Worker:
     # --- calls -------------------------------------------------------------------------------
 
     def call(self, method: str, *args: Any) -> Any:
-        """Ask the service to run ``method(*args)``; answers forwarded requests meanwhile."""
-        if self._sock is None or self._proc is None:
-            raise WorkerCrashed("the worker is not running; call start() or restart()")
-        try:
-            wire.send(self._sock, {"op": "call", "method": method, "args": list(args)})
-        except OSError:
-            raise self._crashed() from None
-        return self._exchange(method)
+        """Ask the service to run ``method(*args)``; answers forwarded requests meanwhile.
+
+        Calls from several threads are serialised: the worker serves one at a time.
+        """
+        with self._lock:
+            if self._sock is None or self._proc is None:
+                raise WorkerCrashed("the worker is not running; call start() or restart()")
+            try:
+                wire.send(self._sock, {"op": "call", "method": method, "args": list(args)})
+            except OSError:
+                raise self._crashed() from None
+            return self._exchange(method)
 
     def _exchange(self, method: str | None) -> Any:
         """Receive until the answer to ``method`` (or ``ready`` when None) arrives."""

@@ -169,3 +169,20 @@ def test_a_service_that_fails_to_build_is_reported_at_start():
     with pytest.raises(WorkerError, match="service refused to build"):
         w.start()
     w.close()
+
+
+def test_calls_from_several_threads_are_serialised():
+    import threading
+
+    results: list = []
+    with worker() as w:
+        threads = [
+            threading.Thread(target=lambda i=i: results.append(w.call("echo", i, b"x" * 5000)))
+            for i in range(8)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert sorted(r[0] for r in results) == list(range(8))
+    assert all(r[1] == b"x" * 5000 for r in results)
