@@ -28,7 +28,9 @@ from callgate.errors import CallgateError
 from callgate.gates.spec import GateSpec
 from callgate.kernel import binding
 from callgate.kernel.binding import (
+    SECCOMP_FILTER_FLAG_NEW_LISTENER,
     SECCOMP_FILTER_FLAG_TSYNC,
+    SECCOMP_FILTER_FLAG_TSYNC_ESRCH,
     SeccompError,
     ffi,
     install_filter,
@@ -65,6 +67,7 @@ class LockdownReport:
     kept_fds: tuple[int, ...]
     threads: int
     filter_instructions: int
+    listener: int | None = None  # with NEW_LISTENER: the fd a supervisor answers on
 
 
 def _syscall(name: str, *args: object) -> int:
@@ -140,7 +143,9 @@ def lockdown(
     """Seal the calling process: close fds, drop capabilities, NO_NEW_PRIVS, filter + TSYNC.
 
     Call it after compiling and instantiating everything the process will run.
-    ``flags`` adds seccomp filter flags (LOG, SPEC_ALLOW ...) to TSYNC.
+    ``flags`` adds seccomp filter flags (LOG, SPEC_ALLOW ...) to TSYNC. With
+    NEW_LISTENER (TSYNC_ESRCH is then added, as the kernel requires) the report
+    carries the listener fd, for a supervisor in another process.
     """
     count = len(program) // 8 if isinstance(program, bytes | bytearray) else len(program)
     kept = close_fds_except(keep_fds)
@@ -150,8 +155,11 @@ def lockdown(
     except SeccompError as exc:
         raise LockdownError(exc.errno, str(exc)) from None
     threads = len(os.listdir("/proc/self/task"))  # the last chance to open a directory
-    install_filter(program, flags | SECCOMP_FILTER_FLAG_TSYNC)
-    return LockdownReport(kept, threads, count)
+    flags |= SECCOMP_FILTER_FLAG_TSYNC
+    if flags & SECCOMP_FILTER_FLAG_NEW_LISTENER:
+        flags |= SECCOMP_FILTER_FLAG_TSYNC_ESRCH
+    listener = install_filter(program, flags)
+    return LockdownReport(kept, threads, count, listener or None)
 
 
 def filter_flags(names: Iterable[str]) -> int:

@@ -34,6 +34,7 @@ from callgate.gates.memory import GuestMemory
 from callgate.gates.spec import GateSpec
 from callgate.kernel import wire
 from callgate.kernel.hostpolicy import HostPolicy, derive_host_policy
+from callgate.kernel.supervisor import Decide, Supervisor
 from callgate.policy.model import ArgCheck, Op, Policy, Rule, Section
 
 Handler = Callable[[dict[str, Any], "RemoteMemory | None"], Any]
@@ -142,7 +143,9 @@ class Worker:
     ``service(config, fds, parent_link)`` is called in the worker to build the object
     whose ``call(method, args)`` serves requests. ``fds`` maps names to fds to hand
     over (they are duplicated; the caller keeps its own). ``handlers`` answer the
-    worker's forwarded requests by op name.
+    worker's forwarded requests by op name. With ``supervise``, the worker's
+    ``user_notif`` kernel rules are answered here by a :class:`Supervisor` running
+    ``supervise`` (without it they fail with ENOSYS).
     """
 
     def __init__(
@@ -158,6 +161,7 @@ class Worker:
         stdio: tuple[Any, Any, Any] = (subprocess.DEVNULL, None, None),
         timeout: float | None = None,
         python_path: Sequence[str] = (),
+        supervise: Decide | None = None,
     ) -> None:
         self._service = service
         self._policy = policy
@@ -169,6 +173,8 @@ class Worker:
         self._stdio = stdio
         self._timeout = timeout
         self._python_path = tuple(python_path)
+        self._supervise = supervise
+        self._supervisor: Supervisor | None = None
         self._lock = threading.RLock()  # one conversation at a time on the socket
         self._proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
@@ -213,6 +219,7 @@ class Worker:
             "config": self._config,
             "fd_names": list(self._fds),
             "program": program,
+            "supervised": self._supervise is not None,
         }
         try:
             wire.send(parent_sock, setup, tuple(self._fds.values()))
@@ -297,9 +304,11 @@ class Worker:
                 raise WorkerCrashed(
                     f"the worker sent a malformed message ({exc}) and was killed"
                 ) from None
-            for fd in fds:  # a worker has no business sending fds
-                os.close(fd)
             op = message["op"]
+            if method is None and op == "ready" and self._supervise is not None and fds:
+                self._supervisor = Supervisor(fds.pop(0), self._supervise).start()
+            for fd in fds:  # a worker has no other business sending fds
+                os.close(fd)
             if op == ("ready" if method is None else "result"):
                 return message.get("value")
             if op == "error":
@@ -342,6 +351,9 @@ class Worker:
         return WorkerCrashed(f"the worker exited with status {code}; restart() it", exit_code=code)
 
     def _kill_and_reap(self) -> None:
+        if self._supervisor is not None:
+            self._supervisor.stop()
+            self._supervisor = None
         if self._proc is not None:
             if self._proc.poll() is None:
                 self._proc.kill()

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from callgate.errors import CallgateError
 from callgate.kernel import wire
+from callgate.kernel.binding import SECCOMP_FILTER_FLAG_NEW_LISTENER
 from callgate.kernel.lockdown import lockdown
 
 
@@ -127,8 +128,12 @@ def serve(sock: socket.socket) -> int:
         return 1
     keep = {0, 1, 2, sock.fileno(), *handed.values()}
     pid = os.getpid()  # getpid is a syscall the filter need not allow
-    report = lockdown(bytes(setup["program"]), keep_fds=keep)
-    wire.send(sock, {"op": "ready", "pid": pid, "threads": report.threads})
+    flags = SECCOMP_FILTER_FLAG_NEW_LISTENER if setup.get("supervised") else 0
+    report = lockdown(bytes(setup["program"]), keep_fds=keep, flags=flags)
+    listener = () if report.listener is None else (report.listener,)
+    wire.send(sock, {"op": "ready", "pid": pid, "threads": report.threads}, listener)
+    for fd in listener:  # the parent answers on it; this process must not hold it
+        os.close(fd)
     while True:
         try:
             message, extra = wire.recv(sock)

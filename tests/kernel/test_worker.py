@@ -186,3 +186,36 @@ def test_calls_from_several_threads_are_serialised():
             thread.join()
     assert sorted(r[0] for r in results) == list(range(8))
     assert all(r[1] == b"x" * 5000 for r in results)
+
+
+def test_user_notif_rules_of_the_worker_are_answered_by_the_parent():
+    from callgate.kernel.supervisor import Verdict
+
+    uname = native_arch().number("uname")
+    getppid = native_arch().number("getppid")
+    text = (
+        '[kernel]\ndefault = "kill_process"\n'
+        '[[kernel.rules]]\nnames = ["uname", "getppid"]\naction = "user_notif"\n'
+    )
+    seen = []
+
+    def decide(notification, memory):
+        seen.append(notification.data.nr)
+        if notification.data.nr == uname:
+            return Verdict.deny(errno.EACCES)
+        return Verdict.returning(4242)
+
+    with worker(policy=load_policy_text(text).policy, supervise=decide) as w:
+        assert w.call("syscall", uname, 0) == [-1, errno.EACCES]
+        assert w.call("syscall", getppid) == [4242, 0]
+    assert seen == [uname, getppid]
+
+
+def test_without_a_supervisor_user_notif_rules_fail_with_enosys():
+    uname = native_arch().number("uname")
+    text = (
+        '[kernel]\ndefault = "kill_process"\n'
+        '[[kernel.rules]]\nnames = ["uname"]\naction = "user_notif"\n'
+    )
+    with worker(policy=load_policy_text(text).policy) as w:
+        assert w.call("syscall", uname, 0) == [-1, errno.ENOSYS]
