@@ -94,7 +94,16 @@ def _compile(args: argparse.Namespace) -> int:
     policy = load_policy(source, **policy_target_kwargs(args))  # type: ignore[arg-type]
     layer = _layer(policy, args.layer)
     arch = _arch(layer, args)
-    plan = plan_section(section_for(policy, layer, arch), arch)
+    section = section_for(policy, layer, arch)
+    unnumbered = sorted({n for rule in section.rules for n in rule.names} - set(arch.numbers))
+    if layer is Layer.GATES and unnumbered:
+        print(
+            f"callgate compile: note: no number for app gate(s) {', '.join(unnumbered)}; their "
+            "rules are left out. The runtime numbers app gates; list them in order with "
+            "--gate-names to number them from 0x1000",
+            file=sys.stderr,
+        )
+    plan = plan_section(section, arch)
     fmt = args.format or ("raw" if args.output else "asm")
     data = render_pfc(plan).encode() if fmt == "pfc" else render(compile_plan(plan), fmt, arch)
     if args.output and args.output != "-":
