@@ -1,0 +1,139 @@
+"""Timing helpers and the one row type every benchmark module returns.
+
+Every ``bench_*.py`` module exposes ``run(n: int) -> list[Row]``; ``run.py`` composes
+them into one table. ``n`` scales how much work a module does (operations per sample);
+the modules choose their own repeat counts from it.
+
+How a time is taken (:func:`measure`):
+
+* warm-up first (caches, JIT tiers, lazily built wrappers), then ``repeats`` samples;
+* each sample times ``inner`` operations with :func:`time.perf_counter_ns` and divides,
+  so the timer's own cost (~50 ns) is spread over many operations;
+* the garbage collector is off while timing (a collection landing in one sample is
+  noise, not the cost of the thing measured) and back on between benchmarks;
+* the reported figure is the median of the samples, so a sample hit by the other
+  processes on this shared machine does not move it.
+"""
+
+from __future__ import annotations
+
+import gc
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Row:
+    """One measured quantity.
+
+    ``median_ns`` is the median per operation, in nanoseconds unless ``unit`` names
+    another unit (``"insns"`` for path lengths, ``"ms"`` for compile times). ``None``
+    means the row could not be measured on this machine and ``note`` says why
+    ("not available: ..."), so a missing peer or subsystem is reported, never faked.
+    ``n`` is operations per sample, ``repeats`` the number of samples.
+    ``baseline`` names another row of the same run; the table shows how many times
+    faster (or slower) this row is than that one.
+    """
+
+    name: str
+    median_ns: float | None
+    n: int
+    repeats: int
+    note: str = ""
+    baseline: str | None = None
+    group: str = ""
+    unit: str = "ns"
+    samples: tuple[float, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def available(self) -> bool:
+        return self.median_ns is not None
+
+
+def unavailable(name: str, why: str, *, group: str = "", baseline: str | None = None,
+                unit: str = "ns") -> Row:
+    """A row for something this machine cannot measure, saying why."""
+    return Row(name, None, 0, 0, f"not available: {why}", baseline, group, unit)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Keep the cyclic GC out of the timed region; restore its previous state after."""
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def measure(
+    batch: Callable[[int], object], *, inner: int, repeats: int, warmup: int = 1
+) -> tuple[float, tuple[float, ...]]:
+    """Median ns per operation of ``batch(inner)``, which performs ``inner`` operations.
+
+    ``batch`` is called ``warmup`` times untimed first. Returns the median and the
+    per-operation samples.
+    """
+    if inner < 1 or repeats < 1:
+        raise ValueError(f"need inner >= 1 and repeats >= 1, got {inner} and {repeats}")
+    for _ in range(warmup):
+        batch(inner)
+    samples = []
+    with gc_paused():
+        for _ in range(repeats):
+            start = time.perf_counter_ns()
+            batch(inner)
+            samples.append((time.perf_counter_ns() - start) / inner)
+    return statistics.median(samples), tuple(samples)
+
+
+def loop(fn: Callable[[], object]) -> Callable[[int], None]:
+    """A batch that calls ``fn()`` ``count`` times from a Python loop.
+
+    The loop's own cost (about 15-30 ns per turn here) is included; :func:`loop_overhead_ns`
+    measures it so a report can say how much of a small number it is.
+    """
+
+    def batch(count: int) -> None:
+        for _ in range(count):
+            fn()
+
+    return batch
+
+
+def loop_overhead_ns(inner: int = 100_000, repeats: int = 7) -> float:
+    """What :func:`loop` costs per turn around a call of a function that does nothing."""
+    return measure(loop(_nothing), inner=inner, repeats=repeats)[0]
+
+
+def _nothing() -> None:
+    return None
+
+
+def timed_row(
+    name: str,
+    batch: Callable[[int], object],
+    *,
+    inner: int,
+    repeats: int,
+    warmup: int = 1,
+    note: str = "",
+    baseline: str | None = None,
+    group: str = "",
+) -> Row:
+    """Measure ``batch`` (see :func:`measure`) into a :class:`Row`."""
+    median, samples = measure(batch, inner=inner, repeats=repeats, warmup=warmup)
+    return Row(name, median, inner, repeats, note, baseline, group, "ns", samples)
+
+
+def ratio(row: Row, base: Row) -> float | None:
+    """How many times faster ``row`` is than ``base`` (base time / row time); None if unknown."""
+    if row.median_ns is None or base.median_ns is None or row.median_ns <= 0:
+        return None
+    return base.median_ns / row.median_ns
