@@ -366,8 +366,8 @@ class _ProfileReader:
             return [(path, None, numbers)]
         indexes = [a.index for a in args]
         if len(set(indexes)) < len(indexes):
-            self.note(path, "checks the same argument more than once, so runc ORs ALL its "
-                      "checks (one rule per check) instead of ANDing them")
+            self.problems.warn(path, "checks the same argument more than once, so runc ORs "
+                               "ALL its checks (one rule per check) instead of ANDing them")
             return [(f"{path}.args[{k}]", Rule(present, action, (a,)), numbers)
                     for k, a in enumerate(args)]
         return [(path, Rule(present, action, tuple(args)), numbers)]

@@ -52,24 +52,48 @@ CRAFTED = {
         {"names": ["getpid"], "action": "SCMP_ACT_TRACE"},  # 3
         {"names": ["gettid"], "action": "SCMP_ACT_TRACE", "errnoRet": 9},  # 4
         {"names": ["close"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},  # 5: == default
-        {"names": ["ioctl"], "action": "SCMP_ACT_ALLOW", "args": [  # 6: two indexes: AND
-            {"index": 1, "value": 21505, "valueTwo": 0, "op": "SCMP_CMP_EQ"},
-            {"index": 2, "value": 0, "op": "SCMP_CMP_NE"}]},
-        {"names": ["personality"], "action": "SCMP_ACT_ALLOW", "args": [  # 7: index 0 twice: OR
-            {"index": 0, "value": 0, "op": "SCMP_CMP_EQ"},
-            {"index": 0, "value": 8, "op": "SCMP_CMP_EQ"},
-            {"index": 1, "value": 5, "op": "SCMP_CMP_GT"}]},
-        {"names": ["mmap"], "action": "SCMP_ACT_TRAP", "args": [  # 8
-            {"index": 2, "value": 4, "valueTwo": 4, "op": "SCMP_CMP_MASKED_EQ"}]},
+        {
+            "names": ["ioctl"],
+            "action": "SCMP_ACT_ALLOW",
+            "args": [  # 6: two indexes: AND
+                {"index": 1, "value": 21505, "valueTwo": 0, "op": "SCMP_CMP_EQ"},
+                {"index": 2, "value": 0, "op": "SCMP_CMP_NE"},
+            ],
+        },
+        {
+            "names": ["personality"],
+            "action": "SCMP_ACT_ALLOW",
+            "args": [  # 7: index 0 twice: OR
+                {"index": 0, "value": 0, "op": "SCMP_CMP_EQ"},
+                {"index": 0, "value": 8, "op": "SCMP_CMP_EQ"},
+                {"index": 1, "value": 5, "op": "SCMP_CMP_GT"},
+            ],
+        },
+        {
+            "names": ["mmap"],
+            "action": "SCMP_ACT_TRAP",
+            "args": [  # 8
+                {"index": 2, "value": 4, "valueTwo": 4, "op": "SCMP_CMP_MASKED_EQ"}
+            ],
+        },
         {"names": ["kill"], "action": "SCMP_ACT_LOG", "includes": {"caps": ["CAP_KILL"]}},  # 9
-        {"names": ["mount"], "action": "SCMP_ACT_ALLOW",  # 10
-         "excludes": {"caps": ["CAP_SYS_ADMIN"]}},
+        {
+            "names": ["mount"],
+            "action": "SCMP_ACT_ALLOW",  # 10
+            "excludes": {"caps": ["CAP_SYS_ADMIN"]},
+        },
         {"names": ["arch_prctl"], "action": "SCMP_ACT_ALLOW", "includes": {"arches": ["amd64"]}},
-        {"names": ["riscv_flush_icache"], "action": "SCMP_ACT_ALLOW",  # 12
-         "includes": {"arches": ["riscv64"]}},
+        {
+            "names": ["riscv_flush_icache"],
+            "action": "SCMP_ACT_ALLOW",  # 12
+            "includes": {"arches": ["riscv64"]},
+        },
         {"names": ["ptrace"], "action": "SCMP_ACT_ALLOW", "includes": {"minKernel": "5.8"}},
-        {"names": ["pidfd_open"], "action": "SCMP_ACT_KILL_PROCESS",  # 14
-         "excludes": {"minKernel": "5.3"}},
+        {
+            "names": ["pidfd_open"],
+            "action": "SCMP_ACT_KILL_PROCESS",  # 14
+            "excludes": {"minKernel": "5.3"},
+        },
         {"names": ["openat2"], "action": "SCMP_ACT_NOTIFY", "comment": "ask the supervisor"},
         {"names": ["futex"], "action": "SCMP_ACT_KILL_THREAD"},  # 16
     ],
@@ -103,22 +127,36 @@ def test_crafted_profile_on_x86_64_without_caps(tmp_path):
         Rule(("futex",), KILL_THREAD),
     )
     # openat2 (437) is the largest number named by an entry that survived filtering.
-    assert result.policy.kernel == Section(default=EACCES, rules=expected_rules,
-                                           mismatch_action=KILL_THREAD, enosys_above=437)
+    assert result.policy.kernel == Section(
+        default=EACCES, rules=expected_rules, mismatch_action=KILL_THREAD, enosys_above=437
+    )
     assert result.policy.gates is None
     assert result.policy.flags == ("SECCOMP_FILTER_FLAG_LOG",)
     assert result.rule_paths[Layer.KERNEL] == (
-        "syscalls[0]", "syscalls[1]", "syscalls[2]", "syscalls[3]", "syscalls[4]",
-        "syscalls[6]", "syscalls[7].args[0]", "syscalls[7].args[1]", "syscalls[7].args[2]",
-        "syscalls[8]", "syscalls[10]", "syscalls[11]", "syscalls[13]", "syscalls[15]",
+        "syscalls[0]",
+        "syscalls[1]",
+        "syscalls[2]",
+        "syscalls[3]",
+        "syscalls[4]",
+        "syscalls[6]",
+        "syscalls[7].args[0]",
+        "syscalls[7].args[1]",
+        "syscalls[7].args[2]",
+        "syscalls[8]",
+        "syscalls[10]",
+        "syscalls[11]",
+        "syscalls[13]",
+        "syscalls[15]",
         "syscalls[16]",
     )
-    assert result.warnings == ()
+    assert [(w.key_path, "runc ORs ALL its checks" in w.message) for w in result.warnings] == [
+        ("syscalls[7]", True)]
 
 
 def test_crafted_profile_on_aarch64_with_caps_and_an_old_kernel(tmp_path):
-    result = load(CRAFTED, tmp_path, arch="aarch64", caps=["cap_sys_admin", "KILL"],
-                  kernel_version=(5, 2))
+    result = load(
+        CRAFTED, tmp_path, arch="aarch64", caps=["cap_sys_admin", "KILL"], kernel_version=(5, 2)
+    )
     names = [rule.names for rule in result.policy.kernel.rules]
     assert ("kill",) in names  # CAP_KILL given ("KILL" is normalised to CAP_KILL)
     assert ("mount",) not in names  # excluded by CAP_SYS_ADMIN
@@ -130,9 +168,16 @@ def test_crafted_profile_on_aarch64_with_caps_and_an_old_kernel(tmp_path):
 
 
 def test_32_bit_arch_compares_32_bit_args(tmp_path):
-    profile = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
-        {"names": ["ioctl"], "action": "SCMP_ACT_ERRNO",
-         "args": [{"index": 1, "value": 0x1_0000_5401, "op": "SCMP_CMP_EQ"}]}]}
+    profile = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [
+            {
+                "names": ["ioctl"],
+                "action": "SCMP_ACT_ERRNO",
+                "args": [{"index": 1, "value": 0x1_0000_5401, "op": "SCMP_CMP_EQ"}],
+            }
+        ],
+    }
     rule = load(profile, tmp_path, arch="x86").policy.kernel.rules[0]
     assert rule.args == (ArgCheck(1, Op.EQ, 0x5401, None, 32),)
     rule64 = load(profile, tmp_path, arch="x86_64").policy.kernel.rules[0]
@@ -140,7 +185,8 @@ def test_32_bit_arch_compares_32_bit_args(tmp_path):
 
 
 def test_runc_ors_every_check_when_one_index_repeats():
-    section = load_policy(json.dumps(CRAFTED), arch="x86_64", kernel_version="6.1").kernel
+    with pytest.warns(PolicyWarning, match="runc ORs ALL its checks"):
+        section = load_policy(json.dumps(CRAFTED), arch="x86_64", kernel_version="6.1").kernel
     arch = get_arch("x86_64")
     personality = arch.number("personality")
 
@@ -154,10 +200,14 @@ def test_runc_ors_every_check_when_one_index_repeats():
 
 
 def test_archmap_picks_the_targets_entry(tmp_path):
-    profile = {"defaultAction": "SCMP_ACT_KILL_PROCESS", "archMap": [
-        {"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86"]},
-        {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": ["SCMP_ARCH_ARM"]}],
-        "syscalls": [{"names": ["read", "getppid"], "action": "SCMP_ACT_ALLOW"}]}
+    profile = {
+        "defaultAction": "SCMP_ACT_KILL_PROCESS",
+        "archMap": [
+            {"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["SCMP_ARCH_X86"]},
+            {"architecture": "SCMP_ARCH_AARCH64", "subArchitectures": ["SCMP_ARCH_ARM"]},
+        ],
+        "syscalls": [{"names": ["read", "getppid"], "action": "SCMP_ACT_ALLOW"}],
+    }
     # getppid: 110 on x86_64, 173 on aarch64, 64 on x86; read: 0, 63, 3.
     assert load(profile, tmp_path, arch="x86_64").policy.kernel.enosys_above == 110
     assert load(profile, tmp_path, arch="aarch64").policy.kernel.enosys_above == 173
@@ -166,39 +216,56 @@ def test_archmap_picks_the_targets_entry(tmp_path):
     assert any(n.key_path == "archMap" for n in result.notes)
 
 
-@pytest.mark.parametrize(("default", "stub"), [
-    ("SCMP_ACT_ALLOW", None), ("SCMP_ACT_LOG", None), ("SCMP_ACT_TRACE", None),
-    ("SCMP_ACT_ERRNO", 3), ("SCMP_ACT_KILL", 3), ("SCMP_ACT_TRAP", 3),
-])
+@pytest.mark.parametrize(
+    ("default", "stub"),
+    [
+        ("SCMP_ACT_ALLOW", None),
+        ("SCMP_ACT_LOG", None),
+        ("SCMP_ACT_TRACE", None),
+        ("SCMP_ACT_ERRNO", 3),
+        ("SCMP_ACT_KILL", 3),
+        ("SCMP_ACT_TRAP", 3),
+    ],
+)
 def test_enosys_stub_only_for_non_permissive_defaults(tmp_path, default, stub):
-    profile = {"defaultAction": default, "architectures": ["SCMP_ARCH_X86_64"],
-               "syscalls": [{"names": ["close", "read"], "action": "SCMP_ACT_KILL_PROCESS"}]}
+    profile = {
+        "defaultAction": default,
+        "architectures": ["SCMP_ARCH_X86_64"],
+        "syscalls": [{"names": ["close", "read"], "action": "SCMP_ACT_KILL_PROCESS"}],
+    }
     assert load(profile, tmp_path, arch="x86_64").policy.kernel.enosys_above == stub
 
 
 def test_flags_default_to_spec_allow_like_runc(tmp_path):
     base = {"defaultAction": "SCMP_ACT_ALLOW"}
-    assert load(base, tmp_path, arch="x86_64").policy.flags == (
-        "SECCOMP_FILTER_FLAG_SPEC_ALLOW",)
+    assert load(base, tmp_path, arch="x86_64").policy.flags == ("SECCOMP_FILTER_FLAG_SPEC_ALLOW",)
     assert load({**base, "flags": []}, tmp_path, arch="x86_64").policy.flags == ()
     flags = ["SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"]
     assert load({**base, "flags": flags}, tmp_path, arch="x86_64").policy.flags == tuple(flags)
 
 
 def test_keys_match_case_insensitively_like_go(tmp_path):
-    profile = {"DefaultAction": "SCMP_ACT_ERRNO", "SYSCALLS": [
-        {"Names": ["read"], "ACTION": "SCMP_ACT_ALLOW"}]}
+    profile = {
+        "DefaultAction": "SCMP_ACT_ERRNO",
+        "SYSCALLS": [{"Names": ["read"], "ACTION": "SCMP_ACT_ALLOW"}],
+    }
     section = load(profile, tmp_path, arch="x86_64").policy.kernel
     assert section.rules == (Rule(("read",), ALLOW),)
     assert section.default == EPERM
 
 
 def test_warnings_for_ignored_fields(tmp_path):
-    profile = {"defaultAction": "SCMP_ACT_ALLOW", "listenerPath": "/run/agent.sock",
-               "listenerMetadata": "x", "defaultActon": "typo",
-               "syscalls": [{"names": ["reed"], "action": "SCMP_ACT_ERRNO"},
-                            {"names": ["read"], "action": "SCMP_ACT_LOG", "errnoRet": 3},
-                            {"names": [], "action": "SCMP_ACT_LOG"}]}
+    profile = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "listenerPath": "/run/agent.sock",
+        "listenerMetadata": "x",
+        "defaultActon": "typo",
+        "syscalls": [
+            {"names": ["reed"], "action": "SCMP_ACT_ERRNO"},
+            {"names": ["read"], "action": "SCMP_ACT_LOG", "errnoRet": 3},
+            {"names": [], "action": "SCMP_ACT_LOG"},
+        ],
+    }
     result = load(profile, tmp_path, arch="x86_64")
     warned = {w.key_path: w.message for w in result.warnings}
     assert "seccomp agent" in warned["listenerPath"]
@@ -231,6 +298,7 @@ def test_target_defaults_and_errors():
 
 # --- the Docker-like example profile (~350 syscalls) --------------------------------
 
+
 def docker(**target):
     return load_policy(DOCKER_LIKE, **target).kernel
 
@@ -246,8 +314,9 @@ def test_docker_like_profile_unprivileged_x86_64():
     section = docker(arch="x86_64", kernel_version="6.18")
     assert section.default == EPERM
     assert section.enosys_above == 456  # futex_requeue, the newest name it lists
-    allowed = {n for rule in section.rules if not rule.args and rule.action == ALLOW
-               for n in rule.names}
+    allowed = {
+        n for rule in section.rules if not rule.args and rule.action == ALLOW for n in rule.names
+    }
     assert len(allowed) > 290
     assert {"read", "write", "execve", "futex_requeue", "arch_prctl", "ptrace"} <= allowed
     assert not {"chown32", "_llseek", "mount", "reboot", "riscv_flush_icache"} & allowed
@@ -274,12 +343,15 @@ def test_docker_like_profile_with_cap_sys_admin_and_old_kernel():
     assert verdict(section, "x86_64", "ptrace") == EPERM  # before 4.8 it needs CAP_SYS_PTRACE
 
 
-@pytest.mark.parametrize(("arch", "present", "absent"), [
-    ("aarch64", "read", "arch_prctl"),
-    ("riscv64", "riscv_flush_icache", "arch_prctl"),
-    ("s390x", "s390_runtime_instr", "riscv_flush_icache"),
-    ("ppc64le", "swapcontext", "s390_runtime_instr"),
-])
+@pytest.mark.parametrize(
+    ("arch", "present", "absent"),
+    [
+        ("aarch64", "read", "arch_prctl"),
+        ("riscv64", "riscv_flush_icache", "arch_prctl"),
+        ("s390x", "s390_runtime_instr", "riscv_flush_icache"),
+        ("ppc64le", "swapcontext", "s390_runtime_instr"),
+    ],
+)
 def test_docker_like_profile_on_other_arches(arch, present, absent):
     section = docker(arch=arch, kernel_version="6.1")
     assert verdict(section, arch, present) == ALLOW
@@ -295,6 +367,7 @@ def test_docker_like_profile_s390x_checks_clone_flags_in_arg1():
 
 # --- bad profiles: every error names the file and the key path ------------------------
 
+
 def syscall(**entry):
     return {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [entry]}
 
@@ -307,71 +380,148 @@ BAD = [
     ({"defaultAction": 1}, "defaultAction", "unknown action"),
     ({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 4096}, "defaultErrnoRet", "0..4095"),
     ({"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": -1}, "defaultErrnoRet", "0..4095"),
-    ({"defaultAction": "SCMP_ACT_TRACE", "defaultErrnoRet": 70000}, "defaultErrnoRet",
-     "0..65535"),
-    ({"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["SCMP_ARCH_X86_64"],
-      "archMap": [{"architecture": "SCMP_ARCH_X86_64"}]}, "archMap", "use one"),
-    ({"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["X86_64"]}, "architectures[0]",
-     "unknown architecture"),
-    ({"defaultAction": "SCMP_ACT_ERRNO", "architectures": "SCMP_ARCH_X86_64"}, "architectures",
-     "array of strings"),
-    ({"defaultAction": "SCMP_ACT_ERRNO", "archMap": [{"architecture": "SCMP_ARCH_X86-64"}]},
-     "archMap[0].architecture", "unknown architecture"),
-    ({"defaultAction": "SCMP_ACT_ERRNO", "archMap": [
-        {"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["i386"]}]},
-     "archMap[0].subArchitectures[0]", "unknown architecture"),
+    ({"defaultAction": "SCMP_ACT_TRACE", "defaultErrnoRet": 70000}, "defaultErrnoRet", "0..65535"),
+    (
+        {
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "archMap": [{"architecture": "SCMP_ARCH_X86_64"}],
+        },
+        "archMap",
+        "use one",
+    ),
+    (
+        {"defaultAction": "SCMP_ACT_ERRNO", "architectures": ["X86_64"]},
+        "architectures[0]",
+        "unknown architecture",
+    ),
+    (
+        {"defaultAction": "SCMP_ACT_ERRNO", "architectures": "SCMP_ARCH_X86_64"},
+        "architectures",
+        "array of strings",
+    ),
+    (
+        {"defaultAction": "SCMP_ACT_ERRNO", "archMap": [{"architecture": "SCMP_ARCH_X86-64"}]},
+        "archMap[0].architecture",
+        "unknown architecture",
+    ),
+    (
+        {
+            "defaultAction": "SCMP_ACT_ERRNO",
+            "archMap": [{"architecture": "SCMP_ARCH_X86_64", "subArchitectures": ["i386"]}],
+        },
+        "archMap[0].subArchitectures[0]",
+        "unknown architecture",
+    ),
     ({"defaultAction": "SCMP_ACT_ERRNO", "archMap": {}}, "archMap", "must be an array"),
-    ({"defaultAction": "SCMP_ACT_ERRNO", "flags": ["SECCOMP_FILTER_FLAG_FAST"]}, "flags[0]",
-     "unknown filter flag"),
+    (
+        {"defaultAction": "SCMP_ACT_ERRNO", "flags": ["SECCOMP_FILTER_FLAG_FAST"]},
+        "flags[0]",
+        "unknown filter flag",
+    ),
     ({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": {}}, "syscalls", "must be an array"),
     ({"defaultAction": "SCMP_ACT_ERRNO", "syscalls": ["read"]}, "syscalls[0]", "object"),
-    (syscall(name="read", names=["write"], action="SCMP_ACT_ALLOW"), "syscalls[0].name",
-     "use one"),
+    (syscall(name="read", names=["write"], action="SCMP_ACT_ALLOW"), "syscalls[0].name", "use one"),
     (syscall(names=["read"]), "syscalls[0].action", "is required"),
     (syscall(names=["read"], action="ALLOW"), "syscalls[0].action", "SCMP_ACT_ALLOW"),
     (syscall(names="read", action="SCMP_ACT_ALLOW"), "syscalls[0].names", "array of strings"),
     (syscall(names=["read", ""], action="SCMP_ACT_ALLOW"), "syscalls[0].names[1]", "non-empty"),
-    (syscall(names=["read"], action="SCMP_ACT_ERRNO", errnoRet=4096), "syscalls[0].errnoRet",
-     "0..4095"),
-    (syscall(names=["read"], action="SCMP_ACT_ERRNO", errnoRet="1"), "syscalls[0].errnoRet",
-     "0..4095"),
-    (syscall(names=["read"], action="SCMP_ACT_ALLOW", args={}), "syscalls[0].args",
-     "must be an array"),
-    (syscall(names=["read"], action="SCMP_ACT_ALLOW", args=[3]), "syscalls[0].args[0]",
-     "object"),
-    (syscall(names=["read"], action="SCMP_ACT_ALLOW",
-             args=[{"index": 6, "value": 1, "op": "SCMP_CMP_EQ"}]),
-     "syscalls[0].args[0].index", "0..5"),
-    (syscall(names=["read"], action="SCMP_ACT_ALLOW",
-             args=[{"index": 0, "value": 1, "op": "SCMP_CMP_LTE"}]),
-     "syscalls[0].args[0].op", "SCMP_CMP_LE"),
-    (syscall(names=["read"], action="SCMP_ACT_ALLOW", args=[{"index": 0, "value": 1}]),
-     "syscalls[0].args[0].op", "unknown operator"),
-    (syscall(names=["read"], action="SCMP_ACT_ALLOW",
-             args=[{"index": 0, "value": -1, "op": "SCMP_CMP_EQ"}]),
-     "syscalls[0].args[0].value", "write -1 as 18446744073709551615"),
-    (syscall(names=["read"], action="SCMP_ACT_ALLOW",
-             args=[{"index": 0, "value": 1.5, "op": "SCMP_CMP_EQ"}]),
-     "syscalls[0].args[0].value", "unsigned 64-bit"),
-    (syscall(names=["read"], action="SCMP_ACT_ALLOW",
-             args=[{"index": 0, "value": 1, "valueTwo": 2**64, "op": "SCMP_CMP_MASKED_EQ"}]),
-     "syscalls[0].args[0].valueTwo", "unsigned 64-bit"),
-    (syscall(names=["read"], action="SCMP_ACT_ALLOW", includes={"minKernel": "5"}),
-     "syscalls[0].includes.minKernel", "<kernel>.<major>"),
-    (syscall(names=["read"], action="SCMP_ACT_ALLOW", excludes={"minKernel": "0.0"}),
-     "syscalls[0].excludes.minKernel", "<kernel>.<major>"),
-    (syscall(names=["read"], action="SCMP_ACT_ALLOW", includes={"minKernel": 5.8}),
-     "syscalls[0].includes.minKernel", "<kernel>.<major>"),
-    (syscall(names=["read"], action="SCMP_ACT_ALLOW", includes={"caps": "CAP_SYS_ADMIN"}),
-     "syscalls[0].includes.caps", "array of strings"),
-    (syscall(names=["read"], action="SCMP_ACT_ALLOW", excludes=["amd64"]),
-     "syscalls[0].excludes", "object"),
+    (
+        syscall(names=["read"], action="SCMP_ACT_ERRNO", errnoRet=4096),
+        "syscalls[0].errnoRet",
+        "0..4095",
+    ),
+    (
+        syscall(names=["read"], action="SCMP_ACT_ERRNO", errnoRet="1"),
+        "syscalls[0].errnoRet",
+        "0..4095",
+    ),
+    (
+        syscall(names=["read"], action="SCMP_ACT_ALLOW", args={}),
+        "syscalls[0].args",
+        "must be an array",
+    ),
+    (syscall(names=["read"], action="SCMP_ACT_ALLOW", args=[3]), "syscalls[0].args[0]", "object"),
+    (
+        syscall(
+            names=["read"],
+            action="SCMP_ACT_ALLOW",
+            args=[{"index": 6, "value": 1, "op": "SCMP_CMP_EQ"}],
+        ),
+        "syscalls[0].args[0].index",
+        "0..5",
+    ),
+    (
+        syscall(
+            names=["read"],
+            action="SCMP_ACT_ALLOW",
+            args=[{"index": 0, "value": 1, "op": "SCMP_CMP_LTE"}],
+        ),
+        "syscalls[0].args[0].op",
+        "SCMP_CMP_LE",
+    ),
+    (
+        syscall(names=["read"], action="SCMP_ACT_ALLOW", args=[{"index": 0, "value": 1}]),
+        "syscalls[0].args[0].op",
+        "unknown operator",
+    ),
+    (
+        syscall(
+            names=["read"],
+            action="SCMP_ACT_ALLOW",
+            args=[{"index": 0, "value": -1, "op": "SCMP_CMP_EQ"}],
+        ),
+        "syscalls[0].args[0].value",
+        "write -1 as 18446744073709551615",
+    ),
+    (
+        syscall(
+            names=["read"],
+            action="SCMP_ACT_ALLOW",
+            args=[{"index": 0, "value": 1.5, "op": "SCMP_CMP_EQ"}],
+        ),
+        "syscalls[0].args[0].value",
+        "unsigned 64-bit",
+    ),
+    (
+        syscall(
+            names=["read"],
+            action="SCMP_ACT_ALLOW",
+            args=[{"index": 0, "value": 1, "valueTwo": 2**64, "op": "SCMP_CMP_MASKED_EQ"}],
+        ),
+        "syscalls[0].args[0].valueTwo",
+        "unsigned 64-bit",
+    ),
+    (
+        syscall(names=["read"], action="SCMP_ACT_ALLOW", includes={"minKernel": "5"}),
+        "syscalls[0].includes.minKernel",
+        "<kernel>.<major>",
+    ),
+    (
+        syscall(names=["read"], action="SCMP_ACT_ALLOW", excludes={"minKernel": "0.0"}),
+        "syscalls[0].excludes.minKernel",
+        "<kernel>.<major>",
+    ),
+    (
+        syscall(names=["read"], action="SCMP_ACT_ALLOW", includes={"minKernel": 5.8}),
+        "syscalls[0].includes.minKernel",
+        "<kernel>.<major>",
+    ),
+    (
+        syscall(names=["read"], action="SCMP_ACT_ALLOW", includes={"caps": "CAP_SYS_ADMIN"}),
+        "syscalls[0].includes.caps",
+        "array of strings",
+    ),
+    (
+        syscall(names=["read"], action="SCMP_ACT_ALLOW", excludes=["amd64"]),
+        "syscalls[0].excludes",
+        "object",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("profile", "key_path", "fragment"), BAD)
-def test_bad_profiles_name_file_key_path_and_what_is_allowed(tmp_path, profile, key_path,
-                                                             fragment):
+def test_bad_profiles_name_file_key_path_and_what_is_allowed(tmp_path, profile, key_path, fragment):
     with pytest.raises(PolicyError) as info:
         load(profile, tmp_path, arch="x86_64")
     err = info.value
@@ -384,3 +534,23 @@ def test_bad_profiles_name_file_key_path_and_what_is_allowed(tmp_path, profile, 
 def test_hostile_json_nesting_is_an_error(tmp_path):
     with pytest.raises(PolicyError, match="not valid JSON"):
         load("[" * 200_000 + "]" * 200_000, tmp_path, arch="x86_64", format="oci")
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "policies" / "examples"
+
+
+def test_runc_quirks_example_means_what_its_comments_say():
+    result = load_policy_result(EXAMPLES / "runc-quirks.json", arch="x86_64")
+    section = result.policy.kernel
+    assert section.default == EPERM and result.policy.flags == ()
+    assert section.rules == (
+        Rule(("read", "write", "close", "exit_group"), ALLOW),
+        Rule(("personality",), ALLOW, (ArgCheck(0, Op.EQ, 0),)),
+        Rule(("personality",), ALLOW, (ArgCheck(0, Op.EQ, 8),)),
+        Rule(("ioctl",), ALLOW, (ArgCheck(0, Op.LE, 2), ArgCheck(1, Op.EQ, 21505))),
+        Rule(("getppid",), KILL_THREAD),
+        Rule(("clone3",), ENOSYS),
+    )
+    # clone3 is 435 on x86_64: the largest number the profile names there.
+    assert section.enosys_above == 435
+    assert [w.key_path for w in result.warnings] == ["syscalls[1]"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from callgate.arch import get_arch
 from callgate.policy import (
     ArgCheck,
     Op,
@@ -18,6 +19,7 @@ from callgate.policy import (
     load_policy_result,
     load_policy_text,
 )
+from callgate.policy.lint import lint
 
 ALLOW = 0x7FFF0000
 KILL_PROCESS = 0x80000000
@@ -90,8 +92,7 @@ def test_design_example_loads_to_the_hand_written_model(tmp_path):
 def test_action_spellings(layer, text, ret):
     names = '"read"' if layer == "kernel" else '"fd_read"'
     policy = load_policy_text(
-        f'[{layer}]\ndefault = "{text}"\n[[{layer}.rules]]\nnames = [{names}]\n'
-        f'action = "{text}"\n'
+        f'[{layer}]\ndefault = "{text}"\n[[{layer}.rules]]\nnames = [{names}]\naction = "{text}"\n'
     ).policy
     section = policy.section(layer)
     assert section.default == ret
@@ -103,15 +104,21 @@ def test_action_spellings(layer, text, ret):
     [
         ("{ index = 0, op = 'eq', value = -1 }", ArgCheck(0, Op.EQ, U64)),
         ("{ index = 1, op = 'eq', value = -100 }", ArgCheck(1, Op.EQ, 2**64 - 100)),
-        ("{ index = 1, op = 'eq', value = -100, width = 32 }",
-         ArgCheck(1, Op.EQ, 0xFFFFFF9C, None, 32)),
+        (
+            "{ index = 1, op = 'eq', value = -100, width = 32 }",
+            ArgCheck(1, Op.EQ, 0xFFFFFF9C, None, 32),
+        ),
         ("{ index = 2, op = 'lt', value = 0xffffffffffffffff }", ArgCheck(2, Op.LT, U64)),
         ("{ index = 2, op = 'lt', value = -9223372036854775808 }", ArgCheck(2, Op.LT, 2**63)),
         ("{ index = 3, op = 'ge', value = '0x10' }", ArgCheck(3, Op.GE, 16)),
-        ("{ index = 4, op = 'ne', value = 4294967295, width = 32 }",
-         ArgCheck(4, Op.NE, 2**32 - 1, None, 32)),
-        ("{ index = 5, op = 'masked_eq', value = 0xf0, value2 = 0x10 }",
-         ArgCheck(5, Op.MASKED_EQ, 0xF0, 0x10)),
+        (
+            "{ index = 4, op = 'ne', value = 4294967295, width = 32 }",
+            ArgCheck(4, Op.NE, 2**32 - 1, None, 32),
+        ),
+        (
+            "{ index = 5, op = 'masked_eq', value = 0xf0, value2 = 0x10 }",
+            ArgCheck(5, Op.MASKED_EQ, 0xF0, 0x10),
+        ),
         ("{ index = 0, op = 'gt', value = 7, width = 64 }", ArgCheck(0, Op.GT, 7)),
     ],
 )
@@ -130,8 +137,12 @@ def test_args_and_within_rule_kept_in_order():
         ' { index = 3, op = "ne", value = 0 }]\ncomment = "no PROT_EXEC"\n'
     ).policy
     assert policy.kernel.rules == (
-        Rule(("mmap",), KILL_THREAD,
-             (ArgCheck(2, Op.MASKED_EQ, 4, 4), ArgCheck(3, Op.NE, 0)), "no PROT_EXEC"),
+        Rule(
+            ("mmap",),
+            KILL_THREAD,
+            (ArgCheck(2, Op.MASKED_EQ, 4, 4), ArgCheck(3, Op.NE, 0)),
+            "no PROT_EXEC",
+        ),
     )
 
 
@@ -155,11 +166,14 @@ def test_syscall_known_on_another_arch_only_is_accepted():
 
 
 def test_app_gates_declared_in_the_policy_or_registered_by_the_app():
-    text = ('[gates]\ndefault = "kill_process"\napp_gates = ["kv_get"]\n'
-            '[[gates.rules]]\nnames = ["kv_get", "fd_write"]\naction = "allow"\n')
+    text = (
+        '[gates]\ndefault = "kill_process"\napp_gates = ["kv_get"]\n'
+        '[[gates.rules]]\nnames = ["kv_get", "fd_write"]\naction = "allow"\n'
+    )
     assert load_policy_text(text).policy.gates.rules[0].names == ("kv_get", "fd_write")
-    undeclared = ('[gates]\ndefault = "kill_process"\n'
-                  '[[gates.rules]]\nnames = ["kv_put"]\naction = "allow"\n')
+    undeclared = (
+        '[gates]\ndefault = "kill_process"\n[[gates.rules]]\nnames = ["kv_put"]\naction = "allow"\n'
+    )
     with pytest.raises(PolicyError, match=r"gates\.rules\[0\]\.names\[0\]: unknown gate 'kv_put'"):
         load_policy_text(undeclared)
     loaded = load_policy_text(undeclared, gate_names=["kv_put"]).policy
@@ -191,39 +205,84 @@ BAD = [
     ("[kernel]\ndefault = 'allow(3)'\n", "kernel.default", "takes no data"),
     ("[kernel]\ndefault = 'trace(70000)'\n", "kernel.default", "16 bits"),
     ("[gates]\ndefault = 'errno(ELOOPY)'\n", "gates.default", "not a WASI errno name"),
-    ("[kernel]\ndefault = 'allow'\narch_mismatch = 'nope'\n", "kernel.arch_mismatch",
-     "unknown action"),
+    (
+        "[kernel]\ndefault = 'allow'\narch_mismatch = 'nope'\n",
+        "kernel.arch_mismatch",
+        "unknown action",
+    ),
     ("[kernel]\ndefault = 'allow'\nflags = ['fast']\n", "kernel.flags[0]", "tsync, log"),
     ("[kernel]\ndefault = 'allow'\napp_gates = ['x']\n", "kernel.app_gates", "allowed keys"),
-    ("[gates]\ndefault = 'allow'\napp_gates = ['fd_read']\n", "gates.app_gates[0]",
-     "is a WASI gate"),
+    (
+        "[gates]\ndefault = 'allow'\napp_gates = ['fd_read']\n",
+        "gates.app_gates[0]",
+        "is a WASI gate",
+    ),
     ("[gates]\ndefault = 'allow'\napp_gates = 'kv'\n", "gates.app_gates", "array of strings"),
     ("[kernel]\ndefault = 'allow'\nrules = 5\n", "kernel.rules", "array of tables"),
     ("[kernel]\ndefault = 'allow'\nrules = [5]\n", "kernel.rules[0]", "must be a table"),
-    ("[kernel]\ndefault = 'allow'\n[[kernel.rules]]\naction = 'trap'\n",
-     "kernel.rules[0].names", "is required"),
-    ("[kernel]\ndefault = 'allow'\n[[kernel.rules]]\nnames = ['read']\n",
-     "kernel.rules[0].action", "is required"),
-    ("[kernel]\ndefault = 'allow'\n[[kernel.rules]]\nnames = []\naction = 'trap'\n",
-     "kernel.rules[0].names", "at least one name"),
-    ("[kernel]\ndefault = 'allow'\n[[kernel.rules]]\nnames = 'read'\naction = 'trap'\n",
-     "kernel.rules[0].names", "array of strings"),
-    ("[kernel]\ndefault = 'allow'\n[[kernel.rules]]\nnames = ['read', 3]\naction = 'trap'\n",
-     "kernel.rules[0].names[1]", "non-empty string"),
-    ("[kernel]\ndefault = 'allow'\n[[kernel.rules]]\nnames = ['reed']\naction = 'trap'\n",
-     "kernel.rules[0].names[0]", "did you mean 'read'"),
-    ("[kernel]\ndefault = 'allow'\n[[kernel.rules]]\nnames = ['fd_write']\naction = 'trap'\n",
-     "kernel.rules[0].names[0]", "unknown syscall 'fd_write'"),
-    ("[gates]\ndefault = 'allow'\n[[gates.rules]]\nnames = ['read']\naction = 'trap'\n",
-     "gates.rules[0].names[0]", "unknown gate 'read'"),
-    ("[gates]\ndefault = 'allow'\n[[gates.rules]]\nnames = ['fd_wirte']\naction = 'trap'\n",
-     "gates.rules[0].names[0]", "did you mean 'fd_write'"),
-    ("[kernel]\ndefault = 'allow'\n[[kernel.rules]]\nnames = ['read']\naction = 'trap'\n"
-     "acton = 'x'\n", "kernel.rules[0].acton", "did you mean 'action'"),
-    ("[kernel]\ndefault = 'allow'\n[[kernel.rules]]\nnames = ['read']\naction = 'trap'\n"
-     "comment = 3\n", "kernel.rules[0].comment", "must be a string"),
-    ("[kernel]\ndefault = 'allow'\n[[kernel.rules]]\nnames = ['read']\naction = 'trap'\n"
-     "args = {index = 0}\n", "kernel.rules[0].args", "must be an array"),
+    (
+        "[kernel]\ndefault = 'allow'\n[[kernel.rules]]\naction = 'trap'\n",
+        "kernel.rules[0].names",
+        "is required",
+    ),
+    (
+        "[kernel]\ndefault = 'allow'\n[[kernel.rules]]\nnames = ['read']\n",
+        "kernel.rules[0].action",
+        "is required",
+    ),
+    (
+        "[kernel]\ndefault = 'allow'\n[[kernel.rules]]\nnames = []\naction = 'trap'\n",
+        "kernel.rules[0].names",
+        "at least one name",
+    ),
+    (
+        "[kernel]\ndefault = 'allow'\n[[kernel.rules]]\nnames = 'read'\naction = 'trap'\n",
+        "kernel.rules[0].names",
+        "array of strings",
+    ),
+    (
+        "[kernel]\ndefault = 'allow'\n[[kernel.rules]]\nnames = ['read', 3]\naction = 'trap'\n",
+        "kernel.rules[0].names[1]",
+        "non-empty string",
+    ),
+    (
+        "[kernel]\ndefault = 'allow'\n[[kernel.rules]]\nnames = ['reed']\naction = 'trap'\n",
+        "kernel.rules[0].names[0]",
+        "did you mean 'read'",
+    ),
+    (
+        "[kernel]\ndefault = 'allow'\n[[kernel.rules]]\nnames = ['fd_write']\naction = 'trap'\n",
+        "kernel.rules[0].names[0]",
+        "unknown syscall 'fd_write'",
+    ),
+    (
+        "[gates]\ndefault = 'allow'\n[[gates.rules]]\nnames = ['read']\naction = 'trap'\n",
+        "gates.rules[0].names[0]",
+        "unknown gate 'read'",
+    ),
+    (
+        "[gates]\ndefault = 'allow'\n[[gates.rules]]\nnames = ['fd_wirte']\naction = 'trap'\n",
+        "gates.rules[0].names[0]",
+        "did you mean 'fd_write'",
+    ),
+    (
+        "[kernel]\ndefault = 'allow'\n[[kernel.rules]]\nnames = ['read']\naction = 'trap'\n"
+        "acton = 'x'\n",
+        "kernel.rules[0].acton",
+        "did you mean 'action'",
+    ),
+    (
+        "[kernel]\ndefault = 'allow'\n[[kernel.rules]]\nnames = ['read']\naction = 'trap'\n"
+        "comment = 3\n",
+        "kernel.rules[0].comment",
+        "must be a string",
+    ),
+    (
+        "[kernel]\ndefault = 'allow'\n[[kernel.rules]]\nnames = ['read']\naction = 'trap'\n"
+        "args = {index = 0}\n",
+        "kernel.rules[0].args",
+        "must be an array",
+    ),
 ]
 ARG_BAD = [
     ("{ index = 6, op = 'eq', value = 1 }", "args[0].index", "0..5"),
@@ -246,14 +305,21 @@ ARG_BAD = [
     ("{ index = 0, op = 'eq', value = 1, width = '32' }", "args[0].width", "32 or 64"),
     ("{ index = 0, op = 'masked_eq', value = 1 }", "args[0].value2", "required for op masked_eq"),
     ("{ index = 0, op = 'eq', value = 1, value2 = 1 }", "args[0].value2", "only used by op"),
-    ("{ index = 0, op = 'masked_eq', value = 1, value2 = 4294967296, width = 32 }",
-     "args[0].value2", "32 bits"),
+    (
+        "{ index = 0, op = 'masked_eq', value = 1, value2 = 4294967296, width = 32 }",
+        "args[0].value2",
+        "32 bits",
+    ),
     ("{ index = 0, op = 'eq', value = 1, mask = 1 }", "args[0].mask", "allowed keys"),
     ("5", "args[0]", "must be a table"),
 ]
 BAD += [
-    ("[kernel]\ndefault = 'allow'\n[[kernel.rules]]\nnames = ['read']\naction = 'trap'\n"
-     f"args = [{arg}]\n", f"kernel.rules[0].{path}", fragment)
+    (
+        "[kernel]\ndefault = 'allow'\n[[kernel.rules]]\nnames = ['read']\naction = 'trap'\n"
+        f"args = [{arg}]\n",
+        f"kernel.rules[0].{path}",
+        fragment,
+    )
     for arg, path, fragment in ARG_BAD
 ]
 
@@ -266,13 +332,16 @@ def test_bad_policies_name_file_key_path_and_what_is_allowed(tmp_path, text, key
     err = info.value
     assert any(p.key_path == key_path and fragment in p.message for p in err.problems), str(err)
     assert all(p.source == str(path) for p in err.problems)
-    for line in str(err).splitlines()[1 if len(err.problems) > 1 else 0:]:
+    for line in str(err).splitlines()[1 if len(err.problems) > 1 else 0 :]:
         assert str(path) in line
 
 
 def test_every_problem_is_reported_at_once(tmp_path):
-    path = write(tmp_path, "[kernel]\ndefault = 'nope'\n[[kernel.rules]]\nnames = ['reed']\n"
-                 "action = 'allow'\nargs = [{ index = 9, op = 'eq', value = 1 }]\n")
+    path = write(
+        tmp_path,
+        "[kernel]\ndefault = 'nope'\n[[kernel.rules]]\nnames = ['reed']\n"
+        "action = 'allow'\nargs = [{ index = 9, op = 'eq', value = 1 }]\n",
+    )
     with pytest.raises(PolicyError) as info:
         load_policy(path)
     paths = [p.key_path for p in info.value.problems]
@@ -305,3 +374,28 @@ def test_load_policy_issues_no_warnings_for_a_clean_policy():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_policy_text(DESIGN_EXAMPLE)
+
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "policies" / "examples").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+@pytest.mark.parametrize("arch", ["x86_64", "aarch64"])
+def test_example_policies_load_and_lint_clean(path, arch):
+    result = load_policy_result(path)
+    findings = lint(result, get_arch(arch))
+    assert [f for f in findings if f.level != "info"] == []
+
+
+def test_example_policies_mean_what_their_comments_say():
+    examples = {p.name: load_policy(p) for p in EXAMPLES}
+    gates = examples["stdout-only-plugin.toml"].gates
+    assert gates.default == 0x00050000 | 52
+    assert Rule(("fd_write",), ALLOW, (ArgCheck(0, Op.GE, 1, None, 32),
+                                       ArgCheck(0, Op.LE, 2, None, 32))) in gates.rules
+    kernel = examples["kernel-worker.toml"].kernel
+    openat = [r for r in kernel.rules if r.names == ("openat",) and r.action == ALLOW]
+    assert openat[0].args == (ArgCheck(0, Op.EQ, 0xFFFFFF9C, None, 32),
+                              ArgCheck(2, Op.MASKED_EQ, 3, 0))
+    assert examples["kernel-worker.toml"].flags == ("SECCOMP_FILTER_FLAG_TSYNC",)
+    assert examples["app-gates.toml"].gates.rules[2].action == 0x00050000 | 28
