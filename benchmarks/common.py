@@ -24,6 +24,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+# Names of the peer rows other modules take ratios against (``Row.baseline``), written
+# once here so a module measuring them and a module comparing with them agree.
+FUNC_1 = "wasmtime-py Func, 1 arg (ungated)"
+FUNC_7 = "wasmtime-py Func, 7 args (ungated)"
+FUNC_CALL = "wasmtime-py Func.__call__, integer"
+
 
 @dataclass(frozen=True)
 class Row:
