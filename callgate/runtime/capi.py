@@ -1,0 +1,103 @@
+"""The few wasmtime C API functions the hot paths need, bound with cffi in ABI mode.
+
+wasmtime-py marshals every host call and every export call through Python
+objects (6.5–14 µs each). Its shared library also exports the *unchecked* API,
+which passes arguments as a flat array of 16-byte ``wasmtime_val_raw_t`` slots;
+driven from a cffi callback that costs well under a microsecond. We load the very
+library wasmtime-py already loaded (found through its own loader, so versions
+always match) and exchange objects with wasmtime-py as integer addresses.
+
+Opaque value structs (``wasmtime_func_t``, ``wasmtime_memory_t``,
+``wasmtime_extern_t``) are declared as byte blobs of the size and alignment
+wasmtime-py's own ctypes bindings give them, so this module never guesses a layout.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import cffi
+from wasmtime import _bindings as wb
+from wasmtime import _ffi as wffi
+
+
+def _blob(name: str, ctype: type[ctypes.Structure]) -> str:
+    size = ctypes.sizeof(ctype)
+    if size % 8:
+        raise RuntimeError(f"unexpected size {size} of {name} in this wasmtime")
+    return f"typedef struct {{ uint64_t _opaque[{size // 8}]; }} {name};\n"
+
+
+# Raw slots are read as u64 (zero-extends i32 when the upper half is clear; the
+# dispatcher masks i32 slots anyway) and written whole.
+_CDEF = (
+    "typedef struct wasm_trap_t wasm_trap_t;\n"
+    "typedef struct wasmtime_error_t wasmtime_error_t;\n"
+    "typedef struct wasmtime_context_t wasmtime_context_t;\n"
+    "typedef struct wasmtime_caller_t wasmtime_caller_t;\n"
+    "typedef struct wasm_functype_t wasm_functype_t;\n"
+    + _blob("wasmtime_func_t", wb.wasmtime_func)
+    + _blob("wasmtime_memory_t", wb.wasmtime_memory)
+    + _blob("wasmtime_extern_t", wb.wasmtime_extern)
+    + """
+typedef union { int32_t i32; int64_t i64; uint32_t u32; uint64_t u64;
+                float f32; double f64; uint8_t v128[16]; } wasmtime_val_raw_t;
+typedef struct { size_t size; char *data; } wasm_byte_vec_t;
+typedef wasm_trap_t *(*cg_callback_t)(void *, wasmtime_caller_t *, uint64_t *, size_t);
+
+void wasmtime_func_new_unchecked(wasmtime_context_t *, const wasm_functype_t *, cg_callback_t,
+                                 void *, void (*)(void *), wasmtime_func_t *);
+wasmtime_error_t *wasmtime_func_call_unchecked(wasmtime_context_t *, const wasmtime_func_t *,
+                                               uint64_t *, size_t, wasm_trap_t **);
+wasm_trap_t *wasmtime_trap_new(const char *, size_t);
+bool wasmtime_trap_code(const wasm_trap_t *, uint8_t *);
+void wasm_trap_message(const wasm_trap_t *, wasm_byte_vec_t *);
+void wasm_trap_delete(wasm_trap_t *);
+void wasmtime_error_message(const wasmtime_error_t *, wasm_byte_vec_t *);
+void wasmtime_error_delete(wasmtime_error_t *);
+void wasm_byte_vec_delete(wasm_byte_vec_t *);
+wasmtime_context_t *wasmtime_caller_context(wasmtime_caller_t *);
+bool wasmtime_caller_export_get(wasmtime_caller_t *, const char *, size_t, wasmtime_extern_t *);
+uint8_t *wasmtime_memory_data(const wasmtime_context_t *, const wasmtime_memory_t *);
+size_t wasmtime_memory_data_size(const wasmtime_context_t *, const wasmtime_memory_t *);
+wasmtime_error_t *wasmtime_context_set_fuel(wasmtime_context_t *, uint64_t);
+void wasmtime_context_set_epoch_deadline(wasmtime_context_t *, uint64_t);
+"""
+)
+
+ffi = cffi.FFI()
+ffi.cdef(_CDEF)
+lib = ffi.dlopen(str(wffi.filename))
+
+NULL = ffi.NULL
+EXTERN_MEMORY = wffi.WASMTIME_EXTERN_MEMORY.value
+EXTERN_MEMORY_OFFSET = wb.wasmtime_extern.of.offset
+SLOT_BYTES = ctypes.sizeof(wb.wasmtime_val_raw)
+# wasmtime_trap_code_t values, from wasmtime-py's generated enum.
+TRAP_STACK_OVERFLOW = wb.wasmtime_trap_code_enum.WASMTIME_TRAP_CODE_STACK_OVERFLOW.value
+TRAP_INTERRUPT = wb.wasmtime_trap_code_enum.WASMTIME_TRAP_CODE_INTERRUPT.value
+TRAP_OUT_OF_FUEL = wb.wasmtime_trap_code_enum.WASMTIME_TRAP_CODE_OUT_OF_FUEL.value
+TRAP_NAMES = {m.value: name.removeprefix("WASMTIME_TRAP_CODE_").lower()
+              for name, m in wb.wasmtime_trap_code_enum.__members__.items()}
+
+
+def address(ctypes_obj: object) -> int:
+    """The address behind a wasmtime-py ctypes pointer or structure, as an int."""
+    if isinstance(ctypes_obj, ctypes._Pointer):
+        return ctypes.cast(ctypes_obj, ctypes.c_void_p).value or 0
+    return ctypes.addressof(ctypes_obj)  # type: ignore[arg-type]
+
+
+def take_message(vec_owner_fn: object, obj: object) -> str:
+    """Read and free the message of a trap or error (``wasm_trap_message`` / ``…error_message``)."""
+    vec = ffi.new("wasm_byte_vec_t *")
+    vec_owner_fn(obj, vec)  # type: ignore[operator]
+    try:
+        return ffi.unpack(vec.data, vec.size).decode("utf-8", "replace").rstrip("\0")
+    finally:
+        lib.wasm_byte_vec_delete(vec)
+
+
+def trap_code(trap: object) -> int | None:
+    code = ffi.new("uint8_t *")
+    return code[0] if lib.wasmtime_trap_code(trap, code) else None

@@ -1,0 +1,562 @@
+"""A loaded plugin: one wasm instance whose every import is a gate under one policy.
+
+The Python API an application embeds::
+
+    from callgate import Plugin, AppGates, Limits
+
+    with Plugin("wordcount.wasm", policy="policy.toml", limits=Limits(fuel=10**8)) as p:
+        print(p.call("wordcount", b"two words"))      # bytes ABI
+        print(p.call_int("add", 2, 3))                # integer exports
+
+Loading refuses any module with an import that is not a known gate (listing all
+of them), compiles the policy's ``[gates]`` section for the plugin's gate table,
+binds one raw wasmtime callback per import and instantiates. Calls go through
+wasmtime's unchecked C API; the GIL is released while wasm runs, so independent
+plugins run concurrently from several threads. One plugin serialises its own
+calls (a lock), and a gate may call back into its plugin from the same thread.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import wasmtime
+from wasmtime import _bindings as wb
+
+from callgate.bpf.actions import SECCOMP_RET_ALLOW
+from callgate.bpf.evaluator import Evaluator
+from callgate.bpf.insn import Insn
+from callgate.gates.app import AppGates
+from callgate.gates.memory import GuestMemory
+from callgate.gates.numbers import WASI_MODULE
+from callgate.gates.spec import GateSpec
+from callgate.gates.table import GateProvider, GateTable
+from callgate.policy import Policy, load_policy
+from callgate.policy.compiler import compile_section
+from callgate.runtime import abi
+from callgate.runtime import audit as audit_mod
+from callgate.runtime.capi import (
+    EXTERN_MEMORY,
+    EXTERN_MEMORY_OFFSET,
+    NULL,
+    TRAP_INTERRUPT,
+    TRAP_NAMES,
+    TRAP_OUT_OF_FUEL,
+    TRAP_STACK_OVERFLOW,
+    address,
+    ffi,
+    lib,
+    take_message,
+    trap_code,
+)
+from callgate.runtime.dispatch import GateBinding
+from callgate.runtime.errors import (
+    DeadlineExceeded,
+    FuelExhausted,
+    GuestTrap,
+    ImportRefused,
+    InstanceLimitExceeded,
+    MemoryLimitExceeded,
+    OutputLimitExceeded,
+    PluginClosed,
+    PluginError,
+    PluginKilled,
+    PluginLoadError,
+    PluginPoisoned,
+    StackOverflow,
+    TableLimitExceeded,
+)
+from callgate.runtime.limits import Limits, SharedEngine
+
+PolicySource = Policy | str | os.PathLike[str] | bytes | Sequence[Insn] | None
+_ids = itertools.count(1)
+M32 = 0xFFFFFFFF
+M64 = 0xFFFFFFFFFFFFFFFF
+# A module file bigger than this is refused before reading it whole.
+MAX_MODULE_BYTES = 256 * 1024 * 1024
+
+
+def _valtype_name(t: wasmtime.ValType) -> str:
+    return str(t)
+
+
+def _signature(ft: wasmtime.FuncType) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    return (tuple(_valtype_name(t) for t in ft.params),
+            tuple(_valtype_name(t) for t in ft.results))
+
+
+def format_signature(params: Sequence[str], results: Sequence[str]) -> str:
+    return f"({', '.join(params)}) -> ({', '.join(results)})"
+
+
+@lru_cache(maxsize=64)
+def _compile_filter(policy: Policy | tuple[Insn, ...], table_key: tuple[tuple[str, int], ...]
+                    ) -> Evaluator:
+    """Verify + compile + constant-analyse once per (policy, gate table)."""
+    from callgate.arch import AUDIT_ARCH_CALLGATE, Arch
+    numbers = dict(table_key)
+    if isinstance(policy, tuple):
+        program = list(policy)
+    else:
+        if policy.gates is None:
+            raise PluginLoadError(f"policy {policy.source} has no [gates] section; a plugin "
+                                  "needs one to decide its gate calls")
+        program = compile_section(policy.gates, Arch("callgate", AUDIT_ARCH_CALLGATE, numbers))
+    return Evaluator(program, AUDIT_ARCH_CALLGATE, numbers.values())
+
+
+_ALLOW_ALL = (Insn(0x06, 0, 0, SECCOMP_RET_ALLOW),)  # BPF_RET|BPF_K ALLOW
+
+
+@lru_cache(maxsize=32)
+def _compile_module(engine: wasmtime.Engine, digest: bytes, data: bytes) -> wasmtime.Module:
+    del digest  # part of the cache key only
+    return wasmtime.Module(engine, data)
+
+
+class Plugin:
+    """A plugin instance. Close it (or use ``with``) to free its store and gate state.
+
+    * ``module``: a path, wasm (or WAT) bytes, or a ``wasmtime.Module`` compiled
+      for a callgate engine (rare; prefer bytes or a path);
+    * ``policy``: a :class:`~callgate.policy.Policy`, a policy file path, policy
+      text, or a raw BPF program (a sequence of :class:`~callgate.bpf.insn.Insn`)
+      for the gate arch. None allows every gate of the table (the table itself
+      is then the only allowlist) — pass a policy for anything untrusted;
+    * ``gates``: app-defined gates (:class:`~callgate.gates.app.AppGates`);
+    * ``providers``: further gate providers, e.g. the WASI preview1 provider;
+    * ``limits``: :class:`~callgate.runtime.limits.Limits`;
+    * ``broker``: decides TRAP and USER_NOTIF verdicts (see
+      :mod:`callgate.runtime.broker`); ``tracer``: hook for TRACE verdicts;
+    * ``audit``: an :class:`~callgate.runtime.audit.AuditSink` or a JSON-lines path;
+    * ``name``: the plugin id in audit records (default: file stem + serial).
+    """
+
+    def __init__(
+        self,
+        module: str | os.PathLike[str] | bytes | wasmtime.Module,
+        *,
+        policy: PolicySource = None,
+        gates: AppGates | None = None,
+        providers: Iterable[GateProvider] = (),
+        limits: Limits | None = None,
+        broker: Any = None,
+        tracer: Any = None,
+        audit: audit_mod.AuditSink | str | os.PathLike[str] | None = None,
+        name: str | None = None,
+    ) -> None:
+        self._closed = True  # until fully loaded, close() has little to do
+        self._states: list[Any] = []
+        self._owns_sink = False
+        self._ticking = False
+        self.limits = limits or Limits()
+        self.broker = broker
+        self.tracer = tracer
+        self._poisoned: PluginKilled | None = None
+        self._pending: BaseException | None = None
+        self._lock = threading.RLock()
+        self._output_used = 0
+        self._memory: Any = None
+        self._exports: dict[str, Any] = {}
+        self._raw_cache: dict[str, Any] = {}
+        self._bindings: list[GateBinding] = []
+        self._callbacks: list[Any] = []
+
+        data, default_name = _module_bytes(module)
+        self.name = name or f"{default_name}#{next(_ids)}"
+        all_providers = [*providers, *([gates] if gates is not None else [])]
+        self.table = GateTable(all_providers)
+        if isinstance(audit, (str, os.PathLike)):
+            self.audit_sink = audit_mod.AuditSink(audit)
+            self._owns_sink = True
+        else:
+            self.audit_sink = audit or _default_sink()
+
+        self._shared = SharedEngine.for_limits(self.limits)
+        engine = self._shared.engine
+        if isinstance(module, wasmtime.Module):
+            self.module = module
+        else:
+            try:
+                self.module = _compile_module(engine, hashlib.sha256(data).digest(), data)
+            except wasmtime.WasmtimeError as exc:
+                raise PluginLoadError(f"{self.name}: not a valid wasm module: "
+                                      f"{str(exc).strip().splitlines()[0]}") from None
+        resolved = self._resolve_imports()
+        self.evaluator = _compile_filter(*_filter_key(policy, self.table))
+        try:
+            self._instantiate(resolved)
+        except BaseException:
+            self._release()
+            raise
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def _resolve_imports(self) -> list[tuple[GateSpec, GateProvider]]:
+        problems: list[str] = []
+        resolved: list[tuple[GateSpec, GateProvider]] = []
+        for index, imp in enumerate(self.module.imports):
+            where = f"import #{index} {imp.module}.{imp.name}"
+            ty = imp.type
+            if not isinstance(ty, wasmtime.FuncType):
+                problems.append(f"{where}: a {type(ty).__name__.removesuffix('Type').lower()} "
+                                "import; only functions can be gates")
+                continue
+            found = self.table.find(imp.module, imp.name or "")
+            if found is None:
+                problems.append(f"{where}: no such gate")
+                continue
+            spec, provider = found
+            declared = _signature(ty)
+            if declared != (spec.params, spec.results):
+                problems.append(f"{where}: declared {format_signature(*declared)}, but the "
+                                f"gate is {format_signature(spec.params, spec.results)}")
+                continue
+            resolved.append((spec, provider))
+        if problems:
+            raise ImportRefused(problems)
+        return resolved
+
+    def _instantiate(self, resolved: list[tuple[GateSpec, GateProvider]]) -> None:
+        store = wasmtime.Store(self._shared.engine)
+        self._store = store
+        store.set_limits(**self.limits.store_limits())
+        self._ctx = ffi.cast("wasmtime_context_t *", address(store._context()))
+        self._trap_out = ffi.new("wasm_trap_t **")
+        self._deadline = self.limits.deadline_ticks()
+        if self.limits.timeout is not None:
+            self._shared.ticker.acquire()
+            self._ticking = True
+        self._closed = False
+
+        states: dict[str, Any] = {}
+        for provider in self.table.providers:
+            state = provider.instance_state(self)
+            states[provider.module] = state
+            self._states.append(state)
+        imports = []
+        evaluator = self.evaluator
+        functypes = [imp.type for imp in self.module.imports]
+        for ip, (spec, provider) in enumerate(resolved):
+            binding = GateBinding(self, spec, ip, states[provider.module], evaluator.function,
+                                  evaluator.constant.get(spec.number & M32))
+            callback = ffi.callback("cg_callback_t", binding.callback)
+            raw = ffi.new("wasmtime_func_t *")
+            lib.wasmtime_func_new_unchecked(
+                self._ctx, ffi.cast("wasm_functype_t *", address(functypes[ip].ptr())),
+                callback, NULL, ffi.cast("void (*)(void *)", 0), raw)
+            imports.append(wasmtime.Func._from_raw(
+                wb.wasmtime_func_t.from_buffer_copy(ffi.buffer(raw))))
+            self._bindings.append(binding)
+            self._callbacks.append(callback)
+        self._prepare_call()
+        try:
+            self.instance = wasmtime.Instance(store, self.module, imports)
+        except (wasmtime.Trap, wasmtime.WasmtimeError) as exc:
+            raise self._load_failure(exc) from None
+        for export_name, item in self.instance.exports(store).items():
+            if isinstance(item, wasmtime.Memory) and export_name == "memory":
+                mem = ffi.new("wasmtime_memory_t *")
+                ffi.memmove(mem, ffi.cast("char *", address(item._memory)),
+                            ffi.sizeof("wasmtime_memory_t"))
+                self._memory = mem
+            elif isinstance(item, wasmtime.Func):
+                self._exports[export_name] = item
+        if "_initialize" in self._exports:
+            self.call_int("_initialize")
+
+    def _load_failure(self, exc: Exception) -> BaseException:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            return pending
+        message = str(exc).strip()
+        if isinstance(exc, wasmtime.Trap):
+            code = exc.trap_code
+            return _trap_error(code.value if code is not None else None, message)
+        lowered = message.lower()
+        first = message.splitlines()[0] if message else "instantiation failed"
+        if "memory" in lowered and ("limit" in lowered or "count" in lowered):
+            if "memory minimum size" in lowered or "memory_size" in lowered:
+                return MemoryLimitExceeded(f"{self.name}: {first} (Limits.memory="
+                                           f"{self.limits.memory})")
+            return InstanceLimitExceeded(f"{self.name}: {first} (Limits.memories="
+                                         f"{self.limits.memories})")
+        if "table" in lowered and ("limit" in lowered or "count" in lowered):
+            return TableLimitExceeded(f"{self.name}: {first} (Limits.table_elements="
+                                      f"{self.limits.table_elements}, tables="
+                                      f"{self.limits.tables})")
+        if "instance" in lowered and ("limit" in lowered or "count" in lowered):
+            return InstanceLimitExceeded(f"{self.name}: {first} (Limits.instances="
+                                         f"{self.limits.instances})")
+        return PluginLoadError(f"{self.name}: cannot instantiate: {first}")
+
+    # -- calling ---------------------------------------------------------------------------
+
+    def _prepare_call(self) -> None:
+        """Fresh per-call budgets: fuel, deadline, output."""
+        ctx = self._ctx
+        fuel = self.limits.fuel
+        if fuel is not None:
+            err = lib.wasmtime_context_set_fuel(ctx, fuel)
+            if err:
+                message = take_message(lib.wasmtime_error_message, err)
+                lib.wasmtime_error_delete(err)
+                raise PluginError(f"{self.name}: cannot set fuel: {message}")
+        lib.wasmtime_context_set_epoch_deadline(ctx, self._deadline)
+        self._output_used = 0
+
+    def _check_open(self) -> None:
+        if self._poisoned is not None:
+            raise PluginPoisoned(self._poisoned)
+        if self._closed:
+            raise PluginClosed(f"plugin {self.name} is closed")
+
+    def invoke(self, func: Any, slots: Any, count: int) -> None:
+        """Call a raw ``wasmtime_func_t`` with ``count`` u64 slots; raise its failure."""
+        with self._lock:
+            self._check_open()
+            self._prepare_call()
+            trap = self._trap_out
+            err = lib.wasmtime_func_call_unchecked(self._ctx, func, slots, count, trap)
+            if err or trap[0]:
+                raise self._call_failure(err, trap)
+
+    def _call_failure(self, err: Any, trap: Any) -> BaseException:
+        pending, self._pending = self._pending, None
+        code = None
+        if trap[0]:
+            raw_trap, trap[0] = trap[0], NULL
+            code = trap_code(raw_trap)
+            message = take_message(lib.wasm_trap_message, raw_trap)
+            lib.wasm_trap_delete(raw_trap)
+        else:
+            message = take_message(lib.wasmtime_error_message, err)
+        if err:
+            lib.wasmtime_error_delete(err)
+        if pending is not None:
+            return pending
+        return _trap_error(code, f"{self.name}: {message.strip()}")
+
+    def trap(self, exc: BaseException) -> Any:
+        """Stash ``exc`` (raised under a gate) and return a trap that unwinds the guest."""
+        if self._pending is None:
+            self._pending = exc
+        text = f"callgate: {type(exc).__name__} in gate".encode()
+        return lib.wasmtime_trap_new(text, len(text))
+
+    def poison(self, error: PluginKilled) -> None:
+        self._poisoned = error
+
+    def call_int(self, name: str, *args: int) -> int | tuple[int, ...] | None:
+        """Call an export with integer params/results; one result as an int (signed, as
+        wasm reads it), several as a tuple, none as None."""
+        entry = self._raw_cache.get(name)
+        if entry is None:
+            self._check_open()
+            entry = self._raw_export(name)
+        func, slots, nparams, result_kinds, count = entry
+        if len(args) != nparams:
+            raise TypeError(f"{name} takes {nparams} argument(s), got {len(args)}")
+        for i, value in enumerate(args):
+            slots[2 * i] = value & M64
+        self.invoke(func, slots, count)
+        if not result_kinds:
+            return None
+        out = tuple(_signed(kind, slots[2 * i]) for i, kind in enumerate(result_kinds))
+        return out[0] if len(out) == 1 else out
+
+    def _raw_export(self, name: str) -> Any:
+        item = self._exports.get(name)
+        if item is None:
+            known = ", ".join(sorted(self._exports)) or "none"
+            raise abi.AbiError(f"{self.name} exports no function {name!r} (exports: {known})")
+        params, results = _signature(item.type(self._store))
+        for kind in (*params, *results):
+            if kind not in ("i32", "i64"):
+                raise abi.AbiError(f"{name} has signature {format_signature(params, results)};"
+                                   " call_int handles only i32 and i64")
+        count = max(len(params), len(results), 1)
+        func = ffi.new("wasmtime_func_t *")
+        ffi.memmove(func, ffi.cast("char *", address(item._func)),
+                    ffi.sizeof("wasmtime_func_t"))
+        entry = (func, ffi.new("uint64_t[]", 2 * count), len(params), results, count)
+        self._raw_cache[name] = entry
+        return entry
+
+    def export_signature(self, name: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """``(params, results)`` of an exported function, or None if there is none."""
+        item = self._exports.get(name)
+        return None if item is None else _signature(item.type(self._store))
+
+    def call(self, name: str, data: bytes | bytearray | memoryview = b"") -> bytes:
+        """Call a bytes-ABI export: copy ``data`` in, return the bytes it returns."""
+        return abi.call_bytes(self, name, bytes(data))
+
+    # -- memory and output -----------------------------------------------------------------
+
+    def memory_of(self, caller: Any) -> GuestMemory | None:
+        """The calling instance's exported ``memory`` as a bounds-checked window."""
+        mem = self._memory
+        if mem is None:
+            mem = self._memory = _caller_memory(caller)
+            if mem is None:
+                return None
+        ctx = lib.wasmtime_caller_context(caller)
+        return GuestMemory(int(ffi.cast("uintptr_t", lib.wasmtime_memory_data(ctx, mem))),
+                           lib.wasmtime_memory_data_size(ctx, mem))
+
+    def memory(self) -> GuestMemory | None:
+        """The plugin's exported memory, for host code between calls (None if none)."""
+        self._check_open()
+        mem = self._memory
+        if mem is None:
+            return None
+        return GuestMemory(int(ffi.cast("uintptr_t", lib.wasmtime_memory_data(self._ctx, mem))),
+                           lib.wasmtime_memory_data_size(self._ctx, mem))
+
+    def charge_output(self, nbytes: int) -> None:
+        """Count ``nbytes`` against this call's output cap; raise once it is passed."""
+        self._output_used += nbytes
+        cap = self.limits.output
+        if cap is not None and self._output_used > cap:
+            raise OutputLimitExceeded(f"{self.name}: output of this call passed the limit of "
+                                      f"{cap} bytes (Limits.output)")
+
+    # -- introspection ---------------------------------------------------------------------
+
+    @property
+    def counters(self) -> dict[str, dict[str, int]]:
+        """Per gate imported: how many calls got each verdict (``allow``, ``errno`` …)."""
+        out: dict[str, dict[str, int]] = {}
+        for binding in self._bindings:
+            slot = out.setdefault(binding.spec.name, dict.fromkeys(audit_mod.COUNTER_NAMES, 0))
+            for key, count in zip(audit_mod.COUNTER_NAMES, binding.counts, strict=True):
+                slot[key] += count
+        return out
+
+    @property
+    def poisoned(self) -> bool:
+        return self._poisoned is not None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- lifetime --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Free the store, the gate callbacks and provider state (fds …); idempotent."""
+        with self._lock:
+            if self._closed and not hasattr(self, "_store"):
+                return
+            self._closed = True
+            self._release()
+
+    def _release(self) -> None:
+        self._closed = True
+        for state in self._states:
+            closer = getattr(state, "close", None)
+            if callable(closer):
+                closer()
+        self._states = []
+        if self._ticking:
+            self._shared.ticker.release()
+            self._ticking = False
+        for attr in ("instance", "_store"):
+            self.__dict__.pop(attr, None)
+        self._exports = {}
+        self._raw_cache = {}
+        self._memory = None
+        self._callbacks = []
+        if self._owns_sink:
+            self.audit_sink.close()
+            self._owns_sink = False
+
+    def __enter__(self) -> Plugin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            if not self._closed:
+                self.close()
+        except Exception:
+            pass
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else ("poisoned" if self._poisoned else "open")
+        return f"<Plugin {self.name} {state}>"
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+def _module_bytes(module: str | os.PathLike[str] | bytes | wasmtime.Module) -> tuple[bytes, str]:
+    if isinstance(module, wasmtime.Module):
+        return b"", "module"
+    if isinstance(module, (bytes, bytearray, memoryview)):
+        return bytes(module), "plugin"
+    path = Path(module)
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_MODULE_BYTES + 1)
+    except OSError as exc:
+        raise PluginLoadError(f"cannot read plugin {path}: {exc.strerror or exc}") from None
+    if len(data) > MAX_MODULE_BYTES:
+        raise PluginLoadError(f"plugin {path} is larger than {MAX_MODULE_BYTES} bytes")
+    return data, path.stem
+
+
+def _filter_key(policy: PolicySource, table: GateTable
+                ) -> tuple[Policy | tuple[Insn, ...], tuple[tuple[str, int], ...]]:
+    table_key = tuple(sorted(table.arch.numbers.items()))
+    if policy is None:
+        return _ALLOW_ALL, table_key
+    if isinstance(policy, Policy):
+        return policy, table_key
+    if isinstance(policy, (str, bytes, os.PathLike)):
+        app_names = [spec.name for spec in table if spec.module != WASI_MODULE]
+        return load_policy(policy, gate_names=app_names), table_key
+    return tuple(policy), table_key
+
+
+def _caller_memory(caller: Any) -> Any:
+    ext = ffi.new("wasmtime_extern_t *")
+    if not lib.wasmtime_caller_export_get(caller, b"memory", 6, ext):
+        return None
+    base = ffi.cast("char *", ext)
+    if ffi.cast("uint8_t *", base)[0] != EXTERN_MEMORY:
+        return None
+    mem = ffi.new("wasmtime_memory_t *")
+    ffi.memmove(mem, base + EXTERN_MEMORY_OFFSET, ffi.sizeof("wasmtime_memory_t"))
+    return mem
+
+
+def _signed(kind: str, bits: int) -> int:
+    if kind == "i32":
+        bits &= M32
+        return bits - (1 << 32) if bits >> 31 else bits
+    return bits - (1 << 64) if bits >> 63 else bits
+
+
+def _trap_error(code: int | None, message: str) -> PluginError:
+    if code == TRAP_OUT_OF_FUEL:
+        return FuelExhausted(f"{message} (Limits.fuel)")
+    if code == TRAP_INTERRUPT:
+        return DeadlineExceeded(f"{message} (Limits.timeout)")
+    if code == TRAP_STACK_OVERFLOW:
+        return StackOverflow(f"{message} (Limits.stack)")
+    return GuestTrap(message, TRAP_NAMES.get(code) if code is not None else None)
+
+
+@lru_cache(maxsize=1)
+def _default_sink() -> audit_mod.AuditSink:
+    return audit_mod.AuditSink()
