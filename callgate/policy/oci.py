@@ -131,7 +131,7 @@ class OciTarget:
     def resolve(
         cls,
         arch: str | None = None,
-        caps: Iterable[str] | None = None,
+        caps: Iterable[str] | str | None = None,
         kernel_version: str | tuple[int, int] | None = None,
         source: str = "<policy>",
     ) -> OciTarget:
@@ -155,8 +155,10 @@ class OciTarget:
         return ARCH_NAMES[self.arch.name][1]
 
 
-def normalize_caps(caps: Iterable[str]) -> frozenset[str]:
+def normalize_caps(caps: Iterable[str] | str) -> frozenset[str]:
     """``sys_admin``, ``CAP_SYS_ADMIN`` -> ``CAP_SYS_ADMIN`` (profiles spell caps that way)."""
+    if isinstance(caps, str):
+        caps = caps.split(",")
     out = set()
     for cap in caps:
         cap = cap.strip().upper()
@@ -172,6 +174,8 @@ def parse_kernel_version(version: str | tuple[int, int]) -> tuple[int, int]:
         if len(version) == 2 and all(isinstance(v, int) and v >= 0 for v in version):
             return version
         raise OciTargetError(f"kernel version {version!r} must be (major, minor)")
+    if not isinstance(version, str):
+        raise OciTargetError(f"kernel version {version!r} must be a string like 5.8 or (5, 8)")
     m = re.match(r"^\s*(\d+)\.(\d+)", version)
     if not m:
         raise OciTargetError(f"kernel version {version!r} is not like 5.8 or 6.18.44")
@@ -225,7 +229,8 @@ class _ProfileReader:
                                "defaultAction", "defaultErrnoRet")
         flags = self._flags(doc.get("flags"))
         arches = self._architectures(doc)
-        syscalls = doc.get("syscalls", [])
+        syscalls = doc.get("syscalls")
+        syscalls = [] if syscalls is None else syscalls
         if not isinstance(syscalls, list):
             self.problems.error("syscalls", f"must be an array, got {_kind(syscalls)}")
             return None
@@ -410,7 +415,8 @@ class _ProfileReader:
                 ok = False
                 continue
             raw = _canonical_keys(raw, where, _ARG_KEYS, self.problems)
-            index = raw.get("index", 0)
+            # A missing or null number is Go's zero value, as runc reads it.
+            index = _zero_if_null(raw.get("index"))
             if not _is_uint(index) or index > 5:
                 self.problems.error(f"{where}.index", f"must be an integer 0..5, got {index!r}")
                 ok = False
@@ -421,7 +427,7 @@ class _ProfileReader:
                 ok = False
             values = []
             for key in ("value", "valueTwo"):
-                v = raw.get(key, 0)
+                v = _zero_if_null(raw.get(key))
                 if not _is_uint(v) or v > _U64:
                     self.problems.error(f"{where}.{key}", f"must be an unsigned 64-bit integer "
                                         f"0..{_U64} (write -1 as {_U64}), got {v!r}")
@@ -500,6 +506,11 @@ def _canonical_keys(obj: Mapping[str, Any], path: str, known: tuple[str, ...],
         else:
             out[canonical] = value
     return out
+
+
+def _zero_if_null(value: Any) -> Any:
+    """Go leaves a field at its zero value when the JSON says null."""
+    return 0 if value is None else value
 
 
 def _is_uint(value: Any) -> bool:

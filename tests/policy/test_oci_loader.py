@@ -554,3 +554,31 @@ def test_runc_quirks_example_means_what_its_comments_say():
     # clone3 is 435 on x86_64: the largest number the profile names there.
     assert section.enosys_above == 435
     assert [w.key_path for w in result.warnings] == ["syscalls[1]"]
+
+
+def test_nulls_read_as_go_zero_values(tmp_path):
+    profile = {"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": None, "flags": None,
+               "architectures": None, "syscalls": [
+                   {"names": ["read"], "action": "SCMP_ACT_ALLOW", "errnoRet": None,
+                    "includes": None, "excludes": {"minKernel": None},
+                    "args": [{"index": None, "value": None, "op": "SCMP_CMP_EQ"}]},
+                   {"names": None, "action": "SCMP_ACT_ALLOW", "args": None}]}
+    result = load(profile, tmp_path, arch="x86_64")
+    assert result.policy.kernel == Section(
+        default=EPERM, rules=(Rule(("read",), ALLOW, (ArgCheck(0, Op.EQ, 0),)),),
+        mismatch_action=KILL_THREAD)
+    assert result.policy.flags == ("SECCOMP_FILTER_FLAG_SPEC_ALLOW",)
+    assert load({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": None}, tmp_path,
+                arch="x86_64").policy.kernel.rules == ()
+    with pytest.raises(PolicyError, match=r"syscalls\[0\]\.args\[0\]\.index"):
+        load(syscall(names=["read"], action="SCMP_ACT_ALLOW",
+                     args=[{"index": True, "op": "SCMP_CMP_EQ"}]), tmp_path, arch="x86_64")
+
+
+def test_caps_as_one_string_and_bad_kernel_version_types():
+    assert OciTarget.resolve(arch="x86_64", caps="sys_admin, CAP_KILL").caps == {
+        "CAP_SYS_ADMIN", "CAP_KILL"}
+    with pytest.raises(OciTargetError):
+        parse_kernel_version([5, 8])
+    with pytest.raises(OciTargetError):
+        parse_kernel_version((5, -1))
