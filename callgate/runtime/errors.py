@@ -14,7 +14,12 @@ from callgate.gates.memory import GuestMemoryError
 
 
 class PluginError(CallgateError):
-    """Base of every error a plugin's load or call can raise on purpose."""
+    """Base of every error a plugin's load or call can raise on purpose.
+
+    ``details`` holds wasmtime's full text (with the wasm backtrace) when there is one.
+    """
+
+    details: str = ""
 
 
 class PluginLoadError(PluginError):

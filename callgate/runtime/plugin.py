@@ -160,6 +160,7 @@ class Plugin:
         self.broker = broker
         self.tracer = tracer
         self._poisoned: PluginKilled | None = None
+        self._usable = False  # open and not poisoned: the one flag the hot path reads
         self._pending: BaseException | None = None
         self._lock = threading.RLock()
         self._output_used = 0
@@ -187,8 +188,7 @@ class Plugin:
             try:
                 self.module = _compile_module(engine, hashlib.sha256(data).digest(), data)
             except wasmtime.WasmtimeError as exc:
-                raise PluginLoadError(f"{self.name}: not a valid wasm module: "
-                                      f"{str(exc).strip().splitlines()[0]}") from None
+                raise PluginLoadError(_invalid_module(self.name, data, exc)) from None
         resolved = self._resolve_imports()
         self.evaluator = _compile_filter(*_filter_key(policy, self.table))
         try:
@@ -235,6 +235,9 @@ class Plugin:
             self._shared.ticker.acquire()
             self._ticking = True
         self._closed = False
+        self._usable = True
+        self._budgeted = self.limits.fuel is not None or self.limits.timeout is not None
+        lib.wasmtime_context_set_epoch_deadline(self._ctx, self._deadline)
 
         states: dict[str, Any] = {}
         for provider in self.table.providers:
@@ -279,7 +282,8 @@ class Plugin:
         message = str(exc).strip()
         if isinstance(exc, wasmtime.Trap):
             code = exc.trap_code
-            return _trap_error(code.value if code is not None else None, message)
+            return _trap_error(code.value if code is not None else None,
+                               f"{self.name}: {_cause(message)}", message)
         lowered = message.lower()
         first = message.splitlines()[0] if message else "instantiation failed"
         if "memory" in lowered and ("limit" in lowered or "count" in lowered):
@@ -300,7 +304,10 @@ class Plugin:
     # -- calling ---------------------------------------------------------------------------
 
     def _prepare_call(self) -> None:
-        """Fresh per-call budgets: fuel, deadline, output."""
+        """Fresh per-call budgets: fuel and deadline (only when limited), output."""
+        self._output_used = 0
+        if not self._budgeted:
+            return
         ctx = self._ctx
         fuel = self.limits.fuel
         if fuel is not None:
@@ -310,7 +317,6 @@ class Plugin:
                 lib.wasmtime_error_delete(err)
                 raise PluginError(f"{self.name}: cannot set fuel: {message}")
         lib.wasmtime_context_set_epoch_deadline(ctx, self._deadline)
-        self._output_used = 0
 
     def _check_open(self) -> None:
         if self._poisoned is not None:
@@ -321,7 +327,8 @@ class Plugin:
     def invoke(self, func: Any, slots: Any, count: int) -> None:
         """Call a raw ``wasmtime_func_t`` with ``count`` u64 slots; raise its failure."""
         with self._lock:
-            self._check_open()
+            if not self._usable:
+                self._check_open()
             self._prepare_call()
             trap = self._trap_out
             err = lib.wasmtime_func_call_unchecked(self._ctx, func, slots, count, trap)
@@ -342,7 +349,7 @@ class Plugin:
             lib.wasmtime_error_delete(err)
         if pending is not None:
             return pending
-        return _trap_error(code, f"{self.name}: {message.strip()}")
+        return _trap_error(code, f"{self.name}: {_cause(message)}", message)
 
     def trap(self, exc: BaseException) -> Any:
         """Stash ``exc`` (raised under a gate) and return a trap that unwinds the guest."""
@@ -353,24 +360,28 @@ class Plugin:
 
     def poison(self, error: PluginKilled) -> None:
         self._poisoned = error
+        self._usable = False
 
     def call_int(self, name: str, *args: int) -> int | tuple[int, ...] | None:
         """Call an export with integer params/results; one result as an int (signed, as
         wasm reads it), several as a tuple, none as None."""
-        entry = self._raw_cache.get(name)
-        if entry is None:
-            self._check_open()
-            entry = self._raw_export(name)
-        func, slots, nparams, result_kinds, count = entry
+        entry = self._raw_cache.get(name) or self._raw_export(name)
+        func, slots, nparams, count, convert = entry
         if len(args) != nparams:
             raise TypeError(f"{name} takes {nparams} argument(s), got {len(args)}")
-        for i, value in enumerate(args):
-            slots[2 * i] = value & M64
-        self.invoke(func, slots, count)
-        if not result_kinds:
-            return None
-        out = tuple(_signed(kind, slots[2 * i]) for i, kind in enumerate(result_kinds))
-        return out[0] if len(out) == 1 else out
+        with self._lock:
+            if not self._usable:
+                self._check_open()
+            i = 0
+            for value in args:
+                slots[i] = value & M64
+                i += 2
+            self._prepare_call()
+            trap = self._trap_out
+            err = lib.wasmtime_func_call_unchecked(self._ctx, func, slots, count, trap)
+            if err or trap[0]:
+                raise self._call_failure(err, trap)
+            return convert(slots)
 
     def _raw_export(self, name: str) -> Any:
         item = self._exports.get(name)
@@ -386,7 +397,8 @@ class Plugin:
         func = ffi.new("wasmtime_func_t *")
         ffi.memmove(func, ffi.cast("char *", address(item._func)),
                     ffi.sizeof("wasmtime_func_t"))
-        entry = (func, ffi.new("uint64_t[]", 2 * count), len(params), results, count)
+        entry = (func, ffi.new("uint64_t[]", 2 * count), len(params), count,
+                 _result_converter(results))
         self._raw_cache[name] = entry
         return entry
 
@@ -461,6 +473,7 @@ class Plugin:
 
     def _release(self) -> None:
         self._closed = True
+        self._usable = False
         for state in self._states:
             closer = getattr(state, "close", None)
             if callable(closer):
@@ -515,6 +528,14 @@ def _module_bytes(module: str | os.PathLike[str] | bytes | wasmtime.Module) -> t
     return data, path.stem
 
 
+def _invalid_module(name: str, data: bytes, exc: Exception) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else "invalid"
+    if data[:4] != b"\0asm" and data.lstrip()[:1] != b"(":
+        return (f"{name}: not a wasm module: it has no \\0asm header and is not WAT text "
+                f"(starts with {data[:8]!r})")
+    return f"{name}: not a valid wasm module: {first}"
+
+
 def _filter_key(policy: PolicySource, table: GateTable
                 ) -> tuple[Policy | tuple[Insn, ...], tuple[tuple[str, int], ...]]:
     table_key = tuple(sorted(table.arch.numbers.items()))
@@ -540,6 +561,17 @@ def _caller_memory(caller: Any) -> Any:
     return mem
 
 
+def _result_converter(kinds: tuple[str, ...]) -> Any:
+    """slots -> the Python result(s) of an integer export (signed, like wasmtime-py)."""
+    if not kinds:
+        return lambda slots: None
+    if kinds == ("i64",):
+        return lambda slots: slots[0] - (1 << 64) if slots[0] >> 63 else slots[0]
+    if len(kinds) == 1:
+        return lambda slots: _signed("i32", slots[0])
+    return lambda slots: tuple(_signed(kind, slots[2 * i]) for i, kind in enumerate(kinds))
+
+
 def _signed(kind: str, bits: int) -> int:
     if kind == "i32":
         bits &= M32
@@ -547,14 +579,30 @@ def _signed(kind: str, bits: int) -> int:
     return bits - (1 << 64) if bits >> 63 else bits
 
 
-def _trap_error(code: int | None, message: str) -> PluginError:
+def _cause(message: str) -> str:
+    """wasmtime's "error while executing at wasm backtrace: … Caused by: …" → the cause."""
+    text = message.strip()
+    if "Caused by:" not in text:
+        return text.splitlines()[0] if text else "wasm trap"
+    causes = [line.strip() for line in text.split("Caused by:", 1)[1].splitlines()]
+    causes = [c.split(":", 1)[1].strip() if c[:1].isdigit() and ":" in c else c
+              for c in causes]
+    return "; ".join(c for c in causes if c)
+
+
+def _trap_error(code: int | None, message: str, details: str = "") -> PluginError:
+    """The typed error for a trap; ``details`` (wasmtime's full text) goes on ``.details``."""
+    error: PluginError
     if code == TRAP_OUT_OF_FUEL:
-        return FuelExhausted(f"{message} (Limits.fuel)")
-    if code == TRAP_INTERRUPT:
-        return DeadlineExceeded(f"{message} (Limits.timeout)")
-    if code == TRAP_STACK_OVERFLOW:
-        return StackOverflow(f"{message} (Limits.stack)")
-    return GuestTrap(message, TRAP_NAMES.get(code) if code is not None else None)
+        error = FuelExhausted(f"{message} (Limits.fuel)")
+    elif code == TRAP_INTERRUPT:
+        error = DeadlineExceeded(f"{message}: the call ran past its deadline (Limits.timeout)")
+    elif code == TRAP_STACK_OVERFLOW:
+        error = StackOverflow(f"{message} (Limits.stack)")
+    else:
+        error = GuestTrap(message, TRAP_NAMES.get(code) if code is not None else None)
+    error.details = details or message
+    return error
 
 
 @lru_cache(maxsize=1)
