@@ -40,6 +40,11 @@ class PolicyError(CallgateError, ValueError):
         return self.problems[0].source
 
     @property
+    def file(self) -> str:
+        """The policy file (or ``<policy>`` for text), same as :attr:`source`."""
+        return self.problems[0].source
+
+    @property
     def key_path(self) -> str:
         return self.problems[0].key_path
 
