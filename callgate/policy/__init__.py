@@ -131,7 +131,7 @@ def _read(source: str | os.PathLike[str] | bytes) -> tuple[str, str, str]:
 
 def _decode(data: bytes, name: str) -> str:
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # a BOM (some Windows editors) is not content
     except UnicodeDecodeError as exc:
         raise PolicyError([Problem(name, "", f"policy is not UTF-8 text ({exc.reason} at "
                                    f"byte {exc.start})")]) from None

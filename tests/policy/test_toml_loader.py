@@ -399,3 +399,12 @@ def test_example_policies_mean_what_their_comments_say():
                               ArgCheck(2, Op.MASKED_EQ, 3, 0))
     assert examples["kernel-worker.toml"].flags == ("SECCOMP_FILTER_FLAG_TSYNC",)
     assert examples["app-gates.toml"].gates.rules[2].action == 0x00050000 | 28
+
+
+def test_a_byte_order_mark_is_not_content(tmp_path):
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + DESIGN_EXAMPLE.encode())
+    assert load_policy(path).kernel.rules == (Rule(("read", "write"), ALLOW),)
+    json_path = tmp_path / "bom.json"
+    json_path.write_bytes(b"\xef\xbb\xbf" + b'{"defaultAction": "SCMP_ACT_ALLOW"}')
+    assert load_policy(json_path, arch="x86_64").kernel.default == ALLOW
