@@ -144,6 +144,37 @@ def main() -> int:
     return 0
 
 
+def run(n: int) -> list:
+    """Rows for ``benchmarks/run.py``: compile times and program length, side by side.
+
+    Path lengths are ``bench_kernel.py``'s rows (the same oracle function, more profiles).
+    ``n`` >= 10 000 takes 15 compile-time samples, less takes 3.
+    """
+    from common import Row  # benchmarks/ is on sys.path when run.py imports this module
+
+    group = "Policy compiler (Docker-like profile)"
+    runs = 15 if n >= 10_000 else 3
+    arch = native_arch()
+    same = dataclasses.replace(load_policy(PROFILE, arch=arch.name).kernel, enosys_above=None)
+    allowed = {name for r in same.rules if r.action == SECCOMP_RET_ALLOW for name in r.names}
+    heavy = arg_heavy(sorted(allowed & set(arch.numbers)), same.default)
+    rows = []
+    for label, section in (("compile time", same), ("compile time, 120 syscalls arg-checked",
+                                                     heavy)):
+        theirs = f"{label}: libseccomp optimize=2 (incl. export_bpf)"
+        rows.append(Row(f"{label}: callgate",
+                        median_ms(lambda s=section: compile_section(s, arch), runs), 1, runs,
+                        "", theirs, group, "ms"))
+        rows.append(Row(theirs, median_ms(lambda s=section: libseccomp_program(s, arch), runs),
+                        1, runs, "", None, group, "ms"))
+    theirs = "program length: libseccomp optimize=2"
+    rows.append(Row("program length: callgate", len(compile_section(same, arch)), 1, 1,
+                    "without runc's -ENOSYS stub", theirs, group, "insns"))
+    rows.append(Row(theirs, len(libseccomp_program(same, arch, optimize=2)), 1, 1, "", None,
+                    group, "insns"))
+    return rows
+
+
 def write_section(text: str) -> None:
     """Replace (or append) this benchmark's section of RESULTS.md, keeping the others."""
     current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
