@@ -80,7 +80,8 @@ class _SectionLint:
         by_name: dict[str, list[int]] = {}
         for i, rule in enumerate(self.section.rules):
             for name in dict.fromkeys(rule.names):
-                if self.live[i] and name in self.arch.numbers:
+                # App gates have no number in the gate arch's table, yet shadow all the same.
+                if self.live[i] and (self.arch.is_gate_layer or name in self.arch.numbers):
                     by_name.setdefault(name, []).append(i)
         self._shadowed(by_name)
         self._same_as_default(by_name)

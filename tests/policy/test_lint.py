@@ -313,3 +313,13 @@ def test_cli_check_oci_options_and_stdin(tmp_path, capsys, monkeypatch):
     assert main(["check", "-", "--gate-names", "kv_get", "--layer", "gates"]) == 0
     assert capsys.readouterr().out.strip() == "<stdin>: 0 error(s), 0 warning(s)"
     assert main(["check", str(DOCKER_LIKE), "--arch", "vax"]) == 2
+
+
+def test_lint_app_gates_shadow_like_wasi_gates(tmp_path):
+    text = ('[gates]\ndefault = "errno(ENOSYS)"\napp_gates = ["kv_get"]\n'
+            '[[gates.rules]]\nnames = ["kv_get", "fd_write"]\naction = "kill_process"\n'
+            '[[gates.rules]]\nnames = ["kv_get"]\naction = "allow"\n'
+            'args = [{ index = 1, op = "le", value = 64, width = 32 }]\n')
+    _, findings = findings_of(tmp_path, text)
+    assert [(f.level, f.key_path) for f in findings] == [("warning", "gates.rules[1]")]
+    assert "shadowed by gates.rules[0] (KILL_PROCESS)" in findings[0].message
