@@ -22,6 +22,7 @@ VERB_MODULES: tuple[str, ...] = (
     "callgate.cli.check_verb",
     "callgate.cli.compile_verb",
     "callgate.cli.kernel_verbs",
+    "callgate.cli.runtime_verbs",
 )
 
 

@@ -608,3 +608,12 @@ def _trap_error(code: int | None, message: str, details: str = "") -> PluginErro
 @lru_cache(maxsize=1)
 def _default_sink() -> audit_mod.AuditSink:
     return audit_mod.AuditSink()
+
+
+def default_providers() -> list[GateProvider]:
+    """Providers a plugin needs for ordinary guests: WASI preview1, when it is installed."""
+    try:
+        from callgate.gates import wasi
+    except ImportError:
+        return []
+    return [wasi.WasiProvider()]
