@@ -140,6 +140,7 @@ def test_abi_mismatch_shapes() -> None:
     shape = {name: ([str(p) for p in t.params], [str(r) for r in t.results])
              for name, t in exports.items()}
     assert shape["cg_alloc"] == (["i64"], ["i64"])
+    assert shape["echo"] == (["i32", "i32"], ["i64"])  # right shape: reaches the cg_alloc check
     assert shape["short"] == (["i32", "i32"], ["i32"])
     assert shape["three"] == (["i32", "i32", "i32"], ["i64"])
 
@@ -198,6 +199,13 @@ def test_fd_exhaust_starves_the_host_without_an_fd_cap() -> None:
 def test_fd_exhaust_respects_max(tmp_path: Path) -> None:
     run = run_native("hostile_fd_exhaust", ("/d", "300"), dirs={"/d": tmp_path})
     assert (run.code, run.stdout) == (0, b"opened 300\n")
+
+
+def test_no_memory_has_a_correct_abi_but_no_exported_memory() -> None:
+    mod = module("hostile_no_memory")
+    assert {e.name for e in mod.exports} == {"cg_alloc", "echo"}
+    store, exports = plain_instance("hostile_no_memory")
+    assert exports["cg_alloc"](store, 16) == 1024
 
 
 def stub(params: list, results: list, fn) -> object:
