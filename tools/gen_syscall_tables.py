@@ -4,7 +4,8 @@
 Run during development only (``python tools/gen_syscall_tables.py``); the JSON
 files are committed so users need no libseccomp. Each table maps syscall name to
 number for one architecture, asking libseccomp to resolve every number in the
-ranges that architecture uses.
+ranges that architecture uses. ``--check`` writes nothing and exits 1 if a
+committed table differs from what this libseccomp gives.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ RANGES: dict[str, list[range]] = {
 }
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    check = "--check" in (sys.argv[1:] if argv is None else argv)
     lib = ctypes.CDLL(ctypes.util.find_library("seccomp") or "libseccomp.so.2")
     lib.seccomp_arch_resolve_name.restype = ctypes.c_uint32
     lib.seccomp_arch_resolve_name.argtypes = [ctypes.c_char_p]
@@ -39,6 +41,7 @@ def main() -> int:
     libc = ctypes.CDLL(None)
     libc.free.argtypes = [ctypes.c_void_p]
     OUT.mkdir(parents=True, exist_ok=True)
+    stale = False
     for name, ranges in RANGES.items():
         token = lib.seccomp_arch_resolve_name(name.encode())
         if not token:
@@ -57,9 +60,16 @@ def main() -> int:
             "source": "libseccomp seccomp_syscall_resolve_num_arch",
             "syscalls": dict(sorted(table.items(), key=lambda kv: kv[1])),
         }
-        (OUT / f"{name}.json").write_text(json.dumps(doc, indent=1) + "\n")
+        text = json.dumps(doc, indent=1) + "\n"
+        path = OUT / f"{name}.json"
+        if check:
+            if not path.exists() or path.read_text() != text:
+                print(f"{path} differs from libseccomp's table", file=sys.stderr)
+                stale = True
+            continue
+        path.write_text(text)
         print(f"{name}: {len(table)} syscalls, audit arch {token:#x}")
-    return 0
+    return 1 if check and stale else 0
 
 
 if __name__ == "__main__":

@@ -123,3 +123,27 @@ def test_gate_name_table():
     assert gate_arch.number("path_open") == 31
     assert gate_arch.number("sock_shutdown") == 45
     assert "'fd_write'" in suggestion("fd_wrte", names)
+
+
+def _generator():
+    path = Path(__file__).resolve().parents[2] / "tools" / "gen_syscall_tables.py"
+    spec = importlib.util.spec_from_file_location("gen_syscall_tables", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_shipped_tables_are_what_the_generator_gives(tmp_path, capsys):
+    import ctypes.util
+
+    require(ctypes.util.find_library("seccomp") is not None, "libseccomp")
+    generator = _generator()
+    assert generator.main(["--check"]) == 0
+    # A tampered copy is caught.
+    for src in generator.OUT.glob("*.json"):
+        (tmp_path / src.name).write_text(src.read_text())
+    tampered = tmp_path / "aarch64.json"
+    tampered.write_text(tampered.read_text().replace('"read": 63', '"read": 64'))
+    generator.OUT = tmp_path
+    assert generator.main(["--check"]) == 1
+    assert "aarch64.json differs" in capsys.readouterr().err
