@@ -20,7 +20,11 @@ Contract for provider authors (the runtime calls nothing else):
 * a gate that writes guest-supplied bytes anywhere (``fd_write``, ``fd_pwrite``,
   an app gate that stores data) calls ``call.plugin.charge_output(n)`` *before*
   writing ``n`` bytes; it raises ``OutputLimitExceeded`` once the plugin's
-  per-call output cap is passed, and the runtime turns that into a trap.
+  per-call output cap is passed, and the runtime turns that into a trap;
+* a gate that may block (``poll_oneoff``, a read from a pipe) waits at most
+  ``call.plugin.remaining_time()`` seconds (None: no deadline), then calls
+  ``call.plugin.check_deadline()``, which raises ``DeadlineExceeded`` once the
+  call's deadline has passed: epoch interruption cannot reach Python code.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ import hashlib
 import itertools
 import os
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -164,6 +165,8 @@ class Plugin:
         self._pending: BaseException | None = None
         self._lock = threading.RLock()
         self._output_used = 0
+        # time.monotonic() at which the current call's deadline passes (Limits.timeout).
+        self.deadline: float | None = None
         self._memory: Any = None
         self._exports: dict[str, Any] = {}
         self._raw_cache: dict[str, Any] = {}
@@ -317,6 +320,8 @@ class Plugin:
                 lib.wasmtime_error_delete(err)
                 raise PluginError(f"{self.name}: cannot set fuel: {message}")
         lib.wasmtime_context_set_epoch_deadline(ctx, self._deadline)
+        if self.limits.timeout is not None:
+            self.deadline = time.monotonic() + self.limits.timeout
 
     def _check_open(self) -> None:
         if self._poisoned is not None:
@@ -432,6 +437,22 @@ class Plugin:
             return None
         return GuestMemory(int(ffi.cast("uintptr_t", lib.wasmtime_memory_data(self._ctx, mem))),
                            lib.wasmtime_memory_data_size(self._ctx, mem))
+
+    def remaining_time(self) -> float | None:
+        """Seconds left before the current call's deadline (None: no deadline).
+
+        Gates that block (``poll_oneoff``, a blocking read) wait at most this long,
+        then call :meth:`check_deadline`; epochs cannot interrupt Python code.
+        """
+        if self.deadline is None:
+            return None
+        return max(0.0, self.deadline - time.monotonic())
+
+    def check_deadline(self) -> None:
+        """Raise :class:`DeadlineExceeded` if the current call is past its deadline."""
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            raise DeadlineExceeded(f"{self.name}: the call ran past its deadline of "
+                                   f"{self.limits.timeout} s inside a gate (Limits.timeout)")
 
     def charge_output(self, nbytes: int) -> None:
         """Count ``nbytes`` against this call's output cap; raise once it is passed."""
