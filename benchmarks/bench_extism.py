@@ -24,11 +24,10 @@ import struct
 import sys
 from pathlib import Path
 
-from common import FUNC_1, FUNC_7, FUNC_CALL, Row, timed_row, unavailable
+from common import FUNC_1, FUNC_7, FUNC_CALL, HOST_FN_7, Row, timed_row, unavailable
 
 GROUP_HOST = "wasm → host call"
 GROUP_CALL = "Python → wasm call"
-HOST_FN_7 = "Extism host_fn, 7 args"
 HOST_FN_1 = "Extism host_fn, 1 arg"
 PLUGIN_CALL = "Extism Plugin.call (bytes ABI, 8 B in/out)"
 GUEST = Path(__file__).resolve().parent / "guests" / "extism_calls.wat"

@@ -1,0 +1,419 @@
+"""Run every benchmark side by side, print one table, rewrite RESULTS.md and results.png.
+
+Usage: ``python benchmarks/run.py [--quick]``
+
+All modules run in this one process, one after the other, on the same machine state;
+each returns :class:`common.Row` values (medians over repeats). The output file is
+generated whole: machine details, the goals of issue 7 as measured (MET / NOT MET),
+then one table per group. ``--quick`` shrinks every workload for a smoke run (seconds);
+its numbers are not worth reading. ``docs/benchmarks.md`` explains every row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import ctypes.util
+import importlib
+import os
+import platform
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from common import (  # noqa: E402
+    CALL_INT,
+    FUNC_7,
+    FUNC_CALL,
+    GATED_7,
+    GATED_7_COMPILED,
+    HOST_FN_7,
+    Row,
+    ratio,
+    unavailable,
+)
+
+# Run order; the table keeps it.
+MODULES = ("bench_gate", "bench_extism", "bench_filter", "bench_compile", "bench_kernel",
+           "bench_wasi", "bench_worker")
+DEFAULT_N = 20_000
+QUICK_N = 200
+RESULTS = HERE / "RESULTS.md"
+CHART = HERE / "results.png"
+
+
+@dataclass(frozen=True)
+class Goal:
+    """One goal of issue 7, as measured. ``met`` is False when it could not be measured."""
+
+    text: str
+    measured: str
+    met: bool
+
+
+# --- collecting -------------------------------------------------------------------------------
+
+
+def collect(n: int, modules: Sequence[str] = MODULES,
+            progress: Callable[[str], None] = lambda _: None) -> tuple[list[Row], list[str]]:
+    """Every module's rows, in order, and the modules that failed (with their error)."""
+    rows: list[Row] = []
+    failures: list[str] = []
+    for name in modules:
+        progress(name)
+        if not (HERE / f"{name}.py").exists():
+            rows.append(unavailable(f"{name}.py", f"benchmarks/{name}.py is not written yet",
+                                    group="Missing benchmark modules"))
+            continue
+        try:
+            rows.extend(importlib.import_module(name).run(n))
+        except Exception as exc:  # one broken module must not hide the others' rows
+            failures.append(f"{name}: {type(exc).__name__}: {exc}")
+            traceback.print_exc()
+            rows.append(unavailable(f"{name}.py", f"failed: {type(exc).__name__}: {exc}",
+                                    group="Failed benchmark modules"))
+    return rows, failures
+
+
+# --- machine ----------------------------------------------------------------------------------
+
+
+def _version(package: str) -> str:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _libseccomp() -> str:
+    class Version(ctypes.Structure):
+        _fields_ = [("major", ctypes.c_uint), ("minor", ctypes.c_uint), ("micro", ctypes.c_uint)]
+
+    path = ctypes.util.find_library("seccomp")
+    if path is None:
+        return "not installed"
+    lib = ctypes.CDLL(path)
+    lib.seccomp_version.restype = ctypes.POINTER(Version)
+    v = lib.seccomp_version().contents
+    return f"{v.major}.{v.minor}.{v.micro} (via pyseccomp {_version('pyseccomp')})"
+
+
+def _extism() -> str:
+    try:
+        import extism
+    except ImportError:
+        return "not installed (pip install -e '.[bench]')"
+    return f"Python SDK {_version('extism')}, runtime {extism.extism_version()}"
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return out.stdout.strip()
+
+
+def machine() -> dict[str, str]:
+    load = os.getloadavg()
+    return {
+        "CPU": f"{_cpu_model()} ({platform.machine()})",
+        "cores": str(os.cpu_count()),
+        "load average at start (1/5/15 min)": " / ".join(f"{x:.2f}" for x in load),
+        "kernel": f"{platform.system()} {platform.release()}",
+        "Python": f"{platform.python_implementation()} {platform.python_version()}",
+        "wasmtime (wasmtime-py)": _version("wasmtime"),
+        "libseccomp": _libseccomp(),
+        "extism": _extism(),
+        "callgate commit": _commit(),
+        "date (UTC)": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+    }
+
+
+# --- formatting -------------------------------------------------------------------------------
+
+
+def format_value(row: Row) -> str:
+    if row.median_ns is None:
+        return "—"
+    value = row.median_ns
+    if row.unit == "ns":
+        if value >= 1e6:
+            return f"{value / 1e6:.2f} ms"
+        if value >= 1e3:
+            return f"{value / 1e3:.2f} µs"
+        return f"{value:.0f} ns"
+    if row.unit == "insns":
+        return f"{value:g} insns" if float(value).is_integer() else f"{value:.2f} insns"
+    return f"{value:.2f} {row.unit}"
+
+
+def format_ratio(row: Row, by_name: dict[str, Row]) -> str:
+    if row.baseline is None:
+        return ""
+    base = by_name.get(row.baseline)
+    r = ratio(row, base) if base is not None else None
+    if r is None:
+        return "—"
+    better, worse = ("shorter", "longer") if row.unit == "insns" else ("faster", "slower")
+    return f"{r:.2f}× {better}" if r >= 1 else f"{1 / r:.2f}× {worse}"
+
+
+def groups(rows: Iterable[Row]) -> dict[str, list[Row]]:
+    out: dict[str, list[Row]] = {}
+    for row in rows:
+        out.setdefault(row.group or "Other", []).append(row)
+    return out
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def table(rows: Sequence[Row]) -> str:
+    """Markdown tables, one per group."""
+    by_name = {row.name: row for row in rows}
+    out = []
+    for group, members in groups(rows).items():
+        out += [f"### {group}", "",
+                "| measure | median | n × repeats | ratio | against | note |",
+                "| --- | ---: | ---: | ---: | --- | --- |"]
+        for row in members:
+            count = f"{row.n} × {row.repeats}" if row.available else ""
+            out.append("| " + " | ".join(_cell(c) for c in (
+                row.name, format_value(row), count, format_ratio(row, by_name),
+                row.baseline or "", row.note)) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+# --- goals ------------------------------------------------------------------------------------
+
+
+def _pair(rows: dict[str, Row], name: str, base: str) -> tuple[Row, Row] | str:
+    """Both rows measured, or why not."""
+    for wanted in (name, base):
+        row = rows.get(wanted)
+        if row is None:
+            return f"row {wanted!r} not produced"
+        if not row.available:
+            return f"{wanted}: {row.note}"
+    return rows[name], rows[base]
+
+
+def _unmeasured(text: str, why: str) -> Goal:
+    return Goal(text, f"not measured ({why})", False)
+
+
+def goal_gated_call(rows: dict[str, Row], gated: str, label: str) -> Goal:
+    text = f"a gated 7-arg call ({label}) takes at most 1 µs and is at least 6× faster " \
+           "than a wasmtime-py `Func` call"
+    pair = _pair(rows, gated, FUNC_7)
+    if isinstance(pair, str):
+        return _unmeasured(text, pair)
+    row, base = pair
+    r = ratio(row, base) or 0.0
+    return Goal(text, f"{row.median_ns / 1e3:.2f} µs, {r:.1f}× faster than "
+                f"{base.median_ns / 1e3:.2f} µs", row.median_ns <= 1000 and r >= 6)
+
+
+def goal_faster(rows: dict[str, Row], text: str, name: str, base: str, factor: float) -> Goal:
+    pair = _pair(rows, name, base)
+    if isinstance(pair, str):
+        return _unmeasured(text, pair)
+    row, other = pair
+    r = ratio(row, other) or 0.0
+    return Goal(text, f"{format_value(row)} vs {format_value(other)}: {r:.1f}× faster",
+                r >= factor)
+
+
+def goal_filter(rows: dict[str, Row]) -> Goal:
+    text = "the compiled filter is at least 3× faster than the interpreter"
+    compiled = [r for r in rows.values() if r.name.endswith(": compiled") and r.baseline]
+    pairs = [_pair(rows, r.name, r.baseline) for r in compiled]
+    measured = [p for p in pairs if not isinstance(p, str)]
+    if not measured or len(measured) != len(pairs):
+        return _unmeasured(text, "no compiled/interpreter pair measured")
+    ratios = [ratio(row, base) or 0.0 for row, base in measured]
+    return Goal(text, ", ".join(f"{r:.1f}×" for r in ratios) + " (" +
+                ", ".join(row.name.split(":")[0] for row, _ in measured) + ")",
+                min(ratios) >= 3)
+
+
+def goal_kernel_path(rows: dict[str, Row]) -> Goal:
+    text = "the kernel filter's average executed path is no longer than libseccomp's " \
+           "at optimize=2"
+    ours = [r for r in rows.values()
+            if "path length" in r.group and r.name.endswith(": callgate") and r.baseline]
+    pairs = [_pair(rows, r.name, r.baseline) for r in ours]
+    measured = [p for p in pairs if not isinstance(p, str)]
+    if not measured or len(measured) != len(pairs):
+        return _unmeasured(text, "no callgate/libseccomp path pair measured")
+    return Goal(text, "; ".join(f"{row.name.split(':')[0]}: {row.median_ns:.2f} vs "
+                                f"{base.median_ns:.2f}" for row, base in measured),
+                all(row.median_ns <= base.median_ns for row, base in measured))
+
+
+def goal_wasi(rows: dict[str, Row]) -> Goal:
+    text = "gated WASI is within 2× of wasmtime's native WASI on 64 KiB I/O"
+    gated = [r for r in rows.values() if "64 KiB chunks" in r.name and "gated" in r.name]
+    if not gated or gated[0].baseline is None:
+        return _unmeasured(text, "no 64 KiB copy row produced")
+    pair = _pair(rows, gated[0].name, gated[0].baseline)
+    if isinstance(pair, str):
+        return _unmeasured(text, pair)
+    row, base = pair
+    slowdown = row.median_ns / base.median_ns
+    return Goal(text, f"{format_value(row)} vs {format_value(base)}: {slowdown:.2f}× the "
+                "native time", slowdown <= 2)
+
+
+def goals(rows: Sequence[Row]) -> list[Goal]:
+    by_name = {row.name: row for row in rows}
+    return [
+        goal_gated_call(by_name, GATED_7, "constant allow, the cached path"),
+        goal_gated_call(by_name, GATED_7_COMPILED, "arg-inspecting, the compiled path"),
+        goal_faster(by_name, "a gated 7-arg call is at least 3× faster than an Extism "
+                    "`host_fn` call", GATED_7, HOST_FN_7, 3),
+        goal_faster(by_name, "a Python→wasm integer call is at least 10× faster than "
+                    "`Func.__call__`", CALL_INT, FUNC_CALL, 10),
+        goal_filter(by_name),
+        goal_kernel_path(by_name),
+        goal_wasi(by_name),
+    ]
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def results_markdown(rows: Sequence[Row], info: dict[str, str], goal_list: Sequence[Goal],
+                     command: str, seconds: float, chart_name: str | None) -> str:
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Generated by `{command}` in {seconds:.0f} s; the whole file is rewritten on every run",
+        "(do not edit it by hand). Every row was measured in that one run, side by side. Times",
+        "are medians over `repeats` samples of `n` operations each. What each row measures and",
+        "its pitfalls: [docs/benchmarks.md](../docs/benchmarks.md).",
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "| --- | --- |",
+        *(f"| {key} | {_cell(value)} |" for key, value in info.items()),
+        "",
+        "## Goals (issue 7)",
+        "",
+        "| goal | measured | status |",
+        "| --- | --- | --- |",
+        *(f"| {_cell(g.text)} | {_cell(g.measured)} | {'MET' if g.met else 'NOT MET'} |"
+          for g in goal_list),
+        "",
+        "## Results",
+        "",
+        table(rows),
+    ]
+    if chart_name:
+        lines += [f"![median per row, by group]({chart_name})", ""]
+    return "\n".join(lines)
+
+
+def write_chart(rows: Sequence[Row], path: Path) -> str | None:
+    """A horizontal bar chart per group (log scale); None, or why it was not drawn."""
+    try:
+        import matplotlib
+    except ImportError:
+        return "matplotlib is not installed (pip install -e '.[bench]')"
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    drawn = {g: [r for r in members if r.available and r.median_ns > 0]
+             for g, members in groups(rows).items()}
+    drawn = {g: members for g, members in drawn.items() if members}
+    if not drawn:
+        return "no measured rows"
+    heights = [max(1.2, 0.32 * len(m) + 0.8) for m in drawn.values()]
+    fig, axes = plt.subplots(len(drawn), 1, figsize=(11, sum(heights)),
+                             gridspec_kw={"height_ratios": heights}, squeeze=False)
+    for ax, (group, members) in zip(axes[:, 0], drawn.items(), strict=True):
+        values = [r.median_ns for r in members]
+        labels = [r.name if len(r.name) <= 70 else r.name[:67] + "…" for r in members]
+        colors = ["tab:blue" if "callgate" in r.name else "tab:gray" for r in members]
+        ax.barh(range(len(members)), values, color=colors)
+        ax.set_yticks(range(len(members)), labels, fontsize=7)
+        ax.invert_yaxis()
+        if max(values) / min(values) > 20:
+            ax.set_xscale("log")
+        ax.set_title(f"{group} ({members[0].unit})", fontsize=9, loc="left")
+        ax.tick_params(axis="x", labelsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return None
+
+
+def print_rows(rows: Sequence[Row]) -> None:
+    by_name = {row.name: row for row in rows}
+    for group, members in groups(rows).items():
+        print(f"\n== {group}")
+        for row in members:
+            value = format_value(row)
+            extra = format_ratio(row, by_name)
+            print(f"  {row.name[:78]:78} {value:>13} {extra:>15}  {row.note[:60]}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny workloads for a smoke run; numbers are meaningless")
+    parser.add_argument("--output", type=Path, default=RESULTS, help="RESULTS.md to write")
+    parser.add_argument("--chart", type=Path, default=CHART, help="PNG chart to write")
+    parser.add_argument("--only", nargs="+", choices=MODULES, help="run only these modules")
+    args = parser.parse_args(argv)
+
+    n = QUICK_N if args.quick else DEFAULT_N
+    start = time.monotonic()
+    info = machine()
+    rows, failures = collect(n, args.only or MODULES,
+                             lambda name: print(f"running {name} …", file=sys.stderr, flush=True))
+    seconds = time.monotonic() - start
+    print_rows(rows)
+    goal_list = goals(rows)
+    print("\n== Goals (issue 7)")
+    for goal in goal_list:
+        print(f"  {'MET    ' if goal.met else 'NOT MET'} {goal.text}: {goal.measured}")
+    why_no_chart = write_chart(rows, args.chart)
+    if why_no_chart:
+        print(f"no chart: {why_no_chart}", file=sys.stderr)
+    command = "python benchmarks/run.py" + (" --quick" if args.quick else "")
+    chart_name = None if why_no_chart else os.path.relpath(args.chart, args.output.parent)
+    args.output.write_text(results_markdown(rows, info, goal_list, command, seconds,
+                                            chart_name))
+    print(f"\nwrote {args.output} and {args.chart if not why_no_chart else 'no chart'} "
+          f"in {seconds:.0f} s", file=sys.stderr)
+    if failures:
+        print("failed modules:\n  " + "\n  ".join(failures), file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
