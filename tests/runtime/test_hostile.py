@@ -1,0 +1,209 @@
+"""The hostile corpus, 100 runs of each guest in this one process.
+
+Every run must end the way ``guests/README.md`` documents (the typed error, or
+the bounded result), the host must keep working, and afterwards the process's
+open fd count must be back where it started and its RSS must have grown by less
+than :data:`RSS_BOUND` (each run loads, instantiates, runs and closes a plugin,
+so leaked stores, callbacks or fds would pile up 100-fold).
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+from conftest import require
+from rt_helpers import gate_policy, guest
+
+from callgate.gates.app import AppGates
+from callgate.gates.memory import GuestMemoryError
+from callgate.runtime import Limits, Plugin
+from callgate.runtime.errors import (
+    AbiError,
+    FuelExhausted,
+    GateViolation,
+    GuestAllocError,
+    GuestTrap,
+    ImportRefused,
+    MemoryLimitExceeded,
+    OutputLimitExceeded,
+    PluginKilled,
+    PluginPoisoned,
+    StackOverflow,
+    TableLimitExceeded,
+)
+from callgate.runtime.plugin import default_providers
+
+RUNS = 100
+# RSS may grow by at most this much over 100 runs of one guest (allocator caches,
+# wasmtime's per-engine code memory warming up); a leak of one store per run
+# (64 KiB+ of linear memory, the instance, the callbacks) would exceed it.
+RSS_BOUND = 8 * 1024 * 1024
+PAGE = 65536
+HAVE_WASI = bool(default_providers())
+
+
+def fd_count() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def probe1_gates() -> AppGates:
+    gates = AppGates()
+    gates.add("probe1", lambda call, a: a, params=("i64",), results=("i64",), number=0x1001,
+              uses_memory=False)
+    return gates
+
+
+@dataclass
+class Case:
+    name: str
+    run: Callable[[], None]  # one run; asserts its own documented outcome
+    needs_wasi: bool = False
+
+
+def expect(error: type[BaseException], action: Callable[[], object]) -> None:
+    with pytest.raises(error):
+        action()
+
+
+def spin() -> None:
+    with Plugin(guest("hostile_spin"), limits=Limits(fuel=200_000)) as p:
+        expect(FuelExhausted, lambda: p.call_int("run"))
+
+
+def recursion() -> None:
+    with Plugin(guest("hostile_recursion"), limits=Limits(stack=128 * 1024)) as p:
+        expect(StackOverflow, lambda: p.call_int("run"))
+
+
+def membomb() -> None:
+    cap = 2 * 1024 * 1024
+    with Plugin(guest("hostile_membomb"), limits=Limits(memory=cap, fuel=2_000_000)) as p:
+        assert p.call_int("grow_all") <= cap // PAGE
+        expect(FuelExhausted, lambda: p.call_int("run"))
+        memory = p.memory()
+        assert memory is not None and memory.size <= cap
+
+
+def tablebomb() -> None:
+    with Plugin(guest("hostile_tablebomb"),
+                limits=Limits(table_elements=10_000, fuel=2_000_000)) as p:
+        assert p.call_int("grow_all") <= 10_000
+        expect(FuelExhausted, lambda: p.call_int("run"))
+
+
+def big_memory() -> None:
+    expect(MemoryLimitExceeded, lambda: Plugin(guest("hostile_big_memory")))
+
+
+def big_table() -> None:
+    expect(TableLimitExceeded, lambda: Plugin(guest("hostile_big_table")))
+
+
+def traps() -> None:
+    with Plugin(guest("hostile_traps")) as p:
+        for name in ("unreachable", "div_zero", "overflow", "oob_load", "bad_indirect",
+                     "bad_signature", "bad_convert"):
+            expect(GuestTrap, lambda name=name: p.call_int(name))
+
+
+def abi_mismatch() -> None:
+    with Plugin(guest("hostile_abi_mismatch")) as p:
+        for name in ("echo", "short", "three"):
+            expect(AbiError, lambda name=name: p.call(name, b"data"))
+        assert p.call_int("add", 2, 3) == 5
+
+
+def bad_alloc() -> None:
+    with Plugin(guest("hostile_bad_alloc")) as p:
+        outcomes = {0: GuestAllocError, 1: GuestMemoryError, 2: GuestMemoryError, 3: GuestTrap}
+        for mode, error in outcomes.items():
+            p.call_int("set_mode", mode)
+            expect(error, lambda: p.call("echo", b"more than four"))
+        p.call_int("set_mode", 4)
+        assert p.call("echo", b"honest") == b"honest"
+
+
+def foreign_import() -> None:
+    with pytest.raises(ImportRefused) as info:
+        Plugin(guest("hostile_foreign_import"), providers=default_providers())
+    assert [line.split(":")[0] for line in info.value.problems] == \
+        ["import #1 env.system", "import #2 wasi_snapshot_preview1.not_a_function"]
+
+
+def bad_signature() -> None:
+    with pytest.raises(ImportRefused) as info:
+        Plugin(guest("hostile_bad_signature"), providers=default_providers())
+    assert len(info.value.problems) == 2
+    assert all("declared" in line for line in info.value.problems)
+
+
+def denied_loop_errno() -> None:
+    with Plugin(guest("hostile_denied_loop"), providers=default_providers(),
+                gates=probe1_gates(), policy=gate_policy("errno(EPERM)"),
+                limits=Limits(fuel=1_000_000)) as p:
+        assert p.call_int("run_n", 10) == 20
+        expect(FuelExhausted, lambda: p.call_int("run"))
+
+
+def denied_loop_kill() -> None:
+    with Plugin(guest("hostile_denied_loop"), providers=default_providers(),
+                gates=probe1_gates(), policy=gate_policy("kill_thread")) as p:
+        expect(GateViolation, lambda: p.call_int("run"))
+    with Plugin(guest("hostile_denied_loop"), providers=default_providers(),
+                gates=probe1_gates(), policy=gate_policy("kill_process")) as p:
+        expect(PluginKilled, lambda: p.call_int("run"))
+        expect(PluginPoisoned, lambda: p.call_int("run_n", 1))
+
+
+def huge_output() -> None:
+    with Plugin(guest("hostile_huge_output"), providers=default_providers(),
+                limits=Limits(output=64 * 1024, memory=1024 * 1024)) as p:
+        expect(OutputLimitExceeded, lambda: p.call("huge", b""))
+        expect(GuestMemoryError, lambda: p.call("wild", b""))
+    with Plugin(guest("hostile_huge_output"), providers=default_providers(),
+                limits=Limits(output=None, memory=1024 * 1024)) as p:
+        expect(GuestMemoryError, lambda: p.call("wild_len", b""))
+
+
+CASES = [
+    Case("spin", spin),
+    Case("recursion", recursion),
+    Case("membomb", membomb),
+    Case("tablebomb", tablebomb),
+    Case("big_memory", big_memory),
+    Case("big_table", big_table),
+    Case("traps", traps),
+    Case("abi_mismatch", abi_mismatch),
+    Case("bad_alloc", bad_alloc),
+    Case("foreign_import", foreign_import, needs_wasi=True),
+    Case("bad_signature", bad_signature, needs_wasi=True),
+    Case("denied_loop_errno", denied_loop_errno, needs_wasi=True),
+    Case("denied_loop_kill", denied_loop_kill, needs_wasi=True),
+    Case("huge_output", huge_output, needs_wasi=True),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_hostile_guest_100_runs(case: Case) -> None:
+    if case.needs_wasi:
+        require(HAVE_WASI, "the WASI preview1 gate provider (callgate.gates.wasi)")
+    case.run()  # warm-up: compile caches, engine code memory, lazy imports
+    gc.collect()
+    fds, start = fd_count(), rss()
+    for _ in range(RUNS):
+        case.run()
+    gc.collect()
+    assert fd_count() == fds
+    grown = rss() - start
+    assert grown < RSS_BOUND, f"RSS grew by {grown} bytes over {RUNS} runs"
+    with Plugin(guest("hello")) as other:  # the host still works
+        assert other.call_int("add", 1, 1) == 2
