@@ -3,10 +3,10 @@
 ``python -m callgate.kernel.baseline`` runs :func:`host_loop` under ``strace -f`` and
 prints every syscall made between two marker syscalls: the first right where lockdown
 would happen (compiled and instantiated), the second after the steady-state rounds; plus
-those made while the process exits. The loop exercises what a
-locked-down host keeps doing: wasm -> host calls, memory.grow, traps, a fresh store
-and instance per round, guest memory access, Python allocation and gc, and an epoch
-ticker thread.
+those made while the process exits. The loop runs callgate's own
+runtime doing what a locked-down host keeps doing: gated calls under every non-fatal
+verdict with audit records, the broker, bytes-ABI calls that grow linear memory, wasm
+traps, fuel and deadlines (the epoch ticker thread), Python allocation and gc.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 from callgate.kernel.binding import raw_syscall
@@ -47,55 +45,88 @@ GUEST_WAT = """
   (func (export "unreachable") unreachable))
 """
 
+# The gate layer of the measured plugin: every verdict that lets a call end normally.
+LOOP_POLICY = """
+[gates]
+default = "allow"
+[[gates.rules]]
+names = ["probe"]
+action = "log"
+args = [{ index = 0, op = "eq", value = 3 }]
+[[gates.rules]]
+names = ["probe"]
+action = "errno(EPERM)"
+args = [{ index = 0, op = "eq", value = 5 }]
+[[gates.rules]]
+names = ["probe"]
+action = "kill_thread"
+args = [{ index = 0, op = "eq", value = 7 }]
+[[gates.rules]]
+names = ["probe"]
+action = "trap"
+args = [{ index = 0, op = "eq", value = 9 }]
+"""
+
+
+def _guest(name: str) -> bytes:
+    """A shipped guest module, from the source tree."""
+    return (Path(__file__).resolve().parents[2] / "guests" / "wasm" / f"{name}.wasm").read_bytes()
+
 
 def host_loop(rounds: int) -> None:
-    """Warm up, then run ``rounds`` steady-state rounds between the two markers."""
-    import wasmtime
+    """Load plugins, mark the lockdown point, then run ``rounds`` rounds of real work.
 
-    config = wasmtime.Config()
-    config.epoch_interruption = True
-    engine = wasmtime.Engine(config)
-    module = wasmtime.Module(engine, wasmtime.wat2wasm(GUEST_WAT))
-    linker = wasmtime.Linker(engine)
-    i32 = wasmtime.ValType.i32()
-    linker.define_func("env", "host", wasmtime.FuncType([i32], [i32]), lambda x: x * 2)
-    stop = threading.Event()
+    Every plugin is loaded before the first marker, as lockdown demands: loading makes
+    callbacks (executable memory) and compiles. The rounds exercise the runtime's
+    steady state: bytes-ABI calls, an app gate under every non-fatal verdict (with
+    audit records), the broker, fuel and deadlines (the epoch ticker thread), wasm
+    traps, and Python allocation and gc.
+    """
+    from callgate.gates.app import AppGates
+    from callgate.runtime import ALLOW, Errno, Limits, Plugin, PluginError
 
-    def ticker() -> None:
-        while not stop.is_set():
-            engine.increment_epoch()
-            time.sleep(0.01)
+    gates = AppGates()
+    gates.add(
+        "probe",
+        lambda call, *args: args[0] + 1,
+        params=("i64",) * 7,
+        results=("i64",),
+        uses_memory=False,
+    )
+    limits = Limits(fuel=10**9, timeout=30)
+    broker_calls = []
+
+    def broker(request: object) -> object:
+        broker_calls.append(request)
+        return ALLOW if len(broker_calls) % 2 else Errno(1)
+
+    probe = Plugin(
+        _guest("gatecall"), policy=LOOP_POLICY, gates=gates, limits=limits, broker=broker
+    )
+    fast = Plugin(_guest("gatecall"), gates=gates, limits=limits)
+    words = Plugin(_guest("wordcount"), limits=limits)
+    hello = Plugin(_guest("hello"), limits=limits)
+    traps = Plugin(_guest("hostile_traps"), limits=limits)
 
     def one_round() -> None:
-        store = wasmtime.Store(engine)
-        store.set_epoch_deadline(1_000_000)
-        exports = linker.instantiate(store, module).exports(store)
-        exports["run"](store, 2000)
-        exports["grow"](store)
-        for trapping in ("oob", "unreachable"):
-            with contextlib.suppress(wasmtime.Trap):
-                exports[trapping](store)
-        memory = exports["memory"]
-        memory.write(store, b"x" * 100, 0)
-        memory.read(store, 0, 100)
+        for arg in (1, 3, 5, 7, 9, 9):
+            with contextlib.suppress(PluginError):
+                probe.call_int("once", arg, 2, 3, 4, 5, 6, 7)
+        fast.call_int("run", 500)
+        words.call("wordcount", b"some words " * 20000)  # grows linear memory
+        hello.call("echo", b"x" * 1000)
+        for name in ("unreachable", "div_zero", "oob_load", "bad_indirect"):
+            with contextlib.suppress(PluginError):
+                traps.call_int(name)
         junk = [bytes(1 << k) for k in range(8, 24)] + [bytes(100) for _ in range(2000)]
         del junk
         gc.collect()
 
-    thread = threading.Thread(target=ticker, daemon=True)
-    thread.start()
-    # The lockdown point: compiled and instantiated, nothing run yet. Measuring from here
-    # (not after a warm-up) catches what compile threads still do right after compiling.
-    store = wasmtime.Store(engine)
-    store.set_epoch_deadline(1_000_000)
-    first = linker.instantiate(store, module).exports(store)
-    raw_syscall(BEGIN_MARKER)
-    first["run"](store, 10)
+    raw_syscall(BEGIN_MARKER)  # the lockdown point
     for _ in range(rounds):
         one_round()
     raw_syscall(END_MARKER)
-    stop.set()
-    thread.join()
+    broker_calls.clear()
 
 
 _LINE = re.compile(r"^\d+\s+(?:<\.\.\. )?([a-z_0-9]+)[( ]")

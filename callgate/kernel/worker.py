@@ -141,7 +141,8 @@ class Worker:
     """One isolated worker process running ``service`` (``"module:function"``).
 
     ``service(config, fds, parent_link)`` is called in the worker to build the object
-    whose ``call(method, args)`` serves requests. ``fds`` maps names to fds to hand
+    whose ``call(method, args)`` serves requests; ``timeout`` bounds each call and
+    ``start_timeout`` the start (compiling included). ``fds`` maps names to fds to hand
     over (they are duplicated; the caller keeps its own). ``handlers`` answer the
     worker's forwarded requests by op name. With ``supervise``, the worker's
     ``user_notif`` kernel rules are answered here by a :class:`Supervisor` running
@@ -160,6 +161,7 @@ class Worker:
         extra_rules: Sequence[Rule] = (),
         stdio: tuple[Any, Any, Any] = (subprocess.DEVNULL, None, None),
         timeout: float | None = None,
+        start_timeout: float = 60.0,
         python_path: Sequence[str] = (),
         supervise: Decide | None = None,
     ) -> None:
@@ -172,6 +174,7 @@ class Worker:
         self._extra_rules = tuple(extra_rules)
         self._stdio = stdio
         self._timeout = timeout
+        self._start_timeout = start_timeout
         self._python_path = tuple(python_path)
         self._supervise = supervise
         self._supervisor: Supervisor | None = None
@@ -223,7 +226,7 @@ class Worker:
         }
         try:
             wire.send(parent_sock, setup, tuple(self._fds.values()))
-            self._exchange(None)  # until "ready"
+            self._exchange(None, self._start_timeout)  # until "ready"
         except BaseException:
             self._kill_and_reap()
             raise
@@ -282,20 +285,19 @@ class Worker:
                 wire.send(self._sock, {"op": "call", "method": method, "args": list(args)})
             except OSError:
                 raise self._crashed() from None
-            return self._exchange(method)
+            return self._exchange(method, self._timeout)
 
-    def _exchange(self, method: str | None) -> Any:
+    def _exchange(self, method: str | None, timeout: float | None) -> Any:
         """Receive until the answer to ``method`` (or ``ready`` when None) arrives."""
         assert self._sock is not None
-        self._sock.settimeout(self._timeout)
+        self._sock.settimeout(timeout)
         while True:
             try:
                 message, fds = wire.recv(self._sock)
             except TimeoutError:
                 self._kill_and_reap()
                 raise WorkerTimeout(
-                    f"the worker did not answer within {self._timeout}s and "
-                    "was killed; restart() it"
+                    f"the worker did not answer within {timeout}s and was killed; restart() it"
                 ) from None
             except (wire.PeerClosed, ConnectionError):
                 raise self._crashed() from None

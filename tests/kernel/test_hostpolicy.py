@@ -146,13 +146,13 @@ def test_gate_may_run(rules, expected):
 def test_kernel_rules_are_added_with_their_reason():
     host = derive_host_policy(
         policy(
-            '[kernel]\ndefault = "kill_process"\n[[kernel.rules]]\nnames = ["getpid"]\n'
+            '[kernel]\ndefault = "kill_process"\n[[kernel.rules]]\nnames = ["getppid"]\n'
             'action = "allow"\ncomment = "for logging"\n'
         ),
         [],
     )
-    assert host.reasons["getpid"] == ("[kernel] rule: for logging",)
-    assert probe_syscalls(host.compile(), [(nr("getpid"), ())])[0].kind == "returned"
+    assert host.reasons["getppid"] == ("[kernel] rule: for logging",)
+    assert probe_syscalls(host.compile(), [(nr("getppid"), ())])[0].kind == "returned"
 
 
 # --- what no policy can grant ----------------------------------------------------------------

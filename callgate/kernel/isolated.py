@@ -1,0 +1,332 @@
+"""A plugin in a locked-down worker process: the runtime's Plugin, isolated.
+
+:class:`IsolatedPlugin` takes what :class:`~callgate.runtime.Plugin` takes and runs
+the plugin in a :class:`~callgate.kernel.worker.Worker`. Both layers come from the
+one policy, compiled here in the parent: the ``[gates]`` filter (sent to the worker
+as raw BPF, so the worker evaluates exactly the program the parent compiled) and the
+kernel filter derived from it. What stays in the parent:
+
+* app-defined gates - the worker holds a proxy per gate with the same name, number and
+  signature, which forwards the call; the real function runs here with a
+  :class:`~callgate.kernel.worker.RemoteMemory` as ``call.memory``;
+* the broker - TRAP and USER_NOTIF gate verdicts are decided here;
+* every fd and path: the worker gets none but its socket and stdio.
+
+Errors the plugin raises in the worker come back as the runtime's own error classes
+(``PluginKilled``, ``FuelExhausted``, ``GuestExit`` …) when the name is one of
+them; a dead worker is :class:`~callgate.kernel.worker.WorkerCrashed`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from callgate.arch import AUDIT_ARCH_CALLGATE, Arch
+from callgate.bpf.actions import SECCOMP_RET_ALLOW
+from callgate.bpf.insn import pack, unpack
+from callgate.errors import CallgateError
+from callgate.gates.app import AppGates
+from callgate.gates.numbers import WASI_NUMBERS
+from callgate.gates.spec import GateCall, GateSpec, GuestExit
+from callgate.kernel.worker import RemoteMemory, Worker, WorkerError
+from callgate.kernel.worker_main import ParentLink
+from callgate.policy import Policy, load_policy
+from callgate.policy.compiler import compile_section
+from callgate.policy.model import Section
+from callgate.runtime import errors as runtime_errors
+from callgate.runtime.broker import ALLOW, Errno, GateRequest, Value
+from callgate.runtime.limits import Limits
+
+SERVICE = "callgate.kernel.isolated:plugin_service"
+
+
+class IsolationError(CallgateError, ValueError):
+    """Something that cannot cross into a worker (a policy form, a verdict)."""
+
+
+# --- the parent side ---------------------------------------------------------------------
+
+
+class IsolatedPlugin:
+    """A plugin running in its own locked-down process; the API of ``Plugin.call*``.
+
+    ``module``: a path or wasm bytes; ``policy``: a :class:`Policy`, a path or policy
+    text (None allows every gate, as in ``Plugin``); ``gates``: app-defined gates,
+    run here; ``broker``: decides TRAP/USER_NOTIF gate verdicts, here; ``timeout``:
+    seconds the parent waits for one call before killing the worker.
+    """
+
+    def __init__(
+        self,
+        module: str | os.PathLike[str] | bytes,
+        *,
+        policy: Policy | str | os.PathLike[str] | bytes | None = None,
+        gates: AppGates | None = None,
+        limits: Limits | None = None,
+        broker: Any = None,
+        name: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        self._gates = gates or AppGates()
+        self._specs = {spec.name: spec for spec in self._gates.specs()}
+        self._state = self._gates.instance_state(self)
+        self.broker = broker
+        self.name = name
+        self.policy = self._load(policy)
+        data = module if isinstance(module, bytes) else _read_module(module)
+        config = {
+            "module": data,
+            "gate_program": pack(self._gate_program()),
+            "app_gates": [_describe(spec) for spec in self._specs.values()],
+            "limits": dataclasses.asdict(limits or Limits()),
+            "broker": broker is not None,
+            "name": name,
+        }
+        self.worker = Worker(
+            SERVICE,
+            policy=self._kernel_view(),
+            config=config,
+            handlers={"gate": self._app_gate, "broker": self._broker},
+            timeout=timeout,
+        )
+        self.worker.start()
+
+    def _load(self, policy: Policy | str | os.PathLike[str] | bytes | None) -> Policy | None:
+        if policy is None or isinstance(policy, Policy):
+            return policy
+        return load_policy(policy, gate_names=list(self._specs))
+
+    def _gate_program(self) -> list:
+        if self.policy is None:
+            return [_ret_allow()]
+        if self.policy.gates is None:
+            raise IsolationError(
+                f"policy {self.policy.source} has no [gates] section; a "
+                "plugin needs one to decide its gate calls"
+            )
+        numbers = {**WASI_NUMBERS, **{n: s.number for n, s in self._specs.items()}}
+        return compile_section(self.policy.gates, Arch("callgate", AUDIT_ARCH_CALLGATE, numbers))
+
+    def _kernel_view(self) -> Policy:
+        """The policy the kernel layer derives from; no policy means every gate may run."""
+        if self.policy is not None:
+            return self.policy
+        return Policy(gates=Section(default=SECCOMP_RET_ALLOW))
+
+    # --- calls -------------------------------------------------------------------------------
+
+    def call(self, name: str, data: bytes | bytearray | memoryview = b"") -> bytes:
+        """Call a bytes-ABI export in the worker (see ``Plugin.call``)."""
+        return self._remote("call", name, bytes(data))
+
+    def call_int(self, name: str, *args: int) -> int | tuple[int, ...] | None:
+        """Call an integer export in the worker (see ``Plugin.call_int``)."""
+        result = self._remote("call_int", name, *args)
+        return tuple(result) if isinstance(result, list) else result
+
+    def _remote(self, method: str, *args: Any) -> Any:
+        try:
+            return self.worker.call(method, *args)
+        except WorkerError as exc:
+            raise _local_error(exc) from None
+
+    # --- what the worker asks ---------------------------------------------------------------
+
+    def _app_gate(self, message: dict[str, Any], memory: RemoteMemory | None) -> Any:
+        spec = self._specs.get(str(message.get("name")))
+        if spec is None:
+            raise IsolationError(f"the worker asked for unknown app gate {message.get('name')!r}")
+        args = [int(a) for a in message.get("args", [])]
+        result = spec.func(GateCall(spec, memory, self._state, self), *args)
+        return list(result) if isinstance(result, tuple) else result
+
+    def _broker(self, message: dict[str, Any], memory: RemoteMemory | None) -> Any:
+        if self.broker is None:
+            raise IsolationError("the worker asked for a broker decision, but there is none")
+        spec = self._specs.get(str(message.get("gate"))) or _wasi_stub(str(message.get("gate")))
+        request = GateRequest(
+            gate=spec,
+            args=tuple(int(a) for a in message.get("args", [])),
+            memory=memory,
+            action=str(message.get("action")),
+            data=int(message.get("data", 0)),
+            ip=int(message.get("ip", 0)),
+            plugin=self,
+        )
+        return _encode_verdict(self.broker(request))
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        return self.worker.pid
+
+    def restart(self) -> IsolatedPlugin:
+        """A fresh worker (and plugin instance) after a crash or a kill."""
+        self.worker.restart()
+        return self
+
+    def close(self) -> None:
+        self.worker.close()
+
+    def __enter__(self) -> IsolatedPlugin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _read_module(path: str | os.PathLike[str]) -> bytes:
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def _ret_allow() -> Any:
+    from callgate.bpf.insn import Insn
+    from callgate.bpf.opcodes import BPF_K, BPF_RET
+
+    return Insn(BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW)
+
+
+def _describe(spec: GateSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "number": spec.number,
+        "params": list(spec.params),
+        "results": list(spec.results),
+        "uses_memory": spec.uses_memory,
+    }
+
+
+def _wasi_stub(name: str) -> GateSpec:
+    """A description of a WASI gate for the parent's broker (its code runs in the worker)."""
+    number = WASI_NUMBERS.get(name)
+    if number is None:
+        raise IsolationError(f"the worker asked about unknown gate {name!r}")
+    return GateSpec(
+        module="wasi_snapshot_preview1",
+        name=name,
+        number=number,
+        params=(),
+        results=(),
+        func=_runs_in_worker,
+        errno_results=lambda n: (n,),
+    )
+
+
+def _runs_in_worker(*_: Any) -> Any:
+    raise IsolationError("this gate's implementation runs in the worker")
+
+
+def _encode_verdict(verdict: Any) -> dict[str, Any]:
+    if verdict is ALLOW or verdict is None:
+        return {"kind": "allow"}
+    if isinstance(verdict, Errno):
+        return {"kind": "errno", "n": int(verdict.n)}
+    if isinstance(verdict, Value):
+        return {"kind": "value", "results": [int(r) for r in verdict.results]}
+    raise IsolationError(f"a broker must return ALLOW, Errno(n) or Value(...), got {verdict!r}")
+
+
+_KNOWN_ERRORS: Mapping[str, type[BaseException]] = {
+    **{name: getattr(runtime_errors, name) for name in runtime_errors.__all__},
+    "GuestExit": GuestExit,
+}
+
+
+def _local_error(exc: WorkerError) -> BaseException:
+    """The runtime's own error class for an error raised in the worker, when it is one."""
+    cls = _KNOWN_ERRORS.get(exc.type_name)
+    if cls is None:
+        return exc
+    message = str(exc).split(": ", 1)[-1]
+    local = cls.__new__(cls)
+    Exception.__init__(local, message)
+    for key, value in exc.attrs.items():
+        with contextlib.suppress(AttributeError):
+            setattr(local, key, value)
+    local.__cause__ = exc
+    return local
+
+
+# --- the worker side ---------------------------------------------------------------------
+
+
+class _PluginService:
+    def __init__(self, plugin: Any) -> None:
+        self.plugin = plugin
+
+    def call(self, method: str, args: list[Any]) -> Any:
+        if method == "call":
+            return self.plugin.call(str(args[0]), bytes(args[1]))
+        if method == "call_int":
+            result = self.plugin.call_int(str(args[0]), *(int(a) for a in args[1:]))
+            return list(result) if isinstance(result, tuple) else result
+        raise IsolationError(f"no such plugin method {method!r}")
+
+
+def _proxy_gates(descriptions: list[dict[str, Any]], link: ParentLink) -> AppGates:
+    gates = AppGates()
+    for desc in descriptions:
+
+        def forward(call: GateCall, *args: int, _name: str = desc["name"]) -> Any:
+            memory = call.memory
+            payload = {"name": _name, "args": list(args)}
+            if memory is not None:
+                payload["memory_size"] = memory.size
+            result = link.request("gate", payload, memory)
+            return tuple(result) if isinstance(result, list) else result
+
+        gates.add(
+            desc["name"],
+            forward,
+            params=desc["params"],
+            results=desc["results"],
+            number=desc["number"],
+            uses_memory=desc["uses_memory"],
+        )
+    return gates
+
+
+def _proxy_broker(link: ParentLink) -> Any:
+    def broker(request: GateRequest) -> Any:
+        payload = {
+            "gate": request.gate.name,
+            "args": list(request.args),
+            "action": request.action,
+            "data": request.data,
+            "ip": request.ip,
+        }
+        if request.memory is not None:
+            payload["memory_size"] = request.memory.size
+        verdict = link.request("broker", payload, request.memory)
+        kind = verdict.get("kind") if isinstance(verdict, dict) else None
+        if kind == "allow":
+            return ALLOW
+        if kind == "errno":
+            return Errno(int(verdict["n"]))
+        if kind == "value":
+            return Value(*(int(r) for r in verdict["results"]))
+        raise IsolationError(f"the parent sent an unknown broker verdict {verdict!r}")
+
+    return broker
+
+
+def plugin_service(config: dict[str, Any], fds: dict[str, int], link: ParentLink) -> Any:
+    """Build the plugin in the worker (compiled and instantiated before lockdown)."""
+    from callgate.runtime import Plugin
+
+    del fds  # no gate provider takes fds yet
+    plugin = Plugin(
+        bytes(config["module"]),
+        policy=tuple(unpack(bytes(config["gate_program"]))),
+        gates=_proxy_gates(config["app_gates"], link),
+        limits=Limits(**config["limits"]),
+        broker=_proxy_broker(link) if config["broker"] else None,
+        name=config.get("name"),
+    )
+    return _PluginService(plugin)

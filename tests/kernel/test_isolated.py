@@ -1,0 +1,134 @@
+"""A real plugin in a locked-down worker: both layers, app gates and the broker in the parent."""
+
+from __future__ import annotations
+
+import signal
+from pathlib import Path
+
+import pytest
+
+from callgate.gates.app import AppGates
+from callgate.kernel.isolated import IsolatedPlugin
+from callgate.kernel.worker import WorkerCrashed, WorkerTimeout
+from callgate.runtime import Errno, Limits, PluginKilled, PluginPoisoned, Value
+from callgate.runtime.errors import DeadlineExceeded
+
+GUESTS = Path(__file__).resolve().parents[2] / "guests" / "wasm"
+ENOENT, EPERM = 44, 63  # WASI numbering, as kvstore reports them
+# The minimal policy for kvstore: its two gates, nothing else, and a kernel that kills.
+MINIMAL = """
+[gates]
+default = "kill_process"
+[[gates.rules]]
+names = ["kv_get", "kv_put"]
+action = "allow"
+[kernel]
+default = "kill_process"
+"""
+
+
+def kv_gates(store: dict[bytes, bytes]) -> AppGates:
+    gates = AppGates()
+
+    @gates.gate(params=("i32",) * 4, results=("i32",))
+    def kv_get(call, key_ptr, key_len, val_ptr, val_cap):
+        key = call.memory.read(key_ptr, key_len)
+        if key not in store:
+            return -ENOENT
+        value = store[key]
+        call.memory.write(val_ptr, value[:val_cap])
+        return len(value)
+
+    @gates.gate(params=("i32",) * 4, results=("i32",))
+    def kv_put(call, key_ptr, key_len, val_ptr, val_len):
+        store[call.memory.read(key_ptr, key_len)] = call.memory.read(val_ptr, val_len)
+        return 0
+
+    return gates
+
+
+def status_of(pid: int) -> dict[str, str]:
+    with open(f"/proc/{pid}/status") as f:
+        return {k: v.strip() for k, v in (line.split(":", 1) for line in f if ":" in line)}
+
+
+def test_plugin_runs_end_to_end_under_both_layers_with_the_minimal_policy():
+    store: dict[bytes, bytes] = {}
+    with IsolatedPlugin(GUESTS / "kvstore.wasm", policy=MINIMAL, gates=kv_gates(store)) as p:
+        status = status_of(p.pid)
+        assert p.call("put", b"colour=blue") == b"ok"
+        assert p.call("get", b"colour") == b"blue"
+        assert p.call("get", b"size") == f"error {ENOENT}".encode()
+        allowed = p.worker.host_policy.allowed
+    assert store == {b"colour": b"blue"}  # the gate ran here, in the parent
+    assert status["Seccomp"] == "2" and status["NoNewPrivs"] == "1"
+    assert int(status["CapEff"], 16) == 0
+    assert "openat" not in allowed and "execve" not in allowed
+
+
+def test_integer_exports_and_bytes_without_gates():
+    with IsolatedPlugin(GUESTS / "hello.wasm") as p:
+        assert p.call_int("add", 2, 40) == 42
+        assert p.call("echo", b"\x00 binary \xff") == b"\x00 binary \xff"
+
+
+def test_gate_layer_kill_is_the_runtimes_typed_error_and_restart_recovers():
+    policy = MINIMAL.replace('names = ["kv_get", "kv_put"]', 'names = ["kv_put"]')
+    with IsolatedPlugin(GUESTS / "kvstore.wasm", policy=policy, gates=kv_gates({})) as p:
+        with pytest.raises(PluginKilled) as killed:
+            p.call("get", b"x")
+        assert killed.value.gate == "kv_get"
+        with pytest.raises(PluginPoisoned):
+            p.call("put", b"a=b")
+        p.restart()
+        assert p.call("put", b"a=b") == b"ok"
+
+
+def test_trap_verdicts_are_decided_by_the_broker_in_the_parent():
+    policy = MINIMAL.replace('action = "allow"', 'action = "trap"')
+    asked = []
+
+    def broker(request):
+        asked.append((request.gate.name, request.action, request.memory.read(request.args[0], 3)))
+        return Errno(EPERM) if request.gate.name == "kv_put" else Value(-ENOENT)
+
+    with IsolatedPlugin(
+        GUESTS / "kvstore.wasm", policy=policy, gates=kv_gates({}), broker=broker
+    ) as p:
+        assert p.call("put", b"key=v") == f"error {EPERM}".encode()
+        assert p.call("get", b"key") == f"error {ENOENT}".encode()
+    assert asked == [("kv_put", "trap", b"key"), ("kv_get", "trap", b"key")]
+
+
+def test_runtime_limits_apply_in_the_worker():
+    with IsolatedPlugin(GUESTS / "hostile_spin.wasm", limits=Limits(timeout=0.2)) as p:
+        with pytest.raises(DeadlineExceeded):
+            p.call_int("run")
+        assert p.pid is not None and p.worker.alive
+
+
+def test_a_hostile_guest_that_takes_its_worker_down_leaves_the_parent_alone():
+    p = IsolatedPlugin(GUESTS / "hostile_spin.wasm", timeout=0.5)
+    try:
+        first = p.pid
+        with pytest.raises(WorkerTimeout):
+            p.call_int("run")
+        assert not p.worker.alive
+        with pytest.raises(WorkerCrashed):
+            p.call_int("run")
+        p.restart()
+        assert p.pid != first and p.worker.alive
+    finally:
+        p.close()
+
+
+def test_a_worker_killed_from_outside_is_a_typed_error():
+    import os
+
+    with IsolatedPlugin(GUESTS / "hello.wasm") as p:
+        os.kill(p.pid, signal.SIGKILL)
+        with pytest.raises(WorkerCrashed) as crash:
+            p.call_int("add", 1, 2)
+        assert crash.value.signal == signal.SIGKILL
+        p.restart()
+        assert p.call_int("add", 1, 2) == 3
