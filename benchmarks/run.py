@@ -48,6 +48,8 @@ DEFAULT_N = 20_000
 QUICK_N = 200
 RESULTS = HERE / "RESULTS.md"
 CHART = HERE / "results.png"
+# Row names containing these are peers or baselines (grey in the chart); the rest is callgate.
+PEERS = ("wasmtime", "Extism", "libseccomp", "no filter", "allow-all", "in-process")
 
 
 @dataclass(frozen=True)
@@ -346,9 +348,10 @@ def write_chart(rows: Sequence[Row], path: Path) -> str | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    drawn = {g: [r for r in members if r.available and r.median_ns > 0]
-             for g, members in groups(rows).items()}
-    drawn = {g: members for g, members in drawn.items() if members}
+    drawn: dict[str, list[Row]] = {}
+    for row in rows:  # one panel per group and unit, so no panel mixes ms with ns
+        if row.available and row.median_ns > 0:
+            drawn.setdefault(f"{row.group or 'Other'} [{row.unit}]", []).append(row)
     if not drawn:
         return "no measured rows"
     heights = [max(1.2, 0.32 * len(m) + 0.8) for m in drawn.values()]
@@ -357,13 +360,14 @@ def write_chart(rows: Sequence[Row], path: Path) -> str | None:
     for ax, (group, members) in zip(axes[:, 0], drawn.items(), strict=True):
         values = [r.median_ns for r in members]
         labels = [r.name if len(r.name) <= 70 else r.name[:67] + "…" for r in members]
-        colors = ["tab:blue" if "callgate" in r.name else "tab:gray" for r in members]
+        colors = ["tab:gray" if any(p in r.name for p in PEERS) else "tab:blue"
+                  for r in members]
         ax.barh(range(len(members)), values, color=colors)
         ax.set_yticks(range(len(members)), labels, fontsize=7)
         ax.invert_yaxis()
         if max(values) / min(values) > 20:
             ax.set_xscale("log")
-        ax.set_title(f"{group} ({members[0].unit})", fontsize=9, loc="left")
+        ax.set_title(group, fontsize=9, loc="left")
         ax.tick_params(axis="x", labelsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

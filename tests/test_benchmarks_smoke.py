@@ -1,0 +1,255 @@
+"""Smoke test of benchmarks/: every module runs once with a tiny n and behaves.
+
+Behaviour only, never time: rows are produced, numbers are positive, ratios point at
+rows that exist, unavailable rows say why, RESULTS.md is well-formed and the goals are
+judged by the rules issue 7 states. A missing callgate subsystem skips locally and
+fails under CI=true (``require``); a missing optional peer (extism, matplotlib) must be
+reported as "not available" with the install hint, which is checked instead.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import require
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import run as bench_run  # noqa: E402
+from common import (  # noqa: E402
+    CALL_INT,
+    FUNC_1,
+    FUNC_7,
+    FUNC_CALL,
+    GATED_7,
+    GATED_7_COMPILED,
+    HOST_FN_7,
+    Row,
+    measure,
+)
+
+UNITS = {"ns", "ms", "insns"}
+
+
+def importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def collected() -> tuple[list[Row], list[str]]:
+    return bench_run.collect(bench_run.QUICK_N)
+
+
+@pytest.fixture(scope="module")
+def rows(collected: tuple[list[Row], list[str]]) -> list[Row]:
+    return collected[0]
+
+
+def test_no_module_fails(collected):
+    assert collected[1] == []
+    assert not [r for r in collected[0] if r.group == "Failed benchmark modules"]
+
+
+@pytest.mark.parametrize("module", bench_run.MODULES)
+def test_every_module_exists(module):
+    require((BENCH / f"{module}.py").exists(), f"benchmarks/{module}.py")
+
+
+def test_measured_rows_are_positive_and_complete(rows):
+    measured = [r for r in rows if r.available]
+    assert len(measured) >= 30
+    for row in measured:
+        assert row.median_ns > 0, row
+        assert row.n >= 1 and row.repeats >= 1, row
+        assert row.unit in UNITS, row
+        assert row.group, row
+        assert all(s > 0 for s in row.samples), row
+        if row.samples:
+            assert len(row.samples) == row.repeats, row
+
+
+def test_row_names_are_unique_and_baselines_exist(rows):
+    names = [r.name for r in rows]
+    assert len(names) == len(set(names))
+    missing = {r.baseline for r in rows if r.baseline is not None and r.baseline not in names}
+    # Only the wasmtime-py peers measured by bench_gate.py may be absent, and only without it.
+    assert missing <= {FUNC_1, FUNC_7, FUNC_CALL}, missing
+    require(not missing, f"benchmarks/bench_gate.py rows {sorted(missing)}")
+
+
+def test_unavailable_rows_say_why(rows):
+    for row in rows:
+        if not row.available:
+            assert row.note.startswith("not available: "), row
+            assert len(row.note) > len("not available: ") + 5, row
+
+
+def test_extism_rows_measured_or_install_hint(rows):
+    extism_rows = [r for r in rows if r.name.startswith("Extism")]
+    assert {r.name for r in extism_rows} >= {HOST_FN_7}
+    for row in extism_rows:
+        if importable("extism"):
+            assert row.available, row
+        else:
+            assert "pip install -e '.[bench]'" in row.note, row
+
+
+def test_filter_rows_cover_every_evaluator_on_both_policies(rows):
+    names = [r.name for r in rows if r.group == "Filter evaluation alone" and r.available]
+    for policy in ("small gate policy", "Docker-like profile"):
+        for evaluator in ("interpret() as called", "interpreter (verified once)", "compiled",
+                          "Evaluator"):
+            assert any(n.startswith(policy) and evaluator in n for n in names), (policy,
+                                                                                 evaluator)
+
+
+def test_kernel_rows_compare_callgate_with_libseccomp(rows):
+    path = [r for r in rows if "path length" in r.group]
+    require(importable("pyseccomp"), "pyseccomp (libseccomp)")
+    assert all(r.available for r in path)
+    names = {r.name for r in path}
+    for profile in ("Docker-like profile", "runtime baseline"):
+        for who in ("callgate", "libseccomp optimize=2", "libseccomp optimize=1"):
+            assert f"{profile}: {who}" in names
+    cost = [r for r in rows if "cost of one syscall" in r.group]
+    assert {r.name.split(":")[0] for r in cost} == {"getppid", "personality(0xffffffff)"}
+    assert all(r.available for r in cost)
+
+
+def test_gate_rows_measured(rows):
+    require((BENCH / "bench_gate.py").exists(), "benchmarks/bench_gate.py")
+    by_name = {r.name: r for r in rows}
+    for name in (FUNC_7, FUNC_CALL, GATED_7, GATED_7_COMPILED, CALL_INT):
+        assert name in by_name and by_name[name].available, name
+
+
+def test_wasi_rows_both_sides(rows):
+    wasi = [r for r in rows if r.group.startswith("WASI")]
+    native = [r for r in wasi if "native" in r.name]
+    assert len(native) == 3 and all(r.available for r in native)
+    require(importable("callgate.gates.wasi"), "callgate's WASI provider (callgate.gates.wasi)")
+    gated = [r for r in wasi if "gated" in r.name]
+    assert len(gated) == 3 and all(r.available for r in gated), gated
+
+
+def test_results_markdown_is_well_formed(rows, tmp_path):
+    chart = tmp_path / "results.png"
+    why = bench_run.write_chart(rows, chart)
+    if importable("matplotlib"):
+        assert why is None
+        assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    else:
+        assert "pip install" in why
+    info = bench_run.machine()
+    goals = bench_run.goals(rows)
+    text = bench_run.results_markdown(rows, info, goals, "python benchmarks/run.py --quick",
+                                      12.0, None if why else "results.png")
+    out = tmp_path / "RESULTS.md"
+    out.write_text(text)
+    lines = out.read_text().splitlines()
+    assert lines[0] == "# Benchmark results"
+    for heading in ("## Machine", "## Goals (issue 7)", "## Results"):
+        assert heading in lines
+    for key in ("CPU", "cores", "kernel", "Python", "wasmtime (wasmtime-py)", "libseccomp",
+                "extism", "date (UTC)"):
+        assert any(line.startswith(f"| {key} |") for line in lines), key
+    goal_lines = [line for line in lines if line.endswith("| MET |") or
+                  line.endswith("| NOT MET |")]
+    assert len(goal_lines) == len(goals) == 7
+    for row in rows:
+        escaped = row.name.replace("|", "\\|")
+        assert any(line.startswith(f"| {escaped} |") for line in lines), row.name
+    # Every table line of one table has the same number of cells as its header.
+    cells = None
+    for line in lines:
+        if line.startswith("|"):
+            count = len(re.findall(r"(?<!\\)\|", line))
+            cells = cells or count
+            assert count == cells, line
+        else:
+            cells = None
+
+
+def test_main_writes_results_for_a_subset(tmp_path, capsys):
+    out, chart = tmp_path / "R.md", tmp_path / "r.png"
+    code = bench_run.main(["--quick", "--only", "bench_filter", "--output", str(out),
+                           "--chart", str(chart)])
+    assert code == 0
+    text = out.read_text()
+    assert "python benchmarks/run.py --quick" in text
+    assert "compiled filter is at least 3× faster" in text
+    assert "Filter evaluation alone" in capsys.readouterr().out
+
+
+# --- the goal rules, on rows made up for the purpose ----------------------------------------
+
+
+def row(name: str, value: float | None, unit: str = "ns", baseline: str | None = None,
+        group: str = "g") -> Row:
+    if value is None:
+        return Row(name, None, 0, 0, "not available: test", baseline, group, unit)
+    return Row(name, value, 10, 3, "", baseline, group, unit)
+
+
+def goal(goals: list, words: str):
+    (found,) = [g for g in goals if words in g.text]
+    return found
+
+
+def test_gated_call_goal_needs_both_bounds():
+    fast = bench_run.goals([row(FUNC_7, 11_000), row(GATED_7, 900, baseline=FUNC_7)])
+    assert goal(fast, "cached path").met
+    slow = bench_run.goals([row(FUNC_7, 11_000), row(GATED_7, 1_100, baseline=FUNC_7)])
+    assert not goal(slow, "cached path").met  # 10× faster, but over 1 µs
+    close = bench_run.goals([row(FUNC_7, 3_000), row(GATED_7, 600, baseline=FUNC_7)])
+    assert not goal(close, "cached path").met  # under 1 µs, but only 5× faster
+
+
+def test_missing_rows_are_not_met_and_say_so():
+    goals = bench_run.goals([row(FUNC_7, 11_000), row(GATED_7, None)])
+    for g in goals:
+        assert not g.met
+        assert g.measured.startswith("not measured")
+
+
+def test_ratio_goals():
+    goals = bench_run.goals([
+        row(HOST_FN_7, 3_000), row(GATED_7, 1_000), row(FUNC_CALL, 14_000),
+        row(CALL_INT, 1_500),
+    ])
+    assert goal(goals, "Extism").met  # exactly 3×
+    assert not goal(goals, "Python→wasm").met  # 9.3×
+
+
+def test_filter_path_and_wasi_goals():
+    goals = bench_run.goals([
+        row("p: interpreter (verified once)", 3_000),
+        row("p: compiled", 900, baseline="p: interpreter (verified once)"),
+        row("q: interpreter (verified once)", 2_000),
+        row("q: compiled", 1_000, baseline="q: interpreter (verified once)"),
+        row("A: libseccomp optimize=2", 15.0, "insns", group="path length"),
+        row("A: callgate", 15.0, "insns", "A: libseccomp optimize=2", "path length"),
+        row("copy 16 MiB in 64 KiB chunks: wasmtime native WASI", 30.0, "ms"),
+        row("copy 16 MiB in 64 KiB chunks: callgate gated WASI", 59.0, "ms",
+            "copy 16 MiB in 64 KiB chunks: wasmtime native WASI"),
+    ])
+    assert not goal(goals, "compiled filter").met  # q is only 2×
+    assert goal(goals, "executed path").met  # equal is "no worse"
+    assert goal(goals, "WASI").met
+
+
+def test_measure_reports_per_operation_medians():
+    calls = []
+    median, samples = measure(lambda count: calls.append(count), inner=50, repeats=4, warmup=2)
+    assert calls == [50] * 6
+    assert len(samples) == 4 and median > 0
+    with pytest.raises(ValueError):
+        measure(lambda count: None, inner=0, repeats=1)
