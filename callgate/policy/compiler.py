@@ -3,8 +3,8 @@
 The program has three parts, each built by its own module:
 
 1. the header: ``arch`` must be the filter's (else the mismatch action); on x86_64
-   an x32 number is refused the same way (:mod:`callgate.policy.reference` says
-   exactly which);
+   an x32 number is refused the same way, and on x32 a number without the x32 bit
+   (:mod:`callgate.policy.reference` says exactly which);
 2. dispatch on ``nr``: ranges of numbers with identical code, found by a balanced
    JGE tree (:mod:`callgate.policy.layout`);
 3. per syscall, its rules in decision order (:mod:`callgate.policy.plan`), each
@@ -27,7 +27,7 @@ from callgate.policy.layout import merge_ranges, search_tree
 from callgate.policy.model import Layer, Policy, Section
 from callgate.policy.plan import Branch, SectionPlan, plan_section
 from callgate.policy.program import Node, PolicyCompileError, ProgramBuilder
-from callgate.policy.reference import ENOSYS_ACTION, SKIPPED_NR
+from callgate.policy.reference import ENOSYS_ACTION, SKIPPED_NR, X32Rule
 
 __all__ = ["PolicyCompileError", "compile_plan", "compile_policy", "compile_section"]
 
@@ -53,9 +53,11 @@ def compile_plan(plan: SectionPlan) -> list[Insn]:
         tail = (plan.enosys_above + 1, b.ret(ENOSYS_ACTION))
     ranges = merge_ranges(codes, default, tail)
     dispatch = search_tree(b, ranges, plan.arch.numbers.values())
-    if plan.rejects_x32:
+    if plan.x32 is X32Rule.REJECT:
         dispatch = b.jge(X32_SYSCALL_BIT, b.jeq(SKIPPED_NR, dispatch, mismatch), dispatch)
-    root = b.load(OFF_ARCH, b.jeq(plan.arch.audit_arch, b.load(OFF_NR, dispatch), mismatch))
+    elif plan.x32 is X32Rule.REQUIRE:
+        dispatch = b.jge(X32_SYSCALL_BIT, dispatch, mismatch)
+    root = b.load(OFF_ARCH, b.jeq(plan.audit_arch, b.load(OFF_NR, dispatch), mismatch))
     program = b.build(root)
     verify(program)
     return program

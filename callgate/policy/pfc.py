@@ -16,7 +16,7 @@ from callgate.arch import X32_SYSCALL_BIT
 from callgate.bpf.actions import format_action
 from callgate.policy.model import ArgCheck, Op
 from callgate.policy.plan import Branch, SectionPlan
-from callgate.policy.reference import ENOSYS_ACTION, SKIPPED_NR
+from callgate.policy.reference import ENOSYS_ACTION, SKIPPED_NR, X32Rule
 
 _SYMBOLS = {Op.EQ: "==", Op.NE: "!=", Op.LT: "<", Op.LE: "<=", Op.GT: ">", Op.GE: ">="}
 _TERMS_PER_LINE = 4
@@ -89,11 +89,15 @@ def render_pfc(plan: SectionPlan) -> str:
     """The whole filter as pseudo filter code, ending with a newline."""
     arch = plan.arch
     out = ["#", "# pseudo filter code start", "#"]
-    out.append(f"# filter for arch {arch.name} ({arch.audit_arch})")
-    out.append(f"if ($arch == {arch.audit_arch})")
-    if plan.rejects_x32:
+    out.append(f"# filter for arch {arch.name} ({plan.audit_arch})")
+    out.append(f"if ($arch == {plan.audit_arch})")
+    if plan.x32 is X32Rule.REJECT:
         out.append(f"  # x32 syscalls are refused; -1 ({SKIPPED_NR}) is a tracer's 'skip'")
         out.append(f"  if ($syscall >= {X32_SYSCALL_BIT} && $syscall != {SKIPPED_NR})")
+        out.append(f"    action {format_action(plan.mismatch)};")
+    elif plan.x32 is X32Rule.REQUIRE:
+        out.append("  # x86_64 syscalls (without the x32 bit) are refused")
+        out.append(f"  if ($syscall < {X32_SYSCALL_BIT})")
         out.append(f"    action {format_action(plan.mismatch)};")
     if plan.enosys_above is not None:
         out.append("  # newer syscalls than the profile knows look absent (runc's stub)")

@@ -17,7 +17,13 @@ from callgate.bpf.seccomp_data import U32_MASK
 from callgate.policy.argcmp import check_arg
 from callgate.policy.model import ArgCheck, Section
 from callgate.policy.program import PolicyCompileError
-from callgate.policy.reference import decision_order, mismatch_action, rejects_x32
+from callgate.policy.reference import (
+    X32Rule,
+    decision_order,
+    mismatch_action,
+    reported_arch,
+    x32_rule,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +39,8 @@ class SectionPlan:
     arch: Arch
     default: int
     mismatch: int
-    rejects_x32: bool
+    audit_arch: int  # what the kernel reports in seccomp_data.arch
+    x32: X32Rule
     # Numbers above this get ENOSYS_ACTION before any rule is looked at (runc's stub).
     enosys_above: int | None
     # syscall number -> its branches, first match wins; numbers absent here get ``default``.
@@ -92,7 +99,8 @@ def plan_section(section: Section, arch: Arch, *, mismatch: int | None = None) -
         arch=arch,
         default=default,
         mismatch=chosen,
-        rejects_x32=rejects_x32(arch),
+        audit_arch=reported_arch(arch),
+        x32=x32_rule(arch),
         enosys_above=enosys_above,
         syscalls={nr: _first_match_order(b) for nr, b in sorted(per_nr.items())},
     )

@@ -8,7 +8,8 @@ read, not to be fast:
 2. on x86_64, an x32 call (``nr >= 0x40000000``) gets the mismatch action too —
    except ``nr == -1``, which is not a syscall but what a tracer writes to skip
    one; the kernel answers it ``ENOSYS``, so it falls through to the rules
-   (libseccomp does the same);
+   (libseccomp does the same). A filter for x32 expects x86_64's arch value and
+   gives the mismatch action to calls *without* the x32 bit;
 3. if the section has ``enosys_above`` (runc's stub for OCI profiles), a number
    above it (unsigned, so ``-1`` too) gets ``ERRNO(ENOSYS)`` whatever the rules say;
 4. a rule matches when the call's number is one of its names on this arch (names
@@ -21,6 +22,7 @@ read, not to be fast:
 
 from __future__ import annotations
 
+import enum
 import errno
 
 from callgate.arch import X32_SYSCALL_BIT, Arch, get_arch
@@ -49,13 +51,42 @@ def mismatch_action(section: Section) -> int:
     return SECCOMP_RET_KILL_PROCESS if section.mismatch_action is None else section.mismatch_action
 
 
-def rejects_x32(arch: Arch) -> bool:
-    """True for the x86_64 ABI, whose filters must refuse x32 numbers."""
-    return arch.audit_arch == get_arch("x86_64").audit_arch
+class X32Rule(enum.Enum):
+    """How a filter treats the x32 bit in ``nr`` on the x86-64 kernel ABI."""
+
+    NONE = "none"  # not an x86-64 kernel arch
+    REJECT = "reject"  # x86_64: x32 calls get the mismatch action (nr -1 excepted)
+    REQUIRE = "require"  # x32: calls without the bit are x86_64 calls, the mismatch action
+
+
+def x32_rule(arch: Arch) -> X32Rule:
+    if arch.audit_arch == get_arch("x86_64").audit_arch:
+        return X32Rule.REJECT
+    if arch.audit_arch == get_arch("x32").audit_arch:
+        return X32Rule.REQUIRE
+    return X32Rule.NONE
+
+
+def reported_arch(arch: Arch) -> int:
+    """The ``seccomp_data.arch`` the kernel reports for ``arch``'s calls.
+
+    The x32 table carries libseccomp's token for x32 (0x4000003e), but the kernel
+    reports x32 calls as ``AUDIT_ARCH_X86_64`` with the x32 bit in ``nr``.
+    """
+    if x32_rule(arch) is X32Rule.REQUIRE:
+        return get_arch("x86_64").audit_arch
+    return arch.audit_arch
 
 
 def is_x32_call(nr: int) -> bool:
     return X32_SYSCALL_BIT <= nr & U32_MASK != SKIPPED_NR
+
+
+def _wrong_abi(arch: Arch, nr: int) -> bool:
+    rule = x32_rule(arch)
+    if rule is X32Rule.REJECT:
+        return is_x32_call(nr)
+    return rule is X32Rule.REQUIRE and nr < X32_SYSCALL_BIT
 
 
 def holds(check: ArgCheck, args: tuple[int, ...]) -> bool:
@@ -81,10 +112,8 @@ def holds(check: ArgCheck, args: tuple[int, ...]) -> bool:
 
 def decide(section: Section, arch: Arch, data: SeccompData) -> int:
     """The return value a filter for ``section`` on ``arch`` must give for ``data``."""
-    if data.arch != arch.audit_arch:
-        return mismatch_action(section)
     nr = data.nr & U32_MASK
-    if rejects_x32(arch) and is_x32_call(nr):
+    if data.arch != reported_arch(arch) or _wrong_abi(arch, nr):
         return mismatch_action(section)
     if section.enosys_above is not None and nr > section.enosys_above:
         return ENOSYS_ACTION

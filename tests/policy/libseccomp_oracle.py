@@ -10,9 +10,11 @@ probing libseccomp 2.5.4 and pinned in ``test_libseccomp_oracle.py``:
   whose checks extend another's is absorbed by it (or, added first, makes the
   broader one fail with EEXIST); rules on different
   args are tested in libseccomp's own arg order, first match wins;
-* ordering checks (lt/le/gt/ge) on the same arg in two rules of one syscall, with
-  constants whose high words differ: libseccomp 2.5.4 can lose one of them, even
-  with one action (``a0 < 5`` OR ``a0 < 2**32`` denies ``a0 = 5``);
+* one arg tested in two rules of one syscall, unless both tests are plain ``eq``
+  (which cannot both hold): libseccomp 2.5.4 nests the rules under that arg and,
+  when a later check of one rule fails, jumps to the default instead of trying the
+  other rule — even with one action. ``a0 < 5`` OR ``a0 < 2**32`` misses
+  ``a0 = 5``; ``a0 == 0`` OR (``a0 != 1`` AND ``a1 == 0``) misses ``read(0, 1)``;
 * a rule whose action is the default is refused (EACCES);
 * two checks on the same arg in one rule are refused (EINVAL);
 * ``masked_eq`` with datum bits outside the mask: libseccomp compares against
@@ -20,6 +22,10 @@ probing libseccomp 2.5.4 and pinned in ``test_libseccomp_oracle.py``:
   matches;
 * ``width = 32`` ordering checks: libseccomp compares all 64 bits; only ``eq`` and
   ``masked_eq`` have a 64-bit spelling (a low-word mask);
+* on 32-bit arches (x86, arm), libseccomp compares only the low words and cuts
+  every datum to 32 bits (``eq 2**32 | 5`` matches 5); and on x86 a rule for a
+  socket or SysV IPC syscall also matches its ``socketcall``/``ipc`` multiplexed
+  form;
 * TRAP with data, ``ERRNO(4095)`` (the kernel's MAX_ERRNO; libseccomp refuses it
   with EINVAL), and ``enosys_above`` (runc's stub, outside libseccomp).
 """
@@ -45,7 +51,13 @@ except ImportError:  # the tests using this call conftest.require
 AVAILABLE = pyseccomp is not None
 
 
-_ORDERING = (Op.LT, Op.LE, Op.GT, Op.GE)
+ARCHES_32_BIT = ("x86", "arm")
+# Syscalls libseccomp also filters in their multiplexed form (socketcall / ipc) on x86.
+_MULTIPLEXED = frozenset(
+    "socket bind connect listen accept getsockname getpeername socketpair send recv sendto "
+    "recvfrom shutdown setsockopt getsockopt sendmsg recvmsg accept4 recvmmsg sendmmsg "
+    "semop semget semctl semtimedop msgsnd msgrcv msgget msgctl shmat shmdt shmget shmctl".split()
+)
 
 
 class NotExpressible(Exception):
@@ -79,28 +91,42 @@ def _arg(check: ArgCheck) -> pyseccomp.Arg:
 
 
 def libseccomp_program(section: Section, arch: Arch, *, optimize: int = 2) -> list[Insn]:
-    """libseccomp's filter for ``section`` on the native ``arch``, as instructions."""
+    """libseccomp's filter for ``section`` on ``arch`` (alone), as instructions."""
     if section.enosys_above is not None:
         raise NotExpressible("enosys_above is runc's stub, not a libseccomp rule")
-    if pyseccomp.system_arch() != arch.audit_arch:
-        raise NotExpressible(f"{arch.name} is not the native arch")
+    token = getattr(pyseccomp.Arch, arch.name.upper(), None)
+    if token is None:
+        raise NotExpressible(f"libseccomp has no arch {arch.name}")
+    if arch.name == "x86" and any(n in _MULTIPLEXED for r in section.rules for n in r.names):
+        raise NotExpressible("x86 socketcall/ipc multiplexing adds rules")
+    if arch.name in ARCHES_32_BIT and any(
+        c.value > U32_MASK or (c.value2 or 0) > U32_MASK for r in section.rules for c in r.args
+    ):
+        raise NotExpressible("a 32-bit arch's libseccomp cuts constants to 32 bits")
     actions_by_nr: dict[int, set[int]] = {}
-    ordered_args: dict[int, list[int]] = {}  # nr -> arg indices with ordering checks, per rule
+    # nr -> arg index -> the checks rules make on it (one entry per rule)
+    tested: dict[int, dict[int, list[ArgCheck]]] = {}
     for rule in section.rules:
         if action_of(rule.action) == SECCOMP_RET_TRAP and data_of(rule.action):
             raise NotExpressible("libseccomp's TRAP has no data")
         indices = [c.index for c in rule.args]
         if len(set(indices)) != len(indices):
             raise NotExpressible("two checks on one arg in one rule")
-        ordering = {c.index for c in rule.args if Op(c.op) in _ORDERING}
         for nr in {arch.numbers[name] for name in rule.names if name in arch.numbers}:
             actions_by_nr.setdefault(nr, set()).add(rule.action)
-            ordered_args.setdefault(nr, []).extend(ordering)
+            for check in rule.args:
+                tested.setdefault(nr, {}).setdefault(check.index, []).append(check)
     if any(len(acts) > 1 for acts in actions_by_nr.values()):
         raise NotExpressible("one syscall with two actions")
-    if any(len(set(ix)) != len(ix) for ix in ordered_args.values()):
-        raise NotExpressible("ordering checks on one arg in two rules of one syscall")
+    for by_arg in tested.values():
+        for checks in by_arg.values():
+            plain_eq = all(Op(c.op) is Op.EQ and c.width == 64 for c in checks)
+            if len(checks) > 1 and not plain_eq:
+                raise NotExpressible("overlapping checks on one arg in two rules of a syscall")
     flt = pyseccomp.SyscallFilter(section.default)
+    if not flt.exist_arch(token):
+        flt.add_arch(token)
+        flt.remove_arch(pyseccomp.Arch.NATIVE)
     flt.set_attr(pyseccomp.Attr.ACT_BADARCH, mismatch_action(section))
     flt.set_attr(pyseccomp.Attr.CTL_OPTIMIZE, optimize)
     for rule in section.rules:
@@ -112,7 +138,7 @@ def libseccomp_program(section: Section, arch: Arch, *, optimize: int = 2) -> li
                 continue
             # FileExistsError: an equal or broader rule with this action is already there.
             with contextlib.suppress(FileExistsError):
-                flt.add_rule(rule.action, arch.numbers[name], *args)
+                flt.add_rule(rule.action, name, *args)  # a number would mean the native one
     with tempfile.TemporaryFile() as out:
         flt.export_bpf(out)
         out.seek(0)

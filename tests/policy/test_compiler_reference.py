@@ -19,11 +19,11 @@ from callgate.bpf import compile_program, interpret, verify
 from callgate.policy.compiler import compile_section
 from callgate.policy.reference import decide
 
-ARCHES = [get_arch("x86_64"), get_arch("aarch64"), get_arch("x86"), GATE_ARCH]
+ARCHES = [get_arch("x86_64"), get_arch("aarch64"), get_arch("x86"), get_arch("x32"), GATE_ARCH]
 
 
 @pytest.mark.parametrize("arch", ARCHES, ids=lambda a: a.name)
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_compiled_decision_equals_reference(arch, data):
     section = data.draw(sections(arch))

@@ -12,14 +12,22 @@ callgate's ``kill_thread`` is the same value, so it is no mismatch.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from conftest import require
 from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
-from libseccomp_oracle import AVAILABLE, NotExpressible, libseccomp_program, pyseccomp
+from libseccomp_oracle import (
+    ARCHES_32_BIT,
+    AVAILABLE,
+    NotExpressible,
+    libseccomp_program,
+    pyseccomp,
+)
 from strategies import calls, oracle_sections, sweep
 
-from callgate.arch import native_arch
+from callgate.arch import get_arch, native_arch
 from callgate.bpf import compile_program, interpret
 from callgate.bpf.actions import (
     SECCOMP_RET_ALLOW,
@@ -29,10 +37,10 @@ from callgate.bpf.actions import (
     SECCOMP_RET_LOG,
     SECCOMP_RET_TRAP,
 )
-from callgate.bpf.seccomp_data import SeccompData
+from callgate.bpf.seccomp_data import U32_MASK, SeccompData
 from callgate.policy.compiler import compile_section
 from callgate.policy.model import ArgCheck, Op, Rule, Section
-from callgate.policy.reference import decide
+from callgate.policy.reference import decide, reported_arch
 
 ARCH = native_arch()
 
@@ -48,20 +56,44 @@ def _run(program, nr: int, *args: int) -> int:
     return interpret(program, SeccompData.make(nr, ARCH.audit_arch, list(args))).ret
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def _narrow(section: Section) -> Section:
+    """Constants cut to 32 bits: all a 32-bit arch's libseccomp compares (see the class test)."""
+
+    def cut(check: ArgCheck) -> ArgCheck:
+        value2 = None if check.value2 is None else check.value2 & U32_MASK
+        return dataclasses.replace(check, value=check.value & U32_MASK, value2=value2)
+
+    rules = tuple(dataclasses.replace(r, args=tuple(cut(c) for c in r.args)) for r in section.rules)
+    return dataclasses.replace(section, rules=rules)
+
+
+def _as_32_bit_abi(call: SeccompData) -> SeccompData:
+    """A 32-bit ABI passes 32-bit args: the kernel's seccomp_data has zero high words."""
+    return call._replace(args=tuple(a & U32_MASK for a in call.args))
+
+
+@pytest.mark.parametrize("arch", [ARCH, get_arch("aarch64"), get_arch("x86")], ids=lambda a: a.name)
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
-def test_same_decisions_as_libseccomp(data):
-    section = data.draw(oracle_sections(ARCH))
-    ours = compile_section(section, ARCH)
+def test_same_decisions_as_libseccomp(arch, data):
+    section = data.draw(oracle_sections(arch))
+    is_32_bit = arch.name in ARCHES_32_BIT
+    if is_32_bit:
+        section = _narrow(section)
+    ours = compile_section(section, arch)
     try:
-        theirs = libseccomp_program(section, ARCH)
+        theirs = libseccomp_program(section, arch)
     except NotExpressible:
         reject()
     ours_fast, theirs_fast = compile_program(ours), compile_program(theirs)
-    for call in sweep(section, ARCH):
+    drawn = data.draw(st.lists(calls(section, arch), min_size=1, max_size=20))
+    for call in sweep(section, arch) + drawn:
+        if is_32_bit:
+            call = _as_32_bit_abi(call)
         values = (call.nr, call.arch, call.instruction_pointer, *call.args)
         assert ours_fast(*values) == theirs_fast(*values), call
-    for call in data.draw(st.lists(calls(section, ARCH), min_size=1, max_size=20)):
+    for call in drawn:
+        call = _as_32_bit_abi(call) if is_32_bit else call
         assert interpret(ours, call).ret == interpret(theirs, call).ret, call
 
 
@@ -76,13 +108,38 @@ def test_x32_and_minus_one_handled_alike():
     assert _run(ours, 0x40000000) == SECCOMP_RET_KILL_PROCESS
 
 
+@pytest.mark.parametrize("name", ["x32", "aarch64", "x86"])
+def test_other_arches_alike(name):
+    """libseccomp's header for other arches (x32: x86_64's value plus the x32 bit) is ours."""
+    arch = get_arch(name)
+    section = Section(SECCOMP_RET_ERRNO | 1, (Rule(("read", "getppid"), SECCOMP_RET_ALLOW),))
+    ours, theirs = compile_section(section, arch), libseccomp_program(section, arch)
+    audits = {arch.audit_arch, ARCH.audit_arch, reported_arch(arch)}
+    for nr in {0, 1, 0x40000000, 0x40000001, 0xFFFFFFFF, *arch.numbers.values()}:
+        for audit in audits:
+            call = SeccompData.make(nr, audit)
+            assert (
+                interpret(ours, call).ret
+                == interpret(theirs, call).ret
+                == decide(section, arch, call)
+            ), (hex(nr), hex(audit))
+
+
 def _libseccomp_filter(default: int, *rules: tuple) -> list:
     """A raw libseccomp filter, for the classes our translation refuses to build."""
+    return _libseccomp_filter_for(ARCH, default, *rules)
+
+
+def _libseccomp_filter_for(arch, default: int, *rules: tuple) -> list:
     import tempfile
 
     from callgate.bpf.insn import unpack
 
     flt = pyseccomp.SyscallFilter(default)
+    token = getattr(pyseccomp.Arch, arch.name.upper())
+    if not flt.exist_arch(token):
+        flt.add_arch(token)
+        flt.remove_arch(pyseccomp.Arch.NATIVE)
     flt.set_attr(pyseccomp.Attr.CTL_OPTIMIZE, 2)
     for action, name, *args in rules:
         flt.add_rule(action, name, *args)
@@ -177,6 +234,34 @@ def test_class_or_of_ordering_checks_on_one_arg():
         libseccomp_program(section, ARCH)
 
 
+def test_class_overlapping_checks_on_one_arg_in_two_rules():
+    """a0 == 0 OR (a0 != 1 AND a1 == 0): libseccomp lets read(0, 1) through."""
+    theirs = _libseccomp_filter(
+        SECCOMP_RET_ALLOW,
+        (SECCOMP_RET_KILL_PROCESS, "read", pyseccomp.Arg(0, pyseccomp.EQ, 0)),
+        (
+            SECCOMP_RET_KILL_PROCESS,
+            "read",
+            pyseccomp.Arg(0, pyseccomp.NE, 1),
+            pyseccomp.Arg(1, pyseccomp.EQ, 0),
+        ),
+    )
+    section = Section(
+        SECCOMP_RET_ALLOW,
+        (
+            Rule(("read",), SECCOMP_RET_KILL_PROCESS, (ArgCheck(0, Op.EQ, 0),)),
+            Rule(
+                ("read",), SECCOMP_RET_KILL_PROCESS, (ArgCheck(0, Op.NE, 1), ArgCheck(1, Op.EQ, 0))
+            ),
+        ),
+    )
+    read = ARCH.number("read")
+    assert _run(theirs, read, 0, 1) == SECCOMP_RET_ALLOW
+    assert _run(compile_section(section, ARCH), read, 0, 1) == SECCOMP_RET_KILL_PROCESS
+    with pytest.raises(NotExpressible):
+        libseccomp_program(section, ARCH)
+
+
 def test_class_rule_with_default_action_is_refused():
     with pytest.raises(PermissionError):
         _libseccomp_filter(
@@ -225,3 +310,34 @@ def test_class_sign_extended_int_argument():
     close, minus_one = ARCH.number("close"), 0xFFFFFFFFFFFFFFFF
     assert _run(theirs, close, minus_one) == SECCOMP_RET_ALLOW
     assert _run(compile_section(section, ARCH), close, minus_one) == SECCOMP_RET_TRAP
+
+
+def test_class_32_bit_arch_compares_low_words_only():
+    """On x86, libseccomp cuts a datum to 32 bits; callgate compares what the policy says."""
+    x86 = get_arch("x86")
+    section = Section(
+        SECCOMP_RET_ERRNO | 1,
+        (Rule(("read",), SECCOMP_RET_ALLOW, (ArgCheck(0, Op.EQ, (1 << 32) | 5),)),),
+    )
+    with pytest.raises(NotExpressible):
+        libseccomp_program(section, x86)
+    theirs = _libseccomp_filter_for(
+        x86,
+        SECCOMP_RET_ERRNO | 1,
+        (SECCOMP_RET_ALLOW, "read", pyseccomp.Arg(0, pyseccomp.EQ, (1 << 32) | 5)),
+    )
+    call = SeccompData.make(x86.number("read"), x86.audit_arch, [5])
+    assert interpret(theirs, call).ret == SECCOMP_RET_ALLOW
+    assert interpret(compile_section(section, x86), call).ret == SECCOMP_RET_ERRNO | 1
+
+
+def test_class_x86_socketcall_multiplexing():
+    """On x86, libseccomp's rule for socket also allows socketcall(SYS_SOCKET, …)."""
+    x86 = get_arch("x86")
+    section = Section(SECCOMP_RET_ERRNO | 1, (Rule(("socket",), SECCOMP_RET_ALLOW),))
+    with pytest.raises(NotExpressible):
+        libseccomp_program(section, x86)
+    theirs = _libseccomp_filter_for(x86, SECCOMP_RET_ERRNO | 1, (SECCOMP_RET_ALLOW, "socket"))
+    socketcall = SeccompData.make(x86.number("socketcall"), x86.audit_arch, [1])
+    assert interpret(theirs, socketcall).ret == SECCOMP_RET_ALLOW
+    assert interpret(compile_section(section, x86), socketcall).ret == SECCOMP_RET_ERRNO | 1

@@ -59,6 +59,18 @@ def test_x32_numbers_refused_on_x86_64(nr):
     assert decide(section, AARCH64, call(nr, arch=AARCH64)) == SECCOMP_RET_ALLOW
 
 
+def test_x32_filter_expects_x86_64_arch_and_the_x32_bit():
+    """The kernel reports x32 calls as AUDIT_ARCH_X86_64 with bit 30 set in nr."""
+    x32 = get_arch("x32")
+    section = Section(EPERM, (Rule(("read",), SECCOMP_RET_ALLOW),))
+    x32_read = x32.number("read")
+    assert x32_read == 0x40000000
+    assert decide(section, x32, call(x32_read)) == SECCOMP_RET_ALLOW
+    assert decide(section, x32, call(x32_read + 1)) == EPERM
+    assert decide(section, x32, call(READ)) == SECCOMP_RET_KILL_PROCESS  # an x86_64 call
+    assert decide(section, x32, call(x32_read, arch=x32)) == SECCOMP_RET_KILL_PROCESS
+
+
 def test_minus_one_is_not_x32():
     """nr -1 is a tracer's 'skip this syscall'; like libseccomp, it reaches the default."""
     assert decide(Section(EPERM), X86_64, call(-1)) == EPERM
