@@ -389,6 +389,7 @@ class Plugin:
             return convert(slots)
 
     def _raw_export(self, name: str) -> Any:
+        self._check_open()
         item = self._exports.get(name)
         if item is None:
             known = ", ".join(sorted(self._exports)) or "none"
@@ -409,6 +410,7 @@ class Plugin:
 
     def export_signature(self, name: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
         """``(params, results)`` of an exported function, or None if there is none."""
+        self._check_open()
         item = self._exports.get(name)
         return None if item is None else _signature(item.type(self._store))
 
