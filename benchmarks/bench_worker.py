@@ -1,75 +1,95 @@
-"""Process isolation: what one call to a locked-down worker costs, against a call in-process.
+"""Process isolation: a plugin call through a locked-down worker, against the same call in-process.
 
 Usage: ``python benchmarks/bench_worker.py [N]`` (or through ``benchmarks/run.py``).
 
-The service is the worker tests' probe service (``tests/kernel/worker_services.py``):
+The same guests, policy-free, run in a :class:`~callgate.runtime.Plugin` in this
+process and in an :class:`~callgate.kernel.isolated.IsolatedPlugin` (a real subprocess
+locked down with NO_NEW_PRIVS and the derived kernel filter; calls are JSON frames on a
+Unix socketpair):
 
-* in-process: the same service object called directly, no isolation;
-* worker round trip: parent -> worker -> parent over the socketpair (one JSON frame
-  each way), with a small int argument and with 4 KiB of bytes;
-* forwarded request: a call during which the worker asks the parent once (what an
-  app-defined gate or a TRAP for the broker costs in a worker), plus one guest-memory
-  read by the parent;
-* worker start: spawn, setup, lockdown, ready (ms).
-
-The worker is a real subprocess locked down with NO_NEW_PRIVS and the derived kernel
-filter (TSYNC); calls are JSON frames on a Unix socketpair.
+* ``wordcount`` over 64 bytes through the bytes ABI (no gate calls);
+* ``gatecall``'s ``once``: one call of an app-defined 7-arg gate. In-process the gate is
+  a plain callback; isolated, the gate function stays in the parent, so each call is a
+  round trip *and* one request forwarded back to the parent;
+* worker transport alone: the worker tests' echo service (``tests/kernel``), no plugin;
+* worker start: spawn, load the plugin, lock down, ready (ms).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 from common import Row, loop, timed_row
 
+from callgate.gates.app import AppGates
+from callgate.kernel.isolated import IsolatedPlugin
 from callgate.kernel.worker import Worker
 from callgate.policy import load_policy_text
+from callgate.runtime import Plugin
 
 GROUP = "Process isolation (worker round trip)"
 ROOT = Path(__file__).resolve().parents[1]
+WASM = ROOT / "guests" / "wasm"
 SERVICES = str(ROOT / "tests" / "kernel")
-sys.path.insert(0, SERVICES)
-
-from worker_services import build  # noqa: E402
-
-POLICY = load_policy_text('[kernel]\ndefault = "kill_process"\n').policy
-IN_PROCESS = "in-process service call, 1 int arg"
+TEXT = b"the quick brown fox jumps over the lazy dog, twice: the quick fox\n"[:64]
+ARGS = (1, 2, 3, 4, 5, 6, 7)
 
 
-def _worker(**kwargs: object) -> Worker:
-    return Worker("worker_services:build", policy=POLICY, python_path=[SERVICES], **kwargs)
+def _gates() -> AppGates:
+    gates = AppGates()
+
+    @gates.gate(params=("i64",) * 7, results=("i64",), uses_memory=False)
+    def probe(_call: object, *args: int) -> int:
+        return args[0] + args[6]
+
+    return gates
+
+
+def _transport_row(calls: int, repeats: int) -> Row:
+    policy = load_policy_text('[kernel]\ndefault = "kill_process"\n').policy
+    sys.path.insert(0, SERVICES)
+    with Worker("worker_services:build", policy=policy, python_path=[SERVICES]) as worker:
+        return timed_row("worker transport alone: echo 1 int, no plugin",
+                         loop(lambda: worker.call("echo", 1)), inner=calls, repeats=repeats,
+                         group=GROUP, warmup=2, note="tests/kernel/worker_services.py")
 
 
 def run(n: int) -> list[Row]:
-    """Worker rows; ``n`` // 40 round trips per sample (each is 100 µs or more)."""
+    """Worker rows; ``n`` // 40 isolated calls per sample (each is 100 µs or more)."""
     repeats = 9 if n >= 10_000 else 3
     calls = max(10, n // 40)
-
-    def gate(message: dict, memory: object) -> int:
-        memory.read(0, 16)  # type: ignore[attr-defined]
-        return 1
-
-    direct = build({}, {}, None)
-    rows = [timed_row(IN_PROCESS, loop(lambda: direct.call("echo", [1])), inner=calls * 40,
-                      repeats=repeats, group=GROUP, note="no isolation")]
-    blob = os.urandom(4096)
-    with _worker(handlers={"gate": gate}) as worker:
-        for name, fn in (
-            ("worker round trip, 1 int arg", lambda: worker.call("echo", 1)),
-            ("worker round trip, 4 KiB bytes", lambda: worker.call("echo", blob)),
-            ("worker call with one forwarded request + memory read",
-             lambda: worker.call("forward", "g", 1)),
-        ):
-            rows.append(timed_row(name, loop(fn), inner=calls, repeats=repeats, group=GROUP,
-                                  baseline=IN_PROCESS, warmup=2))
+    wordcount = (WASM / "wordcount.wasm").read_bytes()
+    gatecall = (WASM / "gatecall.wasm").read_bytes()
+    expected = ARGS[0] + ARGS[6]
+    rows = []
+    with Plugin(wordcount) as local, IsolatedPlugin(wordcount) as remote:
+        if local.call("wordcount", TEXT) != remote.call("wordcount", TEXT):
+            raise AssertionError("wordcount differs between in-process and isolated")
+        base = "in-process Plugin.call, wordcount over 64 B"
+        rows.append(timed_row(base, loop(lambda: local.call("wordcount", TEXT)),
+                              inner=calls * 10, repeats=repeats, group=GROUP))
+        rows.append(timed_row("isolated Plugin.call, wordcount over 64 B",
+                              loop(lambda: remote.call("wordcount", TEXT)), inner=calls,
+                              repeats=repeats, group=GROUP, baseline=base, warmup=2))
+    with Plugin(gatecall, gates=_gates()) as local, \
+            IsolatedPlugin(gatecall, gates=_gates()) as remote:
+        if local.call_int("once", *ARGS) != expected or remote.call_int("once", *ARGS) != expected:
+            raise AssertionError("gatecall.once returned a wrong result")
+        base = "in-process call_int → one 7-arg app gate"
+        rows.append(timed_row(base, loop(lambda: local.call_int("once", *ARGS)),
+                              inner=calls * 10, repeats=repeats, group=GROUP))
+        rows.append(timed_row("isolated call_int → one 7-arg app gate (run in the parent)",
+                              loop(lambda: remote.call_int("once", *ARGS)), inner=calls,
+                              repeats=repeats, group=GROUP, baseline=base, warmup=2,
+                              note="round trip + one forwarded gate request"))
+    rows.append(_transport_row(calls, repeats))
 
     def start(count: int) -> None:
         for _ in range(count):
-            _worker().start().close()
+            IsolatedPlugin(wordcount).close()
 
-    row = timed_row("worker start: spawn, setup, lockdown", start, inner=1,
+    row = timed_row("worker start: spawn, load plugin, lock down", start, inner=1,
                     repeats=max(3, repeats // 2), group=GROUP)
     rows.append(Row(row.name, row.median_ns / 1e6, 1, row.repeats, "", None, GROUP, "ms",
                     tuple(s / 1e6 for s in row.samples)))
@@ -78,4 +98,4 @@ def run(n: int) -> list[Row]:
 
 if __name__ == "__main__":
     for row in run(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000):
-        print(f"{row.name:60} {row.median_ns:12.1f} {row.unit}  {row.note}")
+        print(f"{row.name:65} {row.median_ns:12.1f} {row.unit}  {row.note}")
