@@ -65,6 +65,7 @@ class LockdownReport:
     """What lockdown did, for logs and tests."""
 
     kept_fds: tuple[int, ...]
+    held_fds: tuple[int, ...]  # read from /proc/self/fd just before the filter went on
     threads: int
     filter_instructions: int
     listener: int | None = None  # with NEW_LISTENER: the fd a supervisor answers on
@@ -94,6 +95,13 @@ def _close_range(first: int, last: int) -> None:
         os.closerange(first, min(last + 1, os.sysconf("SC_OPEN_MAX")))
     elif ret == -1:
         raise LockdownError(err, f"close_range({first}, {last}) failed: {os.strerror(err)}")
+
+
+def held_fds() -> tuple[int, ...]:
+    """This process's open fds from ``/proc/self/fd``, without the listing's own."""
+    own = f"/proc/{os.getpid()}/fd"
+    with os.scandir("/proc/self/fd") as entries:
+        return tuple(sorted(int(e.name) for e in entries if os.readlink(e.path) != own))
 
 
 def _last_cap() -> int:
@@ -154,12 +162,14 @@ def lockdown(
         set_no_new_privs()
     except SeccompError as exc:
         raise LockdownError(exc.errno, str(exc)) from None
-    threads = len(os.listdir("/proc/self/task"))  # the last chance to open a directory
+    # The last chance to open a directory: after the filter, openat may be gone.
+    threads = len(os.listdir("/proc/self/task"))
+    held = held_fds()
     flags |= SECCOMP_FILTER_FLAG_TSYNC
     if flags & SECCOMP_FILTER_FLAG_NEW_LISTENER:
         flags |= SECCOMP_FILTER_FLAG_TSYNC_ESRCH
     listener = install_filter(program, flags)
-    return LockdownReport(kept, threads, count, listener or None)
+    return LockdownReport(kept, held, threads, count, listener or None)
 
 
 def filter_flags(names: Iterable[str]) -> int:

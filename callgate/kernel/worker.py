@@ -182,6 +182,7 @@ class Worker:
         self._proc: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
         self.host_policy: HostPolicy | None = None
+        self.ready: dict[str, Any] = {}  # the worker's ready report: pid, threads, fds
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -311,7 +312,10 @@ class Worker:
                 self._supervisor = Supervisor(fds.pop(0), self._supervise).start()
             for fd in fds:  # a worker has no other business sending fds
                 os.close(fd)
-            if op == ("ready" if method is None else "result"):
+            if method is None and op == "ready":
+                self.ready = message
+                return None
+            if method is not None and op == "result":
                 return message.get("value")
             if op == "error":
                 raise WorkerError(

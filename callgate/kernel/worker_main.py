@@ -131,7 +131,8 @@ def serve(sock: socket.socket) -> int:
     flags = SECCOMP_FILTER_FLAG_NEW_LISTENER if setup.get("supervised") else 0
     report = lockdown(bytes(setup["program"]), keep_fds=keep, flags=flags)
     listener = () if report.listener is None else (report.listener,)
-    wire.send(sock, {"op": "ready", "pid": pid, "threads": report.threads}, listener)
+    ready = {"op": "ready", "pid": pid, "threads": report.threads, "fds": list(report.held_fds)}
+    wire.send(sock, ready, listener)
     for fd in listener:  # the parent answers on it; this process must not hold it
         os.close(fd)
     while True:

@@ -60,6 +60,8 @@ def test_plugin_runs_end_to_end_under_both_layers_with_the_minimal_policy():
         assert p.call("get", b"colour") == b"blue"
         assert p.call("get", b"size") == f"error {ENOENT}".encode()
         allowed = p.worker.host_policy.allowed
+        held = p.worker.ready["fds"]
+    assert len(held) == 4 and {0, 1, 2} < set(held)  # stdio and the socket to the parent
     assert store == {b"colour": b"blue"}  # the gate ran here, in the parent
     assert status["Seccomp"] == "2" and status["NoNewPrivs"] == "1"
     assert int(status["CapEff"], 16) == 0

@@ -47,13 +47,6 @@ def locked(program, action):
     return child
 
 
-def held_fds() -> set[int]:
-    """This process's fds, minus the one this listing itself opens."""
-    own = f"/proc/{os.getpid()}/fd"
-    with os.scandir("/proc/self/fd") as entries:
-        return {int(e.name) for e in entries if os.readlink(e.path) != own}
-
-
 # --- the sequence's steps ------------------------------------------------------------------
 
 
@@ -63,7 +56,7 @@ def test_close_fds_except_keeps_exactly_the_list():
         extra = os.open("/dev/null", os.O_RDONLY)
         keep = (0, 2, w, child_report_fd())
         lockdown_mod.close_fds_except(keep)
-        return held_fds(), keep, (r, extra, 1)
+        return set(lockdown_mod.held_fds()), keep, (r, extra, 1)
 
     fds, keep, closed = run_in_child(child).unwrap()
     assert fds == set(keep)

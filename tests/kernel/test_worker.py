@@ -46,7 +46,9 @@ def status_of(pid: int) -> dict[str, str]:
 def test_worker_holds_exactly_the_fds_it_was_passed(tmp_path):
     with worker(tmp_path) as w:
         seen = w.call("fds")
+        at_lockdown = w.ready["fds"]
     handed = seen["handed"]["data"]
+    assert at_lockdown == seen["held"]  # and nothing new appeared since
     # stdio as the parent chose it, the handed directory, and the socket to the parent
     assert len(seen["held"]) == 5
     assert {0, 1, 2, handed} < set(seen["held"])
