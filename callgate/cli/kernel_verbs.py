@@ -92,10 +92,10 @@ def _status_fields(keys: tuple[str, ...]) -> dict[str, str]:
 
 
 def gate_specs() -> list:
-    """Every gate the CLI host offers: the WASI preview1 gates."""
-    from callgate.gates.wasi import wasi_gate_specs
+    """Every gate the CLI host offers: those of the runtime's default providers (WASI)."""
+    from callgate.runtime.plugin import default_providers
 
-    return list(wasi_gate_specs())
+    return [spec for provider in default_providers() for spec in provider.specs()]
 
 
 def _policy(args: argparse.Namespace) -> int:
