@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from callgate.arch import Arch, get_arch, native_arch
-from callgate.bpf.actions import format_action, precedence_key
+from callgate.bpf.actions import SECCOMP_RET_TRACE, format_action, precedence_key
 from callgate.policy.argspace import implies, overlap, unsatisfiable_indexes
 from callgate.policy.errors import PolicyError
 from callgate.policy.loaded import LoadResult
@@ -57,13 +57,15 @@ def lint(result: LoadResult, arch: Arch | None = None,
             continue
         layer_arch = get_arch("callgate") if layer is Layer.GATES else (arch or native_arch())
         paths = [result.rule_path(layer, i) for i in range(len(section.rules))]
-        findings += _SectionLint(source, section, paths, layer_arch).run()
+        findings += _SectionLint(source, layer, section, paths, layer_arch).run()
     return findings
 
 
 class _SectionLint:
-    def __init__(self, source: str, section: Section, paths: list[str], arch: Arch) -> None:
+    def __init__(self, source: str, layer: Layer, section: Section, paths: list[str],
+                 arch: Arch) -> None:
         self.source = source
+        self.layer = layer
         self.section = section
         self.paths = paths
         self.arch = arch
@@ -74,6 +76,13 @@ class _SectionLint:
         self.findings.append(Finding(level, self.source, self.paths[index], message))
 
     def run(self) -> list[Finding]:
+        mismatch = self.section.mismatch_action
+        if (not self.arch.is_gate_layer and mismatch is not None
+                and precedence_key(mismatch) >= precedence_key(SECCOMP_RET_TRACE)):
+            self.findings.append(Finding(
+                "warning", self.source, f"{self.layer.value}.arch_mismatch",
+                f"{format_action(mismatch)} lets calls through another ABI (a 32-bit int 0x80 "
+                "call on x86_64, say) bypass every rule; use kill_process or errno"))
         for i, rule in enumerate(self.section.rules):
             self._never_matches(i, rule)
             self._arch_names(i, rule)

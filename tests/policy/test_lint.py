@@ -323,3 +323,13 @@ def test_lint_app_gates_shadow_like_wasi_gates(tmp_path):
     _, findings = findings_of(tmp_path, text)
     assert [(f.level, f.key_path) for f in findings] == [("warning", "gates.rules[1]")]
     assert "shadowed by gates.rules[0] (KILL_PROCESS)" in findings[0].message
+
+
+@pytest.mark.parametrize(("mismatch", "warned"), [
+    ("allow", True), ("log", True), ("trace(1)", True), ("user_notif", False),
+    ("errno(EPERM)", False), ("kill_thread", False)])
+def test_lint_permissive_arch_mismatch(tmp_path, mismatch, warned):
+    text = f'[kernel]\ndefault = "kill_process"\narch_mismatch = "{mismatch}"\n'
+    _, findings = findings_of(tmp_path, text)
+    assert [(f.level, f.key_path) for f in findings] == (
+        [("warning", "kernel.arch_mismatch")] if warned else [])
