@@ -102,7 +102,8 @@ class TargetMemory:
         """A NUL-terminated string of at most ``limit`` bytes, read page by page."""
         out = b""
         while len(out) < limit:
-            chunk = self.read(address + len(out), min(4096 - (address + len(out)) % 4096, limit))
+            here = address + len(out)
+            chunk = self.read(here, min(4096 - here % 4096, limit - len(out)))
             end = chunk.find(b"\0")
             if end >= 0:
                 return out + chunk[:end]

@@ -87,7 +87,16 @@ class RemoteMemory(GuestMemory):
 
     def read(self, ptr: int, length: int) -> bytes:
         self.check(ptr, length)
-        return self._ask({"op": "mem_read", "ptr": ptr, "len": length})
+        data = self._ask({"op": "mem_read", "ptr": ptr, "len": length})
+        if not isinstance(data, bytes) or len(data) != length:
+            raise WorkerError(
+                "GuestMemoryError",
+                "the worker answered a memory read with "
+                f"{type(data).__name__} instead of {length} bytes",
+                {},
+                "",
+            )
+        return data
 
     def write(self, ptr: int, data: bytes | bytearray | memoryview) -> None:
         self.check(ptr, len(data))

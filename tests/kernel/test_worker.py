@@ -221,3 +221,13 @@ def test_without_a_supervisor_user_notif_rules_fail_with_enosys():
     )
     with worker(policy=load_policy_text(text).policy) as w:
         assert w.call("syscall", uname, 0) == [-1, errno.ENOSYS]
+
+
+def test_a_memory_read_answered_with_the_wrong_length_is_refused():
+    def gate(message, memory):
+        return memory.read(0, 32)
+
+    with worker(handlers={"gate": gate}) as w:
+        with pytest.raises(WorkerError, match="instead of 32 bytes"):
+            w.call("forward_lying")
+        assert w.call("echo", 1) == [1]

@@ -36,6 +36,11 @@ class ProbeService:
                 "gate", {"name": args[0], "args": args[1:], "memory_size": memory.size}, memory
             )
             return [answer, bytes(self.memory[:64]).rstrip(b"\0")]
+        if method == "forward_lying":  # memory that answers reads with the wrong length
+            answer = self.link.request(
+                "gate", {"name": "g", "args": [], "memory_size": 64}, _LyingMemory()
+            )
+            return [answer]
         if method == "segfault":
             ctypes.string_at(8, 1)  # address 0 would mean "allocate" to CPython
         if method == "sleep":
@@ -46,6 +51,14 @@ class ProbeService:
             time.sleep(5)
             return None
         raise ValueError(f"no method {method!r}")
+
+
+class _LyingMemory:
+    def read(self, ptr: int, length: int) -> bytes:
+        return b"short"
+
+    def write(self, ptr: int, data: bytes) -> None:
+        pass
 
 
 def build(config: dict[str, Any], fds: dict[str, int], link: Any) -> ProbeService:
