@@ -256,8 +256,8 @@ def goal_filter(rows: dict[str, Row]) -> Goal:
     if not measured or len(measured) != len(pairs):
         return _unmeasured(text, "no compiled/interpreter pair measured")
     ratios = [ratio(row, base) or 0.0 for row, base in measured]
-    return Goal(text, ", ".join(f"{r:.1f}×" for r in ratios) + " (" +
-                ", ".join(row.name.split(":")[0] for row, _ in measured) + ")",
+    return Goal(text, "; ".join(f"{row.name.split(':')[0]}: {r:.1f}× faster"
+                                for (row, _), r in zip(measured, ratios, strict=True)),
                 min(ratios) >= 3)
 
 
