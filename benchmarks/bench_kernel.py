@@ -13,7 +13,8 @@ interpreter): callgate's compiler against libseccomp 2.5.4 at ``CTL_OPTIMIZE`` 1
 * the runtime baseline (``policies/runtime-baseline.toml``, 17 rules, kill by default).
 
 Syscall cost: a forked child installs the filter (NO_NEW_PRIVS + seccomp) and times a
-tight loop of raw syscalls made through libc's ``syscall()`` with pre-built cffi args:
+tight Python loop calling glibc's ``getppid()`` / ``personality()`` through cffi (ABI
+mode; both wrappers are one syscall each, nothing cached):
 
 * ``getppid``: its result never depends on args, so the kernel's per-arch bitmap
   (``seccomp_cache_prepare_bitmap``, Linux >= 5.11) allows it *without running the
@@ -21,8 +22,8 @@ tight loop of raw syscalls made through libc's ``syscall()`` with pre-built cffi
 * ``personality(0xffffffff)`` (query only): the profile checks arg 0 against five
   values, so the kernel must run the filter on every call.
 
-Each figure includes the Python loop and cffi's variadic call overhead, identical for
-every filter; the ``no filter`` row is that baseline. A 1-instruction allow-all filter
+Each figure includes the Python loop and cffi's call overhead, identical for every
+filter; the ``no filter`` row is that baseline. A 1-instruction allow-all filter
 shows what having seccomp on at all costs (the syscall entry's slow path, and the
 speculative-execution mitigations the kernel turns on for a seccomp task by default);
 each profile row's note gives its difference from both: the last is the filter's own
@@ -36,13 +37,14 @@ import statistics
 import sys
 from pathlib import Path
 
-from common import Row, measure, unavailable
+import cffi
+from common import Row, loop, measure, unavailable
 
 from callgate.arch import Arch, native_arch
 from callgate.bpf.actions import SECCOMP_RET_ALLOW
 from callgate.bpf.insn import Insn
 from callgate.bpf.opcodes import BPF_K, BPF_RET
-from callgate.kernel.binding import ffi, install_filter, libc, set_no_new_privs
+from callgate.kernel.binding import install_filter, set_no_new_privs
 from callgate.kernel.child import run_in_child
 from callgate.policy import load_policy
 from callgate.policy.compiler import compile_section
@@ -59,6 +61,12 @@ GROUP_COST = "Kernel filter: cost of one syscall in a child (ns)"
 DOCKER = ROOT / "policies" / "examples" / "docker-like.json"
 BASELINE = ROOT / "policies" / "runtime-baseline.toml"
 PERSONALITY_QUERY = 0xFFFFFFFF
+
+# glibc's plain wrappers (each one syscall, no caching): cffi calls a fixed-arity function
+# several times faster than the variadic syscall(), so less of each figure is Python.
+ffi = cffi.FFI()
+ffi.cdef("int getppid(void); int personality(unsigned long persona);")
+libc = ffi.dlopen(None)
 
 
 def profiles(arch: Arch) -> list[tuple[str, Section]]:
@@ -103,27 +111,18 @@ def path_rows(arch: Arch) -> list[Row]:
 
 def _time_syscalls(program: list[Insn] | None, inner: int, repeats: int) -> dict[str, float]:
     """In a child: install ``program`` (if any), then time getppid and personality loops."""
-    arch = native_arch()
-    syscall = libc.syscall
-    zero = ffi.cast("long", 0)
     calls = {
-        "getppid": (ffi.cast("long", arch.number("getppid")), zero),
-        "personality(0xffffffff)": (ffi.cast("long", arch.number("personality")),
-                                    ffi.cast("long", PERSONALITY_QUERY)),
+        "getppid": libc.getppid,
+        "personality(0xffffffff)": lambda: libc.personality(PERSONALITY_QUERY),
     }
     if program is not None:
         set_no_new_privs()
         install_filter(program)
     out = {}
-    for label, (nr, arg) in calls.items():
-        if syscall(nr, arg, zero, zero, zero, zero, zero) == -1:
+    for label, call in calls.items():
+        if call() == -1:
             raise RuntimeError(f"{label} failed under the filter: errno {ffi.errno}")
-
-        def batch(count: int, nr: object = nr, arg: object = arg) -> None:
-            for _ in range(count):
-                syscall(nr, arg, zero, zero, zero, zero, zero)
-
-        out[label] = measure(batch, inner=inner, repeats=repeats)[0]
+        out[label] = measure(loop(call), inner=inner, repeats=repeats)[0]
     return out
 
 
@@ -163,7 +162,7 @@ def cost_rows(arch: Arch, n: int) -> list[Row]:
             value = measured[label][call]
             baseline = None if program is None else base_name
             if program is None:
-                note = "Python loop + cffi call + syscall; the baseline"
+                note = "Python loop + cffi call + syscall: the baseline"
             elif len(program) == 1:
                 extra = value - measured["no filter"][call]
                 note = f"seccomp on at all (entry slow path, mitigations): {extra:+.0f} ns"
