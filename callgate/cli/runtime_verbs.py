@@ -14,9 +14,11 @@ stderr line naming the gate and its number. A guest that exits (WASI
 from __future__ import annotations
 
 import argparse
+import importlib
 import re
 import sys
 
+from callgate.gates.app import AppGates
 from callgate.gates.spec import GuestExit
 from callgate.runtime import abi
 from callgate.runtime.errors import GateViolation
@@ -79,6 +81,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="linear memory cap (e.g. 65536, 16M)")
     call.add_argument("--audit", metavar="FILE",
                       help="append audit records (JSON lines) for denied/trapped/logged calls")
+    call.add_argument("--gates", metavar="MODULE:ATTR", type=load_app_gates,
+                      help="app-defined gates: an AppGates registry importable as "
+                      "MODULE:ATTR (e.g. myapp.plugins:gates)")
     call.set_defaults(func=_call)
 
     gates = subparsers.add_parser(
@@ -87,7 +92,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Print every gate a plugin may import, in number order. Policies name "
         "these gates; raw BPF filters match their numbers.",
     )
+    gates.add_argument("--gates", metavar="MODULE:ATTR", type=load_app_gates,
+                       help="also list the app-defined gates of this AppGates registry")
     gates.set_defaults(func=_gates)
+
+
+def load_app_gates(spec: str) -> AppGates:
+    """``package.module:attribute`` -> the AppGates registry it names."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise argparse.ArgumentTypeError(f"--gates wants MODULE:ATTR, got {spec!r}")
+    try:
+        value = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        raise argparse.ArgumentTypeError(f"cannot load app gates {spec!r}: {exc}") from None
+    if not isinstance(value, AppGates):
+        raise argparse.ArgumentTypeError(f"{spec} is a {type(value).__name__}, not AppGates")
+    return value
 
 
 def _read_input(source: str | None) -> bytes:
@@ -107,7 +128,7 @@ def _call(args: argparse.Namespace) -> int:
                     memory=args.memory if args.memory is not None else defaults.memory)
     try:
         with Plugin(args.wasm, policy=args.policy, limits=limits, audit=args.audit,
-                    providers=default_providers()) as plugin:
+                    providers=default_providers(), gates=args.gates) as plugin:
             signature = plugin.export_signature(args.function)
             if signature == abi.BYTES_SIGNATURE and not args.args:
                 output = plugin.call(args.function, _read_input(args.input))
@@ -131,7 +152,7 @@ def _gates(args: argparse.Namespace) -> int:
     from callgate.gates.table import GateTable
     from callgate.runtime.plugin import default_providers, format_signature
 
-    table = GateTable(default_providers())
+    table = GateTable([*default_providers(), *([args.gates] if args.gates else [])])
     rows = [(f"{spec.number:#06x}", str(spec.number), spec.module, spec.name,
              format_signature(spec.params, spec.results)) for spec in table]
     header = ("NUMBER", "DEC", "MODULE", "NAME", "SIGNATURE")

@@ -24,6 +24,9 @@ from callgate.bpf.actions import (
 )
 
 logger = logging.getLogger("callgate.audit")
+# A library must not print on its own: records reach stderr only once the application
+# configures logging (logging.basicConfig(), a handler on "callgate.audit" …).
+logger.addHandler(logging.NullHandler())
 
 # Counter slots per gate, in this order (``Plugin.counters`` names them).
 COUNTER_NAMES = ("allow", "log", "errno", "trap", "user_notif", "trace", "kill_thread",

@@ -636,7 +636,7 @@ def _default_sink() -> audit_mod.AuditSink:
 def default_providers() -> list[GateProvider]:
     """Providers a plugin needs for ordinary guests: WASI preview1, when it is installed."""
     try:
-        from callgate.gates import wasi
+        from callgate.gates.wasi import WasiProvider  # type: ignore[attr-defined]
     except ImportError:
         return []
-    return [wasi.WasiProvider()]
+    return [WasiProvider()]

@@ -1,0 +1,132 @@
+"""``callgate call`` and ``callgate gates``, run as the installed console script."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from conftest import require
+from rt_helpers import gate_policy, guest
+
+from callgate.cli import main
+from callgate.gates.numbers import WASI_GATES
+
+GATES_MODULE = textwrap.dedent("""
+    from callgate.gates.app import AppGates
+    gates = AppGates()
+    gates.add("probe1", lambda call, a: a + 1, params=("i64",), results=("i64",),
+              number=0x1001, uses_memory=False)
+""")
+
+
+def callgate(*args: str, stdin: bytes = b"", cwd=None, env=None) -> subprocess.CompletedProcess:
+    exe = shutil.which("callgate")
+    command = [exe] if exe else [sys.executable, "-m", "callgate"]
+    return subprocess.run([*command, *args], input=stdin, capture_output=True, timeout=120,
+                          cwd=cwd, env=env)
+
+
+@pytest.fixture
+def app_gates_module(tmp_path, monkeypatch):
+    (tmp_path / "cg_test_gates.py").write_text(GATES_MODULE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    return "cg_test_gates:gates"
+
+
+def test_call_bytes_export_from_stdin_and_file(tmp_path):
+    done = callgate("call", str(guest("hello")), "greet", "--input", "-", stdin=b"you")
+    assert (done.returncode, done.stdout, done.stderr) == (0, b"hello, you", b"")
+    text = tmp_path / "in.txt"
+    text.write_bytes(b"a b c\nd\n")
+    done = callgate("call", str(guest("wordcount")), "wordcount", "--input", str(text))
+    assert done.returncode == 0
+    assert json.loads(done.stdout) == {"lines": 2, "words": 4, "bytes": 8}
+
+
+def test_call_integer_export_prints_its_result():
+    done = callgate("call", str(guest("hello")), "add", "40", "0x2")
+    assert (done.returncode, done.stdout.decode().strip()) == (0, "42")
+
+
+def test_limit_errors_are_one_stderr_line():
+    done = callgate("call", str(guest("hostile_spin")), "run", "--fuel", "100000")
+    assert done.returncode == 2
+    lines = done.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and "fuel" in lines[0]
+    done = callgate("call", str(guest("hostile_spin")), "run", "--timeout", "0.05")
+    assert done.returncode == 2 and "deadline" in done.stderr.decode()
+
+
+def test_memory_cap_from_the_command_line():
+    done = callgate("call", str(guest("hostile_membomb")), "grow_all", "--memory", "1M",
+                    "--fuel", "100000000")
+    assert done.returncode == 0 and int(done.stdout) <= 16
+
+
+def test_kill_exits_159_with_one_line_naming_the_gate(tmp_path, app_gates_module):
+    policy = tmp_path / "kill.toml"
+    policy.write_text(gate_policy("kill_process", app_gates=("probe1",)))
+    done = callgate("call", str(guest("gatecall1")), "once", "5", "--policy", str(policy),
+                    "--gates", app_gates_module)
+    assert done.returncode == 159
+    lines = done.stderr.decode().strip().splitlines()
+    assert len(lines) == 1
+    assert "probe1" in lines[0] and f"#{0x1001}" in lines[0] and "KILL_PROCESS" in lines[0]
+    assert done.stdout == b""
+
+
+def test_kill_thread_also_exits_159(tmp_path, app_gates_module):
+    policy = tmp_path / "kill.toml"
+    policy.write_text(gate_policy("kill_thread", app_gates=("probe1",)))
+    assert main(["call", str(guest("gatecall1")), "once", "5", "--policy", str(policy),
+                 "--gates", app_gates_module]) == 159
+
+
+def test_denied_calls_are_audited_to_the_file(tmp_path, app_gates_module, capsys):
+    policy = tmp_path / "deny.toml"
+    policy.write_text(gate_policy("errno(EPERM)", app_gates=("probe1",)))
+    audit = tmp_path / "audit.jsonl"
+    assert main(["call", str(guest("gatecall1")), "run", "3", "--policy", str(policy),
+                 "--gates", app_gates_module, "--audit", str(audit)]) == 0
+    assert capsys.readouterr().out.strip() == str(-63 * 3)
+    records = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert [r["args"] for r in records] == [[0], [1], [2]]
+    assert {(r["gate"], r["number"], r["action"]) for r in records} == \
+        {("probe1", 0x1001, "ERRNO(63)")}
+
+
+def test_unknown_export_and_refused_module_are_clear_errors():
+    done = callgate("call", str(guest("hello")), "nope")
+    assert done.returncode == 2 and "nope" in done.stderr.decode()
+    done = callgate("call", str(guest("hostile_foreign_import")), "run")
+    assert done.returncode == 2 and "env.system" in done.stderr.decode()
+
+
+def test_bad_gates_option_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["call", str(guest("hello")), "add", "--gates", "no_such_module_xyz:gates"])
+    assert info.value.code == 2
+    assert "cannot load app gates" in capsys.readouterr().err
+
+
+def test_gates_prints_the_table_in_number_order(app_gates_module, capsys):
+    assert main(["gates", "--gates", app_gates_module]) == 0
+    out = capsys.readouterr().out
+    assert "0x1001" in out and "probe1" in out and "(i64) -> (i64)" in out
+    numbers = [int(line.split()[1]) for line in out.splitlines()[1:] if line[:2] == "0x"]
+    assert numbers == sorted(numbers)
+
+
+def test_gates_lists_every_wasi_gate_with_its_witx_number(capsys):
+    from callgate.runtime.plugin import default_providers
+    require(bool(default_providers()), "the WASI preview1 gate provider")
+    assert main(["gates"]) == 0
+    rows = {line.split()[3]: int(line.split()[1]) for line in
+            capsys.readouterr().out.splitlines()[1:] if line[:2] == "0x"}
+    assert {name: rows.get(name) for name in WASI_GATES} == \
+        {name: nr for nr, name in enumerate(WASI_GATES)}
