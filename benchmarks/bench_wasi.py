@@ -11,9 +11,11 @@ stdout redirected to a file:
 * ``lines`` prints 100 000 lines (stdio buffers them, so about 200 ``fd_write`` calls).
 
 One sample is one complete run: a fresh store and instance, WASI set up, ``_start``
-to exit. The module is compiled once, outside the timing, on both sides. The copy is
-checked (exit code, stdout, destination bytes) after timing. ``n`` below 10 000 (the
-smoke test) shrinks the file and line count so a run takes milliseconds.
+to exit. The gated side runs under ``GATED_POLICY`` (all allowed, but ``fd_read`` and
+``fd_write`` check their fd, so each of them runs the compiled filter). The module is
+compiled once, outside the timing, on both sides. The copy is checked (exit code,
+stdout, destination bytes) after timing. ``n`` below 10 000 (the smoke test) shrinks
+the file and line count so a run takes milliseconds.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +32,16 @@ import wasmtime
 from common import Row, timed_row, unavailable
 
 GROUP = "WASI workloads (ms per run)"
+# Everything allowed, but the hot gates' fd is checked, so every read and write runs the
+# compiled filter (a cache hit would hide the filter's cost).
+GATED_POLICY = """
+[gates]
+default = "allow"
+[[gates.rules]]
+names = ["fd_read", "fd_write"]
+action = "errno(EBADF)"
+args = [{ index = 0, op = "ge", value = 1024 }]
+"""
 WASM = Path(__file__).resolve().parents[1] / "guests" / "wasm"
 
 
@@ -85,8 +98,48 @@ def native_runner() -> Runner:
 
 
 def gated_runner() -> Runner | str:
-    """callgate's gated WASI, or why it cannot run here."""
-    return "callgate's WASI provider (callgate.gates.wasi) is not built yet"
+    """callgate's gated WASI (every WASI call a gate), or why it cannot run here.
+
+    The guest's stdout is fd 1 of this process, pointed at the same kind of file the
+    native side writes, so both sides pay for real ``write`` syscalls.
+    """
+    try:
+        from callgate.gates.spec import GuestExit
+        from callgate.gates.wasi.provider import Preopen, WasiConfig, WasiProvider
+        from callgate.runtime import Plugin
+    except ImportError as exc:
+        return f"callgate's WASI provider cannot be imported ({exc})"
+    modules: dict[str, bytes] = {}
+
+    def run(work: Workload, tree: Path, stdout: Path) -> int:
+        if work.guest not in modules:
+            modules[work.guest] = (WASM / f"{work.guest}.wasm").read_bytes()
+        config = WasiConfig(args=(work.guest, *work.args), preopens=[Preopen(tree, "/work")],
+                            stdout="inherit", stderr=bytearray())
+        with _stdout_to(stdout), Plugin(modules[work.guest], policy=GATED_POLICY,
+                                        providers=[WasiProvider(config)]) as plugin:
+            try:
+                plugin.call_int("_start")
+            except GuestExit as exit_:
+                return exit_.code
+        return 0
+
+    return run
+
+
+@contextmanager
+def _stdout_to(path: Path) -> Iterator[None]:
+    """Point fd 1 at ``path`` (truncated) for the duration; restore it after."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.dup2(fd, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+        os.close(fd)
 
 
 def _check(work: Workload, code: int, tree: Path, stdout: Path, side: str) -> None:
