@@ -21,7 +21,11 @@ All rows are measured in one process, side by side:
 
 from __future__ import annotations
 
+import os
+import platform
 import sys
+import time
+from importlib import metadata
 from pathlib import Path
 
 import wasmtime
@@ -136,10 +140,15 @@ def run(n: int) -> list[Row]:
     return rows
 
 
-def _markdown(rows: list[Row]) -> str:
+def _markdown(rows: list[Row], n: int) -> str:
     by_name = {row.name: row for row in rows}
+    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
     lines = [SECTION, "",
-             f"`python benchmarks/bench_gate.py {N_DEFAULT}`: medians per call, all rows "
+             f"`python benchmarks/bench_gate.py {n}` on {platform.machine()}, "
+             f"{os.cpu_count()} cores, Python {platform.python_version()}, wasmtime "
+             f"{metadata.version('wasmtime')}, {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} "
+             f"UTC, load average {load} (1/5/15 min; the machine is shared, so absolute "
+             "times scale with load while the ratios hold). Medians per call, all rows "
              "from one run in one process.", "",
              "| measure | median | against | ratio | note |", "| --- | ---: | --- | ---: | --- |"]
     for row in rows:
@@ -168,6 +177,6 @@ N_DEFAULT = 100_000
 if __name__ == "__main__":
     count = int(sys.argv[1]) if len(sys.argv) > 1 else N_DEFAULT
     result = run(count)
-    section = _markdown(result)
+    section = _markdown(result, count)
     print(section)
     _write_section(section)
