@@ -487,7 +487,15 @@ class Plugin:
     # -- lifetime --------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Free the store, the gate callbacks and provider state (fds …); idempotent."""
+        """Free the store, the gate callbacks and provider state (fds …); idempotent.
+
+        Other threads' calls finish first (close takes the plugin's lock). Closing from
+        inside one of the plugin's own calls (a gate, the broker) is refused: the store
+        is still executing wasm, and freeing it would pull memory from under the guest.
+        """
+        if self._lock._is_owned():  # type: ignore[attr-defined]
+            raise PluginError(f"{self.name}: close() called from inside one of its own calls "
+                              "(a gate or broker); close it after the call returns")
         with self._lock:
             if self._closed and not hasattr(self, "_store"):
                 return

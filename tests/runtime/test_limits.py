@@ -141,3 +141,12 @@ def test_every_limit_error_is_a_limit_exceeded():
 def test_bad_limits_are_refused_up_front(bad):
     with pytest.raises(ValueError, match="Limits"):
         Limits(**bad)
+
+
+def test_limits_apply_to_a_start_function_during_load():
+    module = wat("(module (func $spin (loop (br 0))) (start $spin))")
+    with pytest.raises(FuelExhausted):
+        Plugin(module, limits=Limits(fuel=10_000))
+    with pytest.raises(DeadlineExceeded):
+        Plugin(module, limits=Limits(timeout=0.02))
+    healthy()

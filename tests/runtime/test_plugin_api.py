@@ -255,3 +255,21 @@ def test_counters_per_gate_and_verdict():
         counts = p.counters["probe1"]
         assert (counts["allow"], counts["errno"]) == (5, 3)
         assert sum(counts.values()) == 8
+
+
+def test_closing_a_plugin_from_inside_its_own_gate_is_refused():
+    from callgate.runtime.errors import PluginError
+    gates = AppGates()
+    holder = {}
+
+    @gates.gate(params=("i64",), results=("i64",), uses_memory=False)
+    def probe1(call, a):
+        holder["p"].close()
+        return a
+
+    with Plugin(guest("gatecall1"), gates=gates) as p:
+        holder["p"] = p
+        with pytest.raises(PluginError, match="inside one of its own calls"):
+            p.call_int("once", 1)
+        assert not p.closed
+        assert p.call_int("run", 0) == 0
