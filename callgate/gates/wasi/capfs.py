@@ -1,0 +1,216 @@
+"""The capability filesystem: every guest path is resolved *beneath* a directory fd.
+
+Resolution goes through Linux ``openat2(2)`` with ``RESOLVE_BENEATH |
+RESOLVE_NO_MAGICLINKS``: the kernel itself refuses ``..`` past the starting
+directory, absolute paths, symlinks (at any depth, followed or created later)
+that lead out, and ``/proc/self/...``-style magic links, atomically with the
+lookup — so a host-side rename race cannot smuggle a path out either.
+
+Operations that act on a *name* (mkdir, unlink, rename, link, symlink,
+readlink, stat, utimes) first open the parent directory with ``openat2`` and
+then call the ``*at()`` syscall on the final component only, which never
+follows a symlink in it. No host path string is ever built by joining.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import cffi
+
+from callgate.arch import native_arch
+
+ffi = cffi.FFI()
+ffi.cdef("""
+    struct open_how { uint64_t flags; uint64_t mode; uint64_t resolve; };
+    struct timespec { long tv_sec; long tv_nsec; };
+    long syscall(long number, ...);
+    int utimensat(int dirfd, const char *pathname, const struct timespec times[2], int flags);
+    int futimens(int fd, const struct timespec times[2]);
+""")
+_libc = ffi.dlopen(None)
+
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_BENEATH = 0x08
+_RESOLVE = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS
+_SYS_OPENAT2 = native_arch().number("openat2")
+UTIME_NOW = (1 << 30) - 1
+UTIME_OMIT = (1 << 30) - 2
+AT_SYMLINK_NOFOLLOW = 0x100
+_OPEN_RETRIES = 16  # openat2 answers EAGAIN when a concurrent rename races a ".." walk
+
+#: Host syscalls the functions of this module make (for ``GateSpec.syscalls``).
+RESOLVE_SYSCALLS = frozenset({"openat2", "close"})
+
+
+def open_beneath(dirfd: int, path: str, flags: int, mode: int = 0, *, follow: bool = True) -> int:
+    """``openat2(dirfd, path)`` confined beneath ``dirfd``; an escape raises EPERM.
+
+    ``follow`` False adds ``O_NOFOLLOW`` (a final symlink gives ELOOP, or is
+    opened itself with ``O_PATH``). The kernel reports an escape as EXDEV; WASI
+    callers (and wasmtime) expect EPERM for it.
+    """
+    if "\0" in path:
+        raise OSError(errno.EINVAL, "path contains a NUL byte")
+    flags |= os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)
+    if not flags & os.O_CREAT and flags & os.O_TMPFILE != os.O_TMPFILE:
+        mode = 0  # openat2 rejects a mode it would not use
+    how = ffi.new("struct open_how *", {"flags": flags, "mode": mode, "resolve": _RESOLVE})
+    raw = path.encode("utf-8", "surrogateescape")
+    for _ in range(_OPEN_RETRIES):
+        fd = _libc.syscall(ffi.cast("long", _SYS_OPENAT2), ffi.cast("int", dirfd),
+                           ffi.new("char[]", raw), how, ffi.cast("size_t", ffi.sizeof(how[0])))
+        if fd >= 0:
+            return int(fd)
+        err = ffi.errno
+        if err != errno.EAGAIN:
+            break
+    if err == errno.EXDEV:
+        err = errno.EPERM
+    raise OSError(err, f"{os.strerror(err)}: {path!r}")
+
+
+def split_path(path: str) -> tuple[str, str]:
+    """``"a/b/c/"`` -> ``("a/b/", "c/")``: the parent to resolve and the final component.
+
+    The final component keeps its trailing slashes (they mean "must be a
+    directory" to the ``*at()`` calls). A final ``.`` or ``..`` is resolved as
+    part of the parent, so a name-level call never steps outside the resolved
+    directory; ``""`` is ENOENT.
+    """
+    if "\0" in path:
+        raise OSError(errno.EINVAL, "path contains a NUL byte")
+    stripped = path.rstrip("/")
+    if not stripped:
+        raise OSError(errno.EPERM if path else errno.ENOENT, f"no file name in {path!r}")
+    cut = stripped.rfind("/")
+    parent, name = (".", stripped) if cut < 0 else (stripped[:cut + 1], stripped[cut + 1:])
+    if name in (".", ".."):
+        return stripped, "."
+    return parent, name + path[len(stripped):]
+
+
+@contextmanager
+def parent_of(dirfd: int, path: str) -> Iterator[tuple[int, str]]:
+    """Open the parent of ``path`` beneath ``dirfd`` (``O_PATH``); yield it and the final name."""
+    parent, name = split_path(path)
+    fd = open_beneath(dirfd, parent, os.O_PATH | os.O_DIRECTORY)
+    try:
+        yield fd, name
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def opened(dirfd: int, path: str, *, follow: bool, directory: bool = False) -> Iterator[int]:
+    """An ``O_PATH`` fd for ``path`` itself (its symlink, unless ``follow``), beneath ``dirfd``."""
+    flags = os.O_PATH | (os.O_DIRECTORY if directory else 0)
+    fd = open_beneath(dirfd, path, flags, follow=follow)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def has_trailing_slash(name: str) -> bool:
+    return name.endswith("/")
+
+
+def stat_at(dirfd: int, path: str, *, follow: bool) -> os.stat_result:
+    """Stat ``path`` beneath ``dirfd``; a followed symlink never leads out."""
+    with opened(dirfd, path, follow=follow) as fd:
+        return os.fstat(fd)
+
+
+def _timespecs(atim: int | None, mtim: int | None) -> object:
+    """``None`` = omit, ``-1`` = now, else nanoseconds since the epoch."""
+    times = ffi.new("struct timespec[2]")
+    for slot, value in zip(times, (atim, mtim), strict=True):
+        if value is None:
+            slot.tv_sec, slot.tv_nsec = 0, UTIME_OMIT
+        elif value < 0:
+            slot.tv_sec, slot.tv_nsec = 0, UTIME_NOW
+        else:
+            slot.tv_sec, slot.tv_nsec = divmod(value, 1_000_000_000)
+    return times
+
+
+def futimens(fd: int, atim: int | None, mtim: int | None) -> None:
+    """Set an open file's times (see :func:`_timespecs` for the values)."""
+    if _libc.futimens(fd, _timespecs(atim, mtim)) != 0:
+        raise OSError(ffi.errno, os.strerror(ffi.errno))
+
+
+def utimes_at(dirfd: int, path: str, atim: int | None, mtim: int | None, *, follow: bool) -> None:
+    """Set the times of ``path`` beneath ``dirfd``.
+
+    Not following: ``utimensat(parent, name, AT_SYMLINK_NOFOLLOW)``. Following:
+    the target is opened beneath (``O_PATH``) and reached through our own fd's
+    ``/proc/self/fd`` entry, the only way to set times on an ``O_PATH`` fd.
+    """
+    times = _timespecs(atim, mtim)
+    if follow:
+        with opened(dirfd, path, follow=True) as fd:
+            rc = _libc.utimensat(-100, f"/proc/self/fd/{fd}".encode(), times, 0)
+    else:
+        with parent_of(dirfd, path) as (parent, name):
+            if has_trailing_slash(name):
+                with opened(parent, name, follow=True) as fd:
+                    rc = _libc.utimensat(-100, f"/proc/self/fd/{fd}".encode(), times, 0)
+            else:
+                rc = _libc.utimensat(parent, name.encode("utf-8", "surrogateescape"), times,
+                                     AT_SYMLINK_NOFOLLOW)
+    if rc != 0:
+        raise OSError(ffi.errno, os.strerror(ffi.errno))
+
+
+def mkdir_at(dirfd: int, path: str) -> None:
+    with parent_of(dirfd, path) as (parent, name):
+        os.mkdir(name, 0o777, dir_fd=parent)
+
+
+def rmdir_at(dirfd: int, path: str) -> None:
+    with parent_of(dirfd, path) as (parent, name):
+        os.rmdir(name, dir_fd=parent)
+
+
+def unlink_at(dirfd: int, path: str) -> None:
+    with parent_of(dirfd, path) as (parent, name):
+        os.unlink(name, dir_fd=parent)
+
+
+def symlink_at(target: str, dirfd: int, path: str) -> None:
+    """Create a symlink; its *content* may be anything, resolution stays beneath anyway."""
+    if "\0" in target:
+        raise OSError(errno.EINVAL, "symlink target contains a NUL byte")
+    with parent_of(dirfd, path) as (parent, name):
+        os.symlink(target, name, dir_fd=parent)
+
+
+def readlink_at(dirfd: int, path: str) -> bytes:
+    with parent_of(dirfd, path) as (parent, name):
+        if has_trailing_slash(name):
+            # "link/" names what the link points to, which is never a symlink.
+            with opened(parent, name, follow=True):
+                raise OSError(errno.EINVAL, "not a symbolic link")
+        return os.readlink(name.encode("utf-8", "surrogateescape"), dir_fd=parent)
+
+
+def rename_at(old_dirfd: int, old_path: str, new_dirfd: int, new_path: str) -> None:
+    with parent_of(old_dirfd, old_path) as (old_parent, old_name), \
+            parent_of(new_dirfd, new_path) as (new_parent, new_name):
+        os.rename(old_name, new_name, src_dir_fd=old_parent, dst_dir_fd=new_parent)
+
+
+def link_at(old_dirfd: int, old_path: str, new_dirfd: int, new_path: str) -> None:
+    """Hard-link the final component itself (a symlink stays a symlink, never followed)."""
+    with parent_of(old_dirfd, old_path) as (old_parent, old_name), \
+            parent_of(new_dirfd, new_path) as (new_parent, new_name):
+        if has_trailing_slash(old_name):
+            with opened(old_parent, old_name, follow=True, directory=True):
+                raise OSError(errno.EPERM, "cannot hard-link a directory")
+        os.link(old_name, new_name, src_dir_fd=old_parent, dst_dir_fd=new_parent,
+                follow_symlinks=False)

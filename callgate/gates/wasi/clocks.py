@@ -1,0 +1,44 @@
+"""Clock gates: realtime, monotonic, process and thread CPU time, in nanoseconds."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from callgate.gates import wasi_errno as E
+from callgate.gates.wasi import types as T
+from callgate.gates.wasi.gate import WasiError, wasi_gate
+
+HOST_CLOCKS = {
+    T.CLOCK_REALTIME: time.CLOCK_REALTIME,
+    T.CLOCK_MONOTONIC: time.CLOCK_MONOTONIC,
+    T.CLOCK_PROCESS_CPUTIME_ID: time.CLOCK_PROCESS_CPUTIME_ID,
+    T.CLOCK_THREAD_CPUTIME_ID: time.CLOCK_THREAD_CPUTIME_ID,
+}
+CLOCK_SYSCALLS = frozenset({"clock_gettime", "clock_getres"})
+
+
+def host_clock(clock_id: int) -> int:
+    """The host clock for a WASI clock id; EINVAL for ids WASI does not define."""
+    try:
+        return HOST_CLOCKS[clock_id]
+    except KeyError:
+        raise WasiError(E.EINVAL) from None
+
+
+def now_ns(clock_id: int) -> int:
+    return time.clock_gettime_ns(host_clock(clock_id))
+
+
+@wasi_gate("i32 i32", syscalls=CLOCK_SYSCALLS)
+def clock_res_get(call: Any, clock_id: int, ret: int) -> None:
+    """A clock's resolution."""
+    res = time.clock_getres(host_clock(clock_id))
+    call.memory.set_u64(ret, max(1, round(res * 1e9)))
+
+
+@wasi_gate("i32 i64 i32", syscalls=CLOCK_SYSCALLS)
+def clock_time_get(call: Any, clock_id: int, precision: int, ret: int) -> None:
+    """A clock's current time (``precision`` is a hint; the host's best is given)."""
+    del precision
+    call.memory.set_u64(ret, now_ns(clock_id))

@@ -1,0 +1,183 @@
+"""path_* gates: every path is resolved beneath a directory fd by :mod:`capfs`.
+
+A path call needs a directory fd (ENOTDIR otherwise) holding the right for the
+operation (ENOTCAPABLE otherwise); anything beneath a read-only preopen refuses
+to change with EPERM, as wasmtime does.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from callgate.gates import wasi_errno as E
+from callgate.gates.wasi import capfs
+from callgate.gates.wasi import types as T
+from callgate.gates.wasi.fd import pack_filestat, time_args
+from callgate.gates.wasi.fdtable import FdEntry, filetype_of
+from callgate.gates.wasi.gate import WasiError, guest_str, wasi_gate
+
+R = T.R
+_RESOLVE = capfs.RESOLVE_SYSCALLS
+_FOLLOW = T.LOOKUPFLAGS_SYMLINK_FOLLOW
+
+
+def _dir(call: Any, fd: int, right: int, *, mutates: bool = False) -> FdEntry:
+    entry: FdEntry = call.state.table.directory(fd, right)
+    if mutates and entry.readonly:
+        raise WasiError(E.EPERM)
+    return entry
+
+
+def _lookup_flags(flags: int) -> bool:
+    if flags & ~_FOLLOW:
+        raise WasiError(E.EINVAL)
+    return bool(flags & _FOLLOW)
+
+
+@wasi_gate("i32 i32 i32", syscalls=_RESOLVE | {"mkdirat"})
+def path_create_directory(call: Any, fd: int, path: int, path_len: int) -> None:
+    """mkdir beneath a directory fd."""
+    entry = _dir(call, fd, R["PATH_CREATE_DIRECTORY"], mutates=True)
+    capfs.mkdir_at(entry.fd(), guest_str(call, path, path_len))
+
+
+@wasi_gate("i32 i32 i32", syscalls=_RESOLVE | {"unlinkat"})
+def path_remove_directory(call: Any, fd: int, path: int, path_len: int) -> None:
+    """rmdir beneath a directory fd (ENOTEMPTY unless empty)."""
+    entry = _dir(call, fd, R["PATH_REMOVE_DIRECTORY"], mutates=True)
+    capfs.rmdir_at(entry.fd(), guest_str(call, path, path_len))
+
+
+@wasi_gate("i32 i32 i32", syscalls=_RESOLVE | {"unlinkat"})
+def path_unlink_file(call: Any, fd: int, path: int, path_len: int) -> None:
+    """unlink a non-directory beneath a directory fd."""
+    entry = _dir(call, fd, R["PATH_UNLINK_FILE"], mutates=True)
+    capfs.unlink_at(entry.fd(), guest_str(call, path, path_len))
+
+
+@wasi_gate("i32 i32 i32 i32 i32", syscalls=_RESOLVE | {"fstat"})
+def path_filestat_get(call: Any, fd: int, flags: int, path: int, path_len: int,
+                      ret: int) -> None:
+    """stat a path (its symlink itself unless SYMLINK_FOLLOW)."""
+    entry = _dir(call, fd, R["PATH_FILESTAT_GET"])
+    follow = _lookup_flags(flags)
+    text = guest_str(call, path, path_len)
+    call.memory.check(ret, T.FILESTAT.size)
+    call.memory.write(ret, pack_filestat(capfs.stat_at(entry.fd(), text, follow=follow)))
+
+
+@wasi_gate("i32 i32 i32 i32 i64 i64 i32", syscalls=_RESOLVE | {"utimensat"})
+def path_filestat_set_times(call: Any, fd: int, flags: int, path: int, path_len: int,
+                            atim: int, mtim: int, fst_flags: int) -> None:
+    """Set a path's times per fstflags (its symlink's unless SYMLINK_FOLLOW)."""
+    entry = _dir(call, fd, R["PATH_FILESTAT_SET_TIMES"], mutates=True)
+    follow = _lookup_flags(flags)
+    text = guest_str(call, path, path_len)
+    atime, mtime = time_args(atim, mtim, fst_flags)
+    capfs.utimes_at(entry.fd(), text, atime, mtime, follow=follow)
+
+
+@wasi_gate("i32 i32 i32 i32 i32 i32 i32", syscalls=_RESOLVE | {"linkat"})
+def path_link(call: Any, old_fd: int, old_flags: int, old_path: int, old_len: int,
+              new_fd: int, new_path: int, new_len: int) -> None:
+    """Hard link; SYMLINK_FOLLOW is refused with EINVAL, as in wasmtime."""
+    old = _dir(call, old_fd, R["PATH_LINK_SOURCE"])
+    new = _dir(call, new_fd, R["PATH_LINK_TARGET"], mutates=True)
+    if _lookup_flags(old_flags):
+        raise WasiError(E.EINVAL)
+    capfs.link_at(old.fd(), guest_str(call, old_path, old_len),
+                  new.fd(), guest_str(call, new_path, new_len))
+
+
+@wasi_gate("i32 i32 i32 i32 i32 i32", syscalls=_RESOLVE | {"renameat", "renameat2"})
+def path_rename(call: Any, fd: int, old_path: int, old_len: int, new_fd: int, new_path: int,
+                new_len: int) -> None:
+    """Rename within or between directory fds (never out of their preopens)."""
+    old = _dir(call, fd, R["PATH_RENAME_SOURCE"], mutates=True)
+    new = _dir(call, new_fd, R["PATH_RENAME_TARGET"], mutates=True)
+    capfs.rename_at(old.fd(), guest_str(call, old_path, old_len),
+                    new.fd(), guest_str(call, new_path, new_len))
+
+
+@wasi_gate("i32 i32 i32 i32 i32", syscalls=_RESOLVE | {"symlinkat"})
+def path_symlink(call: Any, old_path: int, old_len: int, fd: int, new_path: int,
+                 new_len: int) -> None:
+    """Create a symlink holding ``old_path`` (any text; following it stays beneath)."""
+    entry = _dir(call, fd, R["PATH_SYMLINK"], mutates=True)
+    target = guest_str(call, old_path, old_len)
+    capfs.symlink_at(target, entry.fd(), guest_str(call, new_path, new_len))
+
+
+@wasi_gate("i32 i32 i32 i32 i32 i32", syscalls=_RESOLVE | {"readlinkat"})
+def path_readlink(call: Any, fd: int, path: int, path_len: int, buf: int, buf_len: int,
+                  ret: int) -> None:
+    """A symlink's content, cut to ``buf_len`` bytes."""
+    entry = _dir(call, fd, R["PATH_READLINK"])
+    target = capfs.readlink_at(entry.fd(), guest_str(call, path, path_len))
+    call.memory.check(buf, buf_len)
+    call.memory.check(ret, 4)
+    data = target[:buf_len]
+    call.memory.write(buf, data)
+    call.memory.set_u32(ret, len(data))
+
+
+def _access_mode(base: int, fdflags: int) -> int:
+    write = bool(base & T.RIGHTS_NEED_WRITE) or bool(fdflags & T.FDFLAGS_APPEND)
+    read = bool(base & T.RIGHTS_NEED_READ)
+    if write:
+        return os.O_RDWR if read else os.O_WRONLY
+    return os.O_RDONLY
+
+
+_FDFLAG_HOST = ((T.FDFLAGS_APPEND, os.O_APPEND), (T.FDFLAGS_NONBLOCK, os.O_NONBLOCK),
+                (T.FDFLAGS_DSYNC, os.O_DSYNC), (T.FDFLAGS_RSYNC, os.O_RSYNC),
+                (T.FDFLAGS_SYNC, os.O_SYNC))
+
+
+@wasi_gate("i32 i32 i32 i32 i32 i64 i64 i32 i32", syscalls=_RESOLVE | {"fstat", "openat2"})
+def path_open(call: Any, fd: int, dirflags: int, path: int, path_len: int, oflags: int,
+              rights_base: int, rights_inheriting: int, fdflags: int, ret: int) -> None:
+    """Open beneath a directory fd.
+
+    The new fd's rights are the requested ones masked by the directory's
+    inheriting rights; the host access mode follows from them (read rights ->
+    read, write/allocate/set_size/datasync or APPEND -> write). CREAT needs
+    PATH_CREATE_FILE, TRUNC needs PATH_FILESTAT_SET_SIZE (EPERM without, like
+    wasmtime). Without SYMLINK_FOLLOW a final symlink is ELOOP (O_NOFOLLOW).
+    """
+    entry = _dir(call, fd, R["PATH_OPEN"])
+    follow = _lookup_flags(dirflags)
+    if oflags & ~T.OFLAGS_ALL or fdflags & ~T.FDFLAGS_ALL:
+        raise WasiError(E.EINVAL)
+    text = guest_str(call, path, path_len)
+    call.memory.check(ret, 4)
+    if oflags & T.OFLAGS_CREAT and entry.rights_base & R["PATH_CREATE_FILE"] == 0:
+        raise WasiError(E.ENOTCAPABLE)
+    if oflags & T.OFLAGS_TRUNC and entry.rights_base & R["PATH_FILESTAT_SET_SIZE"] == 0:
+        raise WasiError(E.EPERM)
+    base = rights_base & entry.rights_inheriting
+    inheriting = rights_inheriting & entry.rights_inheriting
+    mode = _access_mode(base, fdflags)
+    if entry.readonly and (mode != os.O_RDONLY or oflags & (T.OFLAGS_CREAT | T.OFLAGS_TRUNC)):
+        raise WasiError(E.EPERM)
+    flags = mode
+    flags |= os.O_CREAT if oflags & T.OFLAGS_CREAT else 0
+    flags |= os.O_DIRECTORY if oflags & T.OFLAGS_DIRECTORY else 0
+    flags |= os.O_EXCL if oflags & T.OFLAGS_EXCL else 0
+    flags |= os.O_TRUNC if oflags & T.OFLAGS_TRUNC else 0
+    for wasi_flag, host_flag in _FDFLAG_HOST:
+        flags |= host_flag if fdflags & wasi_flag else 0
+    host_fd = capfs.open_beneath(entry.fd(), text, flags, 0o666, follow=follow)
+    try:
+        ftype = filetype_of(os.fstat(host_fd).st_mode)
+    except BaseException:
+        os.close(host_fd)
+        raise
+    if ftype == T.FILETYPE_DIRECTORY:
+        base &= T.RIGHTS_DIRECTORY
+    else:
+        base &= T.RIGHTS_FILE if ftype == T.FILETYPE_REGULAR_FILE else T.RIGHTS_STREAM
+    new = FdEntry(ftype, base, inheriting, host_fd=host_fd, flags=fdflags,
+                  readonly=entry.readonly)
+    call.memory.set_u32(ret, call.state.table.add(new))

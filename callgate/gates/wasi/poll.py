@@ -1,0 +1,120 @@
+"""poll_oneoff: wait for clock deadlines and fd readiness.
+
+Regular files and byte-buffer stdio are always ready (as on Linux); host
+streams and sockets are polled with ``poll(2)``. A wait never outlasts the
+plugin's per-call deadline: the gate sleeps until it, then raises
+``DeadlineExceeded`` through :meth:`Plugin.check_deadline`.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import time
+from typing import Any
+
+from callgate.gates import wasi_errno as E
+from callgate.gates.wasi import types as T
+from callgate.gates.wasi.clocks import HOST_CLOCKS
+from callgate.gates.wasi.fdtable import FdEntry
+from callgate.gates.wasi.gate import WasiError, wasi_gate
+
+_FD_RIGHT = {T.EVENTTYPE_FD_READ: T.R["FD_READ"], T.EVENTTYPE_FD_WRITE: T.R["FD_WRITE"]}
+
+
+def _fd_ready(entry: FdEntry, kind: int) -> tuple[int, int] | None:
+    """(nbytes, flags) if an fd is ready without polling, else None (poll the host fd)."""
+    if entry.fed is not None:
+        left = entry.fed.remaining()
+        return (left, 0 if left else T.EVENTRWFLAGS_HANGUP) if kind == T.EVENTTYPE_FD_READ \
+            else (0, 0)
+    if entry.sink is not None:
+        return (0, 0)
+    if entry.filetype == T.FILETYPE_REGULAR_FILE and entry.host_fd is not None:
+        if kind == T.EVENTTYPE_FD_READ:
+            fd = entry.host_fd
+            return (max(0, os.fstat(fd).st_size - os.lseek(fd, 0, os.SEEK_CUR)), 0)
+        return (0, 0)
+    return None
+
+
+@wasi_gate("i32 i32 i32 i32", syscalls={"ppoll", "poll", "clock_gettime", "clock_nanosleep",
+                                        "fstat", "lseek"})
+def poll_oneoff(call: Any, in_ptr: int, out_ptr: int, nsubscriptions: int, ret: int) -> None:
+    """Wait for the first of the subscriptions; write one event per ready one."""
+    if nsubscriptions == 0:
+        raise WasiError(E.EINVAL)
+    mem = call.memory
+    raw = mem.read(in_ptr, nsubscriptions * T.SUBSCRIPTION.size)
+    mem.check(out_ptr, nsubscriptions * T.EVENT.size)
+    mem.check(ret, 4)
+    table = call.state.table
+    events: list[bytes] = []
+    clocks: list[tuple[float, int]] = []       # (monotonic deadline, userdata)
+    polled: dict[int, list[tuple[int, int]]] = {}   # host fd -> [(userdata, kind)]
+    start = time.monotonic()
+    for userdata, tag, body in T.SUBSCRIPTION.iter_unpack(raw):
+        if tag == T.EVENTTYPE_CLOCK:
+            clock_id, timeout, _precision, flags = T.SUB_CLOCK.unpack(body)
+            host = HOST_CLOCKS.get(clock_id)
+            if host is None or flags & ~T.SUBCLOCKFLAGS_ABSTIME:
+                events.append(T.EVENT.pack(userdata, E.EINVAL, tag, 0, 0))
+                continue
+            if flags & T.SUBCLOCKFLAGS_ABSTIME:
+                timeout = max(0, timeout - time.clock_gettime_ns(host))
+            clocks.append((start + timeout / 1e9, userdata))
+        elif tag in _FD_RIGHT:
+            (fd,) = T.SUB_FD.unpack_from(body)
+            entry = table.entries.get(fd)
+            if entry is None or entry.rights_base & _FD_RIGHT[tag] == 0:
+                events.append(T.EVENT.pack(userdata, E.EBADF, tag, 0, 0))
+                continue
+            ready = _fd_ready(entry, tag)
+            if ready is not None:
+                events.append(T.EVENT.pack(userdata, 0, tag, ready[0], ready[1]))
+            else:
+                polled.setdefault(entry.fd(), []).append((userdata, tag))
+        else:
+            events.append(T.EVENT.pack(userdata, E.EINVAL, tag, 0, 0))
+    if not events:
+        events = _wait(call, clocks, polled)
+    mem.write(out_ptr, b"".join(events))
+    mem.set_u32(ret, len(events))
+
+
+def _wait(call: Any, clocks: list[tuple[float, int]],
+          polled: dict[int, list[tuple[int, int]]]) -> list[bytes]:
+    poller = select.poll()
+    for fd, subs in polled.items():
+        mask = 0
+        for _, kind in subs:
+            mask |= select.POLLIN if kind == T.EVENTTYPE_FD_READ else select.POLLOUT
+        poller.register(fd, mask)
+    plugin = call.plugin
+    while True:
+        now = time.monotonic()
+        first = min((deadline for deadline, _ in clocks), default=None)
+        budget = None if plugin is None else plugin.remaining_time()
+        wait = None if first is None else max(0.0, first - now)
+        if budget is not None:
+            wait = budget if wait is None else min(wait, budget)
+        if polled:
+            ready = poller.poll(None if wait is None else wait * 1000)
+        else:
+            time.sleep(wait if wait is not None else 0)
+            ready = []
+        events = []
+        for fd, revents in ready:
+            for userdata, kind in polled[fd]:
+                want = select.POLLIN if kind == T.EVENTTYPE_FD_READ else select.POLLOUT
+                hangup = revents & (select.POLLHUP | select.POLLERR)
+                if revents & want or hangup:
+                    flags = T.EVENTRWFLAGS_HANGUP if hangup else 0
+                    events.append(T.EVENT.pack(userdata, 0, kind, 0, flags))
+        now = time.monotonic()
+        events += [T.EVENT.pack(userdata, 0, T.EVENTTYPE_CLOCK, 0, 0)
+                   for deadline, userdata in clocks if deadline <= now]
+        if events:
+            return events
+        if plugin is not None:
+            plugin.check_deadline()
