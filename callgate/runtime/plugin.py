@@ -177,12 +177,6 @@ class Plugin:
         self.name = name or f"{default_name}#{next(_ids)}"
         all_providers = [*providers, *([gates] if gates is not None else [])]
         self.table = GateTable(all_providers)
-        if isinstance(audit, (str, os.PathLike)):
-            self.audit_sink = audit_mod.AuditSink(audit)
-            self._owns_sink = True
-        else:
-            self.audit_sink = audit or _default_sink()
-
         self._shared = SharedEngine.for_limits(self.limits)
         engine = self._shared.engine
         if isinstance(module, wasmtime.Module):
@@ -194,6 +188,11 @@ class Plugin:
                 raise PluginLoadError(_invalid_module(self.name, data, exc)) from None
         resolved = self._resolve_imports()
         self.evaluator = _compile_filter(*_filter_key(policy, self.table))
+        if isinstance(audit, (str, os.PathLike)):
+            self.audit_sink = audit_mod.AuditSink(audit)
+            self._owns_sink = True
+        else:
+            self.audit_sink = audit or _default_sink()
         try:
             self._instantiate(resolved)
         except BaseException:
@@ -381,7 +380,9 @@ class Plugin:
             for value in args:
                 slots[i] = value & M64
                 i += 2
-            self._prepare_call()
+            self._output_used = 0
+            if self._budgeted:
+                self._prepare_call()
             trap = self._trap_out
             err = lib.wasmtime_func_call_unchecked(self._ctx, func, slots, count, trap)
             if err or trap[0]:

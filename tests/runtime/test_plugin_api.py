@@ -273,3 +273,14 @@ def test_closing_a_plugin_from_inside_its_own_gate_is_refused():
             p.call_int("once", 1)
         assert not p.closed
         assert p.call_int("run", 0) == 0
+
+
+def test_failed_loads_leave_no_open_audit_file(tmp_path):
+    import os
+    before = len(os.listdir("/proc/self/fd"))
+    from callgate.runtime.errors import MemoryLimitExceeded
+    for module in (b"garbage", wat('(module (import "env" "x" (func)))'),
+                   wat("(module (memory 70000))"), wat("(module (memory 5000))")):
+        with pytest.raises((PluginLoadError, MemoryLimitExceeded)):
+            Plugin(module, audit=tmp_path / "a.jsonl")
+    assert len(os.listdir("/proc/self/fd")) == before
