@@ -138,6 +138,8 @@ CRAFTED = {
         {"names": ["kill"], "action": "SCMP_ACT_KILL_PROCESS", "args": [
             {"index": 1, "value": 9, "op": "SCMP_CMP_GE"}]},
         {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+        # The default's own action: dropped by runc, so it does not veto the ioctl rule.
+        {"names": ["ioctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
     ],
 }
 ARG_VALUES = [0, 1, 2, 3, 4, 5, 8, 9, 40, 21505, 0xFFFFFFFF, 2**32, 2**64 - 1]
