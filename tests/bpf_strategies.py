@@ -105,12 +105,13 @@ def _body_insn(
     length: int,
     constants: st.SearchStrategy[int],
     returns: st.SearchStrategy[int],
+    offsets: st.SearchStrategy[int],
 ) -> Insn:
     """One non-final instruction at ``pc`` of a ``length``-long program."""
     room = length - pc - 1  # instructions after this one; always >= 1 here
     kind = draw(st.sampled_from(_KINDS))
     if kind == "ld_abs":
-        return Insn(op.BPF_LD | op.BPF_W | op.BPF_ABS, k=draw(st.sampled_from(_WORD_OFFSETS)))
+        return Insn(op.BPF_LD | op.BPF_W | op.BPF_ABS, k=draw(offsets))
     if kind in ("ldx", "ld_other"):
         cls = op.BPF_LDX if kind == "ldx" else op.BPF_LD
         mode = draw(st.sampled_from((op.BPF_IMM, op.BPF_MEM, op.BPF_LEN)))
@@ -207,16 +208,19 @@ def valid_programs(
     max_insns: int = 24,
     constants: st.SearchStrategy[int] | None = None,
     returns: st.SearchStrategy[int] | None = None,
+    load_offsets: st.SearchStrategy[int] | None = None,
 ) -> list[Insn]:
     """A program the kernel's seccomp verifier accepts, covering every allowed opcode.
 
     ``constants`` feeds immediates (loads, ALU and jump operands), ``returns`` the
     values of ``RET K``; both default to broad mixes with edge values.
+    ``load_offsets`` chooses the ``seccomp_data`` words loaded (default: any).
     """
     constants = constants if constants is not None else default_constants()
     returns = returns if returns is not None else return_values()
+    offsets = load_offsets if load_offsets is not None else st.sampled_from(_WORD_OFFSETS)
     length = draw(st.integers(min_insns, max_insns))
-    body = [draw(_body_insn(pc, length, constants, returns)) for pc in range(length - 1)]
+    body = [draw(_body_insn(pc, length, constants, returns, offsets)) for pc in range(length - 1)]
     return repair_scratch_reads([*body, draw(_return_insn(returns))])
 
 

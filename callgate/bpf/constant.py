@@ -78,38 +78,28 @@ def _branch(operation: int, a: Value, operand: Value) -> bool | None:
     return a & operand != 0  # BPF_JSET
 
 
-def constant_result(program: Sequence[Insn], arch: int, nr: int) -> int | None:
-    """The one result ``program`` gives for ``(nr, arch)`` and any ip/args, or None.
+def abstract_states(program: Sequence[Insn], arch: int, nr: int) -> list[State | None]:
+    """What is known at the start of each instruction for ``(nr, arch)``; None if unreachable.
 
-    ``program`` must already be verified.
+    A state is ``(A, X, mem)``, each value a u32 or None (unknown). ``program``
+    must already be verified.
     """
     unknown_mem: Memory = (None,) * op.BPF_MEMWORDS
     states: list[State | None] = [None] * len(program)
     states[0] = (0, 0, unknown_mem)
     words = {OFF_NR: nr & U32_MASK, OFF_ARCH: arch & U32_MASK}
-    result: int | None = None
 
     def flow(target: int, state: State) -> None:
         states[target] = _join(states[target], state)
 
-    def returns(value: Value) -> bool:
-        """Record a reachable return; False once the result cannot be constant."""
-        nonlocal result
-        if value is None or (result is not None and value != result):
-            return False
-        result = value
-        return True
-
     for pc, insn in enumerate(program):
         state = states[pc]
         if state is None:
-            continue  # unreachable for this nr
+            continue
         a, x, mem = state
         code, k = insn.code, insn.k
         cls = op.bpf_class(code)
         if cls == op.BPF_RET:
-            if not returns(a if op.bpf_rval(code) == op.BPF_A else k):
-                return None
             continue
         if cls == op.BPF_JMP:
             operation = op.bpf_op(code)
@@ -155,14 +145,39 @@ def constant_result(program: Sequence[Insn], arch: int, nr: int) -> int | None:
         else:
             operation = op.bpf_op(code)
             operand = x if op.bpf_src(code) == op.BPF_X else k
-            if operation == op.BPF_DIV and operand in (0, None):
-                # X is (or may be) 0, and dividing by it makes the filter return 0.
-                if not returns(0):
-                    return None
-                if operand == 0:
-                    continue
+            if operation == op.BPF_DIV and operand == 0:
+                continue  # DIV by X == 0: the filter ends here, returning 0
             a = _alu(operation, a, operand)
         flow(pc + 1, (a, x, mem))
+    return states
+
+
+def _possible_result(insn: Insn, state: State) -> Value | bool:
+    """What a reachable instruction may return: a value, None (unknown), or False (it goes on)."""
+    if insn.code == op.BPF_RET | op.BPF_K:
+        return insn.k
+    if insn.code == op.BPF_RET | op.BPF_A:
+        return state[0]
+    if insn.code == op.BPF_ALU | op.BPF_DIV | op.BPF_X and state[1] in (0, None):
+        return 0  # X is (or may be) 0, and dividing by it makes the filter return 0
+    return False
+
+
+def constant_result(program: Sequence[Insn], arch: int, nr: int) -> int | None:
+    """The one result ``program`` gives for ``(nr, arch)`` and any ip/args, or None.
+
+    ``program`` must already be verified.
+    """
+    result: int | None = None
+    for insn, state in zip(program, abstract_states(program, arch, nr), strict=True):
+        if state is None:
+            continue
+        value = _possible_result(insn, state)
+        if value is False:
+            continue
+        if value is None or (result is not None and value != result):
+            return None
+        result = value
     return result
 
 
