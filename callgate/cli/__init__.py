@@ -23,6 +23,7 @@ VERB_MODULES: tuple[str, ...] = (
     "callgate.cli.compile_verb",
     "callgate.cli.kernel_verbs",
     "callgate.cli.runtime_verbs",
+    "callgate.cli.run_verb",
 )
 
 

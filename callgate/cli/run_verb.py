@@ -1,0 +1,142 @@
+"""``callgate run``: run a WASI command (its ``_start``) with every WASI call gated.
+
+Without ``--policy`` the shipped least-privilege default applies
+(``policies/default.toml``), plus ``policies/default-fs.toml`` when ``--dir`` is
+given. The exit status is the guest's exit code; 159 if the policy killed it;
+134 if it trapped (what ``wasmtime run`` answers for a trap).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import resources
+from pathlib import Path
+
+from callgate.cli.runtime_verbs import KILLED_EXIT, parse_int, parse_seconds, parse_size
+from callgate.errors import CallgateError
+from callgate.gates.spec import GuestExit
+from callgate.gates.wasi import Preopen, WasiConfig, WasiProvider, preopen_arg
+from callgate.policy import Policy, load_policy
+from callgate.runtime.limits import Limits
+
+TRAP_EXIT = 128 + 6  # SIGABRT, as wasmtime run reports a trap
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    run = subparsers.add_parser(
+        "run",
+        help="run a WASI program with every WASI call mediated by a gate policy",
+        description="Run WASM's _start under callgate's gated WASI. Without --policy a "
+        "least-privilege default allows stdio, args, env, clocks, random and exit, plus the "
+        "filesystem gates when --dir is given. Exit status: the guest's exit code.",
+    )
+    run.add_argument("wasm", metavar="WASM", help="the WASI command module (.wasm or .wat)")
+    _add_options(run)
+    run.add_argument("rest", metavar="[-- ARGS]", nargs=argparse.REMAINDER,
+                     help="arguments for the guest, after --")
+    run.set_defaults(func=_run)
+
+
+def _add_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--policy", metavar="P", help="policy file; default: the shipped "
+                        "least-privilege policy (see docs/wasi.md)")
+    parser.add_argument("--dir", action="append", default=[], metavar="HOST::GUEST[:ro]",
+                        type=_dir_arg, help="preopen host directory HOST as GUEST (read-only "
+                        "with :ro); repeatable")
+    parser.add_argument("--env", action="append", default=[], metavar="K=V", type=_env_arg,
+                        help="environment variable for the guest (nothing is inherited)")
+    parser.add_argument("--fuel", type=parse_int, metavar="N", help="fuel for the run")
+    parser.add_argument("--timeout", type=parse_seconds, metavar="S",
+                        help="wall-clock seconds for the run")
+    parser.add_argument("--memory", type=parse_size, metavar="BYTES",
+                        help="linear memory cap (e.g. 16M)")
+    parser.add_argument("--audit", metavar="FILE",
+                        help="append audit records (JSON lines) for denied/trapped/logged calls")
+
+
+def _late_options(args: argparse.Namespace) -> list[str]:
+    """Options written after WASM (argparse leaves them in ``rest``); return the guest's args.
+
+    Everything after the first ``--`` belongs to the guest; before it, only options.
+    """
+    rest = list(args.rest)
+    if "--" in rest:
+        cut = rest.index("--")
+        options, guest = rest[:cut], rest[cut + 1:]
+    else:
+        options, guest = rest, []
+    late = argparse.ArgumentParser(prog="callgate run WASM", add_help=False)
+    _add_options(late)
+    late.add_argument("guest", nargs="*")
+    parsed = late.parse_args(options)
+    for key in ("dir", "env"):
+        getattr(args, key).extend(getattr(parsed, key))
+    for key in ("policy", "fuel", "timeout", "memory", "audit"):
+        if getattr(parsed, key) is not None:
+            setattr(args, key, getattr(parsed, key))
+    return [*parsed.guest, *guest]
+
+
+def _dir_arg(text: str) -> Preopen:
+    try:
+        return preopen_arg(text)
+    except CallgateError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _env_arg(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"--env wants KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def shipped_policy(name: str) -> Policy:
+    text = (resources.files("callgate.policies") / name).read_text()
+    return load_policy(text)
+
+
+def default_policy(with_fs: bool) -> Policy:
+    """The shipped default, with the filesystem overlay merged in when asked."""
+    base = shipped_policy("default.toml")
+    if not with_fs:
+        return base
+    overlay = shipped_policy("default-fs.toml")
+    assert base.gates is not None and overlay.gates is not None
+    if overlay.gates.default != base.gates.default:
+        raise CallgateError("default-fs.toml must keep default.toml's [gates] default")
+    gates = type(base.gates)(default=base.gates.default,
+                             rules=base.gates.rules + overlay.gates.rules)
+    return Policy(gates=gates, source="default.toml + default-fs.toml")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from callgate.runtime.errors import GateViolation, PluginError, PluginLoadError
+    from callgate.runtime.plugin import Plugin
+
+    guest_args = _late_options(args)
+    policy = args.policy if args.policy else default_policy(bool(args.dir))
+    config = WasiConfig(args=[Path(args.wasm).name, *guest_args], env=dict(args.env),
+                        preopens=args.dir, stdin="inherit", stdout="inherit",
+                        stderr="inherit")
+    defaults = Limits()
+    limits = Limits(fuel=args.fuel, timeout=args.timeout,
+                    memory=args.memory if args.memory is not None else defaults.memory)
+    sys.stdout.flush()
+    try:
+        with Plugin(args.wasm, policy=policy, limits=limits, audit=args.audit,
+                    providers=[WasiProvider(config)]) as plugin:
+            plugin.call_int("_start")
+    except GuestExit as exc:
+        return exc.code & 0xFF
+    except GateViolation as exc:
+        print(f"callgate run: plugin killed by policy: gate {exc.gate} (#{exc.number}) "
+              f"answered {exc.action}", file=sys.stderr)
+        return KILLED_EXIT
+    except PluginLoadError:
+        raise  # a module that cannot run: exit 2 with the loader's message
+    except PluginError as exc:
+        print(f"callgate run: {exc}", file=sys.stderr)
+        return TRAP_EXIT
+    return 0
