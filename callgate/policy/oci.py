@@ -12,6 +12,7 @@ does; ``docs/policy.md`` lists each case:
   AND two checks on one argument);
 * an entry whose action equals the default action is dropped;
 * a name the target arch does not know is skipped;
+* ``SCMP_CMP_MASKED_EQ`` compares against ``valueTwo & value``, as libseccomp does;
 * ``SCMP_ACT_KILL`` is ``KILL_THREAD``; ``SCMP_ACT_ERRNO``/``SCMP_ACT_TRACE``
   without ``errnoRet`` return ``EPERM`` (1);
 * no ``flags`` key means ``SECCOMP_FILTER_FLAG_SPEC_ALLOW``, as runc sets it;
@@ -435,7 +436,13 @@ class _ProfileReader:
                 values.append(v)
             if ok and op is not None:
                 mask = (1 << width) - 1
-                value2 = values[1] & mask if op is Op.MASKED_EQ else None
+                value2 = None
+                if op is Op.MASKED_EQ:
+                    # libseccomp compares arg & mask with valueTwo & mask.
+                    value2 = values[1] & values[0] & mask
+                    if value2 != values[1] & mask:
+                        self.note(f"{where}.valueTwo", "has bits outside the mask (value); "
+                                  "libseccomp drops them, so callgate does too")
                 checks.append(ArgCheck(index, op, values[0] & mask, value2, width))
         return checks if ok else None
 

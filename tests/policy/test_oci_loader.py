@@ -582,3 +582,11 @@ def test_caps_as_one_string_and_bad_kernel_version_types():
         parse_kernel_version([5, 8])
     with pytest.raises(OciTargetError):
         parse_kernel_version((5, -1))
+
+
+def test_masked_eq_datum_is_masked_like_libseccomp(tmp_path):
+    profile = syscall(names=["mmap"], action="SCMP_ACT_ALLOW", args=[
+        {"index": 2, "value": 4, "valueTwo": 5, "op": "SCMP_CMP_MASKED_EQ"}])
+    result = load(profile, tmp_path, arch="x86_64")
+    assert result.policy.kernel.rules[0].args == (ArgCheck(2, Op.MASKED_EQ, 4, 4),)
+    assert [n.key_path for n in result.notes] == ["syscalls[0].args[0].valueTwo"]

@@ -138,6 +138,8 @@ CRAFTED = {
         {"names": ["kill"], "action": "SCMP_ACT_KILL_PROCESS", "args": [
             {"index": 1, "value": 9, "op": "SCMP_CMP_GE"}]},
         {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": 38},
+        {"names": ["madvise"], "action": "SCMP_ACT_LOG", "args": [  # datum outside the mask
+            {"index": 2, "value": 4, "valueTwo": 5, "op": "SCMP_CMP_MASKED_EQ"}]},
         # The default's own action: dropped by runc, so it does not veto the ioctl rule.
         {"names": ["ioctl"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13},
     ],
