@@ -24,7 +24,7 @@ from callgate.bpf.insn import Insn
 from callgate.bpf.seccomp_data import OFF_ARCH, OFF_IP, OFF_IP_HI, OFF_NR, SECCOMP_DATA_SIZE
 from callgate.bpf.verifier import CONDITIONAL_JUMPS, verify
 
-# (nr, arch, ip, a0, a1, a2, a3, a4, a5) -> u32 filter result; nr as u32, ip and args as u64.
+# (nr, arch, ip, a0, a1, a2, a3, a4, a5) -> u32 filter result; nr as u32, ip and args 64-bit.
 CompiledFilter = Callable[[int, int, int, int, int, int, int, int, int], int]
 
 PARAMS = ("nr", "arch", "ip", "a0", "a1", "a2", "a3", "a4", "a5")
@@ -34,10 +34,11 @@ INLINE_LIMIT = 24
 # Deeper paths continue in a helper: Python's tokenizer stops at 100 indentation levels.
 MAX_DEPTH = 40
 
-_LOADS = {OFF_NR: "nr", OFF_ARCH: "arch", OFF_IP: f"ip & {M32}", OFF_IP_HI: "ip >> 32"}
+# High words are masked too, so ip and args may also be given as signed i64 (as wasm has them).
+_LOADS = {OFF_NR: "nr", OFF_ARCH: "arch", OFF_IP: f"ip & {M32}", OFF_IP_HI: f"ip >> 32 & {M32}"}
 for _i in range(6):
     _LOADS[16 + 8 * _i] = f"a{_i} & {M32}"
-    _LOADS[20 + 8 * _i] = f"a{_i} >> 32"
+    _LOADS[20 + 8 * _i] = f"a{_i} >> 32 & {M32}"
 
 _ALU_K = {
     op.BPF_ADD: "A = (A + {v}) & " + M32,
@@ -201,8 +202,8 @@ def compile_program(program: Sequence[Insn]) -> CompiledFilter:
     """Verify ``program`` and return a function computing its result.
 
     The function takes ``(nr, arch, ip, a0, a1, a2, a3, a4, a5)``: ``nr`` and
-    ``arch`` as u32, ``ip`` and the args as u64 (unsigned; a negative value
-    gives wrong loads), and returns the filter's u32 result.
+    ``arch`` as u32, ``ip`` and the args as u64 or i64 (the same 64 bits either
+    way), and returns the filter's u32 result.
     """
     namespace: dict[str, object] = {}
     exec(compile(compile_source(program), "<callgate-bpf>", "exec"), namespace)

@@ -154,6 +154,17 @@ def test_engines_refuse_what_the_kernel_refuses(run):
     assert caught.value.rule == "mem-uninit"
 
 
+def test_compiled_takes_args_and_ip_signed_or_unsigned():
+    """Wasm hands i64 values to Python as signed ints; the same 64 bits must load the same."""
+    program = [Insn(LD, k=12), TAX, Insn(LD, k=20), alu(op.BPF_ADD), TAX, Insn(LD, k=16),
+               alu(op.BPF_XOR), RET_A]  # fmt: skip
+    function = compile_program(program)
+    signed = function(1000, AUDIT_ARCH_X86_64, -2, -1, 0, 0, 0, 0, 0)
+    unsigned = function(1000, AUDIT_ARCH_X86_64, 2**64 - 2, 2**64 - 1, 0, 0, 0, 0, 0)
+    # ip high 0xFFFFFFFF + args[0] high 0xFFFFFFFF = 0xFFFFFFFE, ^ args[0] low 0xFFFFFFFF = 1
+    assert signed == unsigned == 1
+
+
 def _agree(program: list[Insn], datas: list[SeccompData]) -> None:
     function = compile_program(program)
     for data in datas:
