@@ -143,3 +143,22 @@ def test_shift_by_x_and_division_by_x_zero_match_the_kernel(ip, alu):
         data = SeccompData(PROBE_NR_BASE, native_arch().audit_arch, ip, (x, a, 0, 0, 0, 0))
         assert interpret(program, data).ret == result
     _check(program, [(PROBE_NR_BASE, (x, a, 0, 0, 0, 0)) for x, a, _ in corners], ip)
+
+
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.data_too_large,
+    ],
+)
+@given(data=st.data())
+def test_long_programs_agree(ip, data):
+    """Hundreds of instructions: long jumps, many joins, sections in the compiled code."""
+    constants = default_constants() | known_actions()
+    body = data.draw(
+        valid_programs(min_insns=150, max_insns=400, constants=constants, returns=known_actions())
+    )
+    _check(guarded(body), data.draw(_calls(ip)), ip)
