@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from callgate.bpf import actions
 from callgate.bpf import opcodes as op
-from callgate.bpf.insn import Insn
+from callgate.bpf.insn import Insn, pack
 from callgate.bpf.verifier import RULES, VerifierError, verify
 
 LD_W_ABS = op.BPF_LD | op.BPF_W | op.BPF_ABS
@@ -180,16 +180,36 @@ def test_arbitrary_input_gives_a_verdict_never_a_crash(program):
 
 # --- against the real kernel ------------------------------------------------------------
 
-KERNEL_INVALID = [case for case in INVALID if case[0] != "too long"]  # see below
+# callgate.kernel.binding.install_filter refuses more than 4096 instructions itself, so the
+# kernel sees that one through a hand-made sock_fprog (test_kernel_refuses_4097_instructions).
+KERNEL_INVALID = [case for case in INVALID if case[0] != "too long"]
 
 
 def test_kernel_refuses_the_invalid_corpus():
-    """Every corpus program gets EINVAL from seccomp(). (More than 4096 instructions
-    cannot be tested: callgate.kernel refuses to pass such a length to the kernel.)"""
+    """Every corpus program gets EINVAL from seccomp()."""
     require_kernel()
     verdicts = kernel_verdicts([program for _, program, _, _ in KERNEL_INVALID])
     refused = {name: v for (name, *_), v in zip(KERNEL_INVALID, verdicts, strict=True)}
     assert refused == {name: errno.EINVAL for name, *_ in KERNEL_INVALID}
+
+
+def test_kernel_refuses_4097_instructions():
+    require_kernel()
+    from callgate.arch import native_arch
+    from callgate.kernel.binding import ffi, raw_syscall, set_no_new_privs
+    from callgate.kernel.child import run_in_child
+
+    raw = pack([ALLOW] * (op.BPF_MAXINSNS + 1))
+
+    def attempt() -> int:
+        set_no_new_privs()
+        filters = ffi.new("struct sock_filter[]", op.BPF_MAXINSNS + 1)
+        ffi.memmove(filters, raw, len(raw))
+        fprog = ffi.new("struct sock_fprog *", {"len": op.BPF_MAXINSNS + 1, "filter": filters})
+        seccomp_set_mode_filter = 1
+        return raw_syscall(native_arch().number("seccomp"), seccomp_set_mode_filter, 0, fprog)[1]
+
+    assert run_in_child(attempt).unwrap() == errno.EINVAL
 
 
 def test_kernel_accepts_the_corner_cases():
