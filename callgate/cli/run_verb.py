@@ -53,6 +53,9 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
                         help="linear memory cap (e.g. 16M)")
     parser.add_argument("--audit", metavar="FILE",
                         help="append audit records (JSON lines) for denied/trapped/logged calls")
+    parser.add_argument("--kernel", action="store_true", default=None,
+                        help="after loading, lock this process down with a kernel seccomp "
+                        "filter derived from the policy (see docs/kernel.md)")
 
 
 def _late_options(args: argparse.Namespace) -> list[str]:
@@ -72,7 +75,7 @@ def _late_options(args: argparse.Namespace) -> list[str]:
     parsed = late.parse_args(options)
     for key in ("dir", "env"):
         getattr(args, key).extend(getattr(parsed, key))
-    for key in ("policy", "fuel", "timeout", "memory", "audit"):
+    for key in ("policy", "fuel", "timeout", "memory", "audit", "kernel"):
         if getattr(parsed, key) is not None:
             setattr(args, key, getattr(parsed, key))
     return [*parsed.guest, *guest]
@@ -127,6 +130,9 @@ def _run(args: argparse.Namespace) -> int:
     try:
         with Plugin(args.wasm, policy=policy, limits=limits, audit=args.audit,
                     providers=[WasiProvider(config)]) as plugin:
+            if args.kernel:
+                from callgate.kernel.lockdown import lock_plugin
+                lock_plugin(plugin, policy)
             plugin.call_int("_start")
     except GuestExit as exc:
         return exc.code & 0xFF

@@ -21,8 +21,10 @@ import errno
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from callgate.arch import native_arch
+from callgate.bpf.actions import SECCOMP_RET_ALLOW
 from callgate.bpf.insn import Insn
 from callgate.errors import CallgateError
 from callgate.gates.spec import GateSpec
@@ -39,7 +41,7 @@ from callgate.kernel.binding import (
     set_no_new_privs,
 )
 from callgate.kernel.hostpolicy import HostPolicy, derive_host_policy
-from callgate.policy.model import Policy
+from callgate.policy.model import Policy, Section
 
 ffi.cdef(
     """
@@ -199,3 +201,38 @@ def lock_host(
     host = derive_host_policy(policy, gate_specs, exec_after_lockdown=exec_after_lockdown)
     report = lockdown(host.compile(), keep_fds=keep_fds, flags=filter_flags(policy.flags))
     return host, report
+
+
+def plugin_fds(plugin: Any) -> set[int]:
+    """The host fds a loaded plugin still needs after lockdown.
+
+    They are the fds its gate providers' states hold in an fd table (WASI: stdio,
+    preopened directories, sockets; ``state.table.entries[*].host_fd``) and its audit
+    file. Everything else is closed by :func:`lockdown`.
+    """
+    fds: set[int] = set()
+    for state in getattr(plugin, "_states", ()):
+        entries = getattr(getattr(state, "table", None), "entries", {})
+        fds.update(e.host_fd for e in entries.values() if getattr(e, "host_fd", None) is not None)
+    audit_file = getattr(getattr(plugin, "audit_sink", None), "_file", None)
+    if audit_file is not None:
+        fds.add(audit_file.fileno())
+    return fds
+
+
+def lock_plugin(plugin: Any, policy: Policy | str | os.PathLike[str] | None) -> LockdownReport:
+    """Lock this process down for ``plugin``, already compiled and instantiated.
+
+    The kernel filter is derived from ``policy`` (the one the plugin runs under) and the
+    gates of the plugin's table; stdio and :func:`plugin_fds` stay open. What
+    ``callgate run --kernel`` calls.
+    """
+    from callgate.policy import load_policy
+
+    if policy is None:
+        policy = Policy(gates=Section(default=SECCOMP_RET_ALLOW))  # the runtime's allow-all
+    elif not isinstance(policy, Policy):
+        names = [spec.name for spec in plugin.table if spec.module != "wasi_snapshot_preview1"]
+        policy = load_policy(policy, gate_names=names)
+    _, report = lock_host(policy, list(plugin.table), keep_fds={0, 1, 2, *plugin_fds(plugin)})
+    return report
