@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -70,7 +71,18 @@ def open_beneath(dirfd: int, path: str, flags: int, mode: int = 0, *, follow: bo
             break
     if err == errno.EXDEV:
         err = errno.EPERM
+    elif err == errno.ENOTDIR and not follow and _is_symlink(dirfd, path):
+        err = errno.ELOOP  # O_NOFOLLOW|O_DIRECTORY on a symlink: ELOOP, as in wasmtime
     raise OSError(err, f"{os.strerror(err)}: {path!r}")
+
+
+def _is_symlink(dirfd: int, path: str) -> bool:
+    try:
+        with parent_of(dirfd, path) as (parent, name):
+            return not has_trailing_slash(name) and stat.S_ISLNK(
+                os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
 
 
 def split_path(path: str) -> tuple[str, str]:
@@ -178,7 +190,11 @@ def rmdir_at(dirfd: int, path: str) -> None:
 
 
 def unlink_at(dirfd: int, path: str) -> None:
+    """unlink; ``name/`` never names a file: EISDIR if it leads to a directory (wasmtime)."""
     with parent_of(dirfd, path) as (parent, name):
+        if has_trailing_slash(name):
+            with opened(parent, name, follow=True, directory=True):
+                raise OSError(errno.EISDIR, "is a directory")
         os.unlink(name, dir_fd=parent)
 
 

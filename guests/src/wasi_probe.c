@@ -1,0 +1,370 @@
+// callgate-build: command -Wno-unused-result -Wno-format
+/*
+ * wasi_probe — raw preview1 calls at their edges, one line per call, for differential tests.
+ *
+ *   wasi_probe NAME      (NAME: the guest path of a preopened, empty, writable directory)
+ *
+ * Calls the __wasi_* functions directly (no libc translation in between) and prints
+ * "<label> <errno>" (plus values that two conforming implementations must agree on:
+ * sizes, filetypes, counts, link contents; never inode numbers or times). callgate's
+ * gated WASI and wasmtime's native WASI must print the same lines, so this is where the
+ * tricky cases of the Rust wasi-testsuite are compared: trailing slashes, "..", absolute
+ * paths, NUL bytes, symlink loops and dangling links, O_DIRECTORY/O_EXCL/O_TRUNC, fd ops
+ * on directories, seek/whence, renumber, readdir cookies and truncation, fstflags,
+ * poll_oneoff, link/rename/remove errors.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <wasi/api.h>
+
+/* proc_raise is gone from wasi-libc's header but still a preview1 function. */
+__attribute__((import_module("wasi_snapshot_preview1"), import_name("proc_raise")))
+int32_t raw_proc_raise(int32_t sig);
+
+static __wasi_fd_t dir;
+static const __wasi_rights_t ALL = 0x1fffffff;
+
+static void line(const char *label, __wasi_errno_t e) { printf("%s %d\n", label, e); }
+
+static __wasi_errno_t op(const char *path, __wasi_lookupflags_t look, __wasi_oflags_t o,
+                         __wasi_rights_t rights, __wasi_fdflags_t fl, __wasi_fd_t *fd) {
+    return __wasi_path_open(dir, look, path, o, rights, ALL, fl, fd);
+}
+
+static void open_case(const char *label, const char *path, __wasi_lookupflags_t look,
+                      __wasi_oflags_t o, __wasi_rights_t rights) {
+    __wasi_fd_t fd;
+    __wasi_errno_t e = op(path, look, o, rights, 0, &fd);
+    if (e == 0) {
+        __wasi_fdstat_t st;
+        __wasi_fd_fdstat_get(fd, &st);
+        printf("%s 0 type=%d\n", label, st.fs_filetype);
+        __wasi_fd_close(fd);
+    } else {
+        line(label, e);
+    }
+}
+
+static __wasi_fd_t make_file(const char *path, const char *data) {
+    __wasi_fd_t fd;
+    __wasi_errno_t e = op(path, 0, __WASI_OFLAGS_CREAT | __WASI_OFLAGS_TRUNC,
+                          __WASI_RIGHTS_FD_READ | __WASI_RIGHTS_FD_WRITE | __WASI_RIGHTS_FD_SEEK
+                          | __WASI_RIGHTS_FD_TELL | __WASI_RIGHTS_FD_FILESTAT_GET
+                          | __WASI_RIGHTS_FD_FILESTAT_SET_SIZE | __WASI_RIGHTS_FD_ALLOCATE
+                          | __WASI_RIGHTS_FD_ADVISE | __WASI_RIGHTS_FD_FILESTAT_SET_TIMES
+                          | __WASI_RIGHTS_FD_FDSTAT_SET_FLAGS | __WASI_RIGHTS_POLL_FD_READWRITE,
+                          0, &fd);
+    if (e) {
+        line("make_file", e);
+        return (__wasi_fd_t)-1;
+    }
+    __wasi_ciovec_t iov = {(const uint8_t *)data, strlen(data)};
+    __wasi_size_t n;
+    __wasi_fd_write(fd, &iov, 1, &n);
+    return fd;
+}
+
+static void stat_case(const char *label, const char *path, __wasi_lookupflags_t look) {
+    __wasi_filestat_t st;
+    __wasi_errno_t e = __wasi_path_filestat_get(dir, look, path, &st);
+    if (e == 0)
+        printf("%s 0 type=%d size=%llu nlink=%llu\n", label, st.filetype,
+               (unsigned long long)(st.filetype == 3 ? 0 : st.size),
+               (unsigned long long)st.nlink);
+    else
+        line(label, e);
+}
+
+static void readdir_case(const char *label, __wasi_fd_t fd, size_t buflen, __wasi_dircookie_t c) {
+    uint8_t buf[512];
+    __wasi_size_t used = 0;
+    __wasi_errno_t e = __wasi_fd_readdir(fd, buf, buflen, c, &used);
+    printf("%s %d used=%u", label, e, used);
+    size_t pos = 0;
+    int count = 0;
+    while (pos + sizeof(__wasi_dirent_t) <= used) {
+        __wasi_dirent_t d;
+        memcpy(&d, buf + pos, sizeof d);
+        pos += sizeof d;
+        count++;
+        if (pos + d.d_namlen > used) {
+            printf(" [cut namlen=%u]", d.d_namlen);
+            break;
+        }
+        pos += d.d_namlen;
+    }
+    printf(" entries=%d\n", count);
+}
+
+static void paths(void) {
+    line("mkdir dir", __wasi_path_create_directory(dir, "dir"));
+    line("mkdir dir/nested/", __wasi_path_create_directory(dir, "dir/nested/"));
+    line("mkdir dir again", __wasi_path_create_directory(dir, "dir"));
+    line("mkdir .", __wasi_path_create_directory(dir, "."));
+    line("mkdir ..", __wasi_path_create_directory(dir, ".."));
+    line("mkdir /abs", __wasi_path_create_directory(dir, "/abs"));
+    line("mkdir empty", __wasi_path_create_directory(dir, ""));
+    __wasi_fd_close(make_file("dir/nested/file", "hello"));
+    open_case("open abs", "/dir/nested/file", 0, 0, 0);
+    open_case("open dotdot inside", "dir/.//nested/../../dir/nested/../nested///./file", 0, 0,
+              __WASI_RIGHTS_FD_READ);
+    open_case("open file/", "dir/nested/file/", 0, 0, 0);
+    open_case("open file///", "dir/nested/file///", 0, 0, 0);
+    open_case("open dir/", "dir/nested/", 0, 0, 0);
+    open_case("open escape", "dir/nested/../../../x/dir/nested/file", 0, 0, 0);
+    open_case("open ..", "..", 0, 0, 0);
+    open_case("open .", ".", 0, 0, 0);
+    open_case("open empty", "", 0, 0, 0);
+    open_case("open missing", "nope", 0, 0, 0);
+    open_case("open missing/", "nope/", 0, 0, 0);
+    open_case("open O_DIRECTORY file", "dir/nested/file", 0, __WASI_OFLAGS_DIRECTORY, 0);
+    open_case("open CREAT|EXCL existing", "dir/nested/file", 0,
+              __WASI_OFLAGS_CREAT | __WASI_OFLAGS_EXCL, 0);
+    open_case("open CREAT|EXCL dir", "dir", 0, __WASI_OFLAGS_CREAT | __WASI_OFLAGS_EXCL, 0);
+    open_case("open dir write", "dir", 0, 0, __WASI_RIGHTS_FD_WRITE);
+    open_case("open . O_DIRECTORY read", ".", 0, __WASI_OFLAGS_DIRECTORY, __WASI_RIGHTS_FD_READ);
+    open_case("open . O_DIRECTORY rw", ".", 0, __WASI_OFLAGS_DIRECTORY,
+              __WASI_RIGHTS_FD_READ | __WASI_RIGHTS_FD_WRITE);
+    open_case("open dir TRUNC", "dir", 0, __WASI_OFLAGS_TRUNC, __WASI_RIGHTS_FD_WRITE);
+    open_case("open CREAT dir/", "newdir/", 0, __WASI_OFLAGS_CREAT, __WASI_RIGHTS_FD_WRITE);
+    open_case("open bad utf8", "\xff\xfe", 0, 0, 0);
+}
+
+static void symlinks(void) {
+    line("symlink dangling", __wasi_path_symlink("target", dir, "dangling"));
+    line("symlink loop", __wasi_path_symlink("loop", dir, "loop"));
+    line("symlink to dir", __wasi_path_symlink("dir", dir, "dirlink"));
+    line("symlink to file", __wasi_path_symlink("dir/nested/file", dir, "filelink"));
+    line("symlink escape", __wasi_path_symlink("../../outside", dir, "escape"));
+    line("symlink exists", __wasi_path_symlink("x", dir, "loop"));
+    line("symlink new/", __wasi_path_symlink("x", dir, "newlink/"));
+    line("symlink dangling/", __wasi_path_symlink("dir", dir, "dirlink2/"));
+    open_case("open dangling nofollow", "dangling", 0, 0, 0);
+    open_case("open dangling follow", "dangling", 1, 0, 0);
+    open_case("open dangling creat follow", "dangling", 1, __WASI_OFLAGS_CREAT | __WASI_OFLAGS_EXCL, 0);
+    open_case("open loop follow", "loop", 1, 0, 0);
+    open_case("open loop nofollow", "loop", 0, 0, 0);
+    open_case("open loop/ nofollow", "loop/", 0, 0, 0);
+    open_case("open escape follow", "escape", 1, 0, 0);
+    open_case("open dirlink nofollow", "dirlink", 0, 0, 0);
+    open_case("open dirlink/ nofollow", "dirlink/", 0, 0, 0);
+    open_case("open dirlink follow", "dirlink", 1, 0, 0);
+    open_case("open filelink follow", "filelink", 1, 0, 0);
+    open_case("open filelink nofollow O_DIRECTORY", "filelink", 0, __WASI_OFLAGS_DIRECTORY, 0);
+    open_case("open through dirlink", "dirlink/nested/file", 0, 0, 0);
+    stat_case("stat dangling nofollow", "dangling", 0);
+    stat_case("stat dangling follow", "dangling", 1);
+    stat_case("stat loop follow", "loop", 1);
+    stat_case("stat filelink follow", "filelink", 1);
+    stat_case("stat filelink nofollow", "filelink", 0);
+    stat_case("stat dirlink/", "dirlink/", 0);
+    stat_case("stat .", ".", 0);
+    stat_case("stat file/", "dir/nested/file/", 0);
+    char buf[64];
+    __wasi_size_t used = 0;
+    __wasi_errno_t e = __wasi_path_readlink(dir, "filelink", (uint8_t *)buf, 4, &used);
+    printf("readlink small %d used=%u %.*s\n", e, used, (int)used, buf);
+    e = __wasi_path_readlink(dir, "filelink", (uint8_t *)buf, sizeof buf, &used);
+    printf("readlink full %d used=%u %.*s\n", e, used, (int)used, buf);
+    e = __wasi_path_readlink(dir, "dir/nested/file", (uint8_t *)buf, sizeof buf, &used);
+    line("readlink file", e);
+    e = __wasi_path_readlink(dir, "dirlink/", (uint8_t *)buf, sizeof buf, &used);
+    line("readlink dirlink/", e);
+    e = __wasi_path_readlink(dir, "nope", (uint8_t *)buf, sizeof buf, &used);
+    line("readlink missing", e);
+    line("unlink dangling", __wasi_path_unlink_file(dir, "dangling"));
+    line("unlink dirlink/", __wasi_path_unlink_file(dir, "dirlink/"));
+    line("rmdir dirlink", __wasi_path_remove_directory(dir, "dirlink"));
+    line("rmdir dirlink/", __wasi_path_remove_directory(dir, "dirlink/"));
+}
+
+static void removals(void) {
+    __wasi_fd_close(make_file("f", "abc"));
+    line("mkdir e", __wasi_path_create_directory(dir, "e"));
+    line("unlink f/", __wasi_path_unlink_file(dir, "f/"));
+    line("unlink e", __wasi_path_unlink_file(dir, "e"));
+    line("unlink e/", __wasi_path_unlink_file(dir, "e/"));
+    line("rmdir f", __wasi_path_remove_directory(dir, "f"));
+    line("rmdir f/", __wasi_path_remove_directory(dir, "f/"));
+    line("rmdir dir (nonempty)", __wasi_path_remove_directory(dir, "dir"));
+    line("rmdir .", __wasi_path_remove_directory(dir, "."));
+    line("rmdir missing", __wasi_path_remove_directory(dir, "nope"));
+    line("rename f f2/", __wasi_path_rename(dir, "f", dir, "f2/"));
+    line("rename f/ f2", __wasi_path_rename(dir, "f/", dir, "f2"));
+    line("rename e/ e2/", __wasi_path_rename(dir, "e/", dir, "e2/"));
+    line("rename e2 e", __wasi_path_rename(dir, "e2", dir, "e"));
+    line("rename f over e", __wasi_path_rename(dir, "f", dir, "e"));
+    line("rename e over f", __wasi_path_rename(dir, "e", dir, "f"));
+    line("rename e over dir", __wasi_path_rename(dir, "e", dir, "dir"));
+    line("rename dir into itself", __wasi_path_rename(dir, "dir", dir, "dir/nested/x"));
+    line("rename missing", __wasi_path_rename(dir, "nope", dir, "nope2"));
+    line("rename escape", __wasi_path_rename(dir, "f", dir, "../f"));
+    line("link f h", __wasi_path_link(dir, 0, "f", dir, "h"));
+    stat_case("stat h", "h", 0);
+    line("link f h again", __wasi_path_link(dir, 0, "f", dir, "h"));
+    line("link e (dir)", __wasi_path_link(dir, 0, "e", dir, "e3"));
+    line("link follow", __wasi_path_link(dir, 1, "filelink", dir, "h2"));
+    line("link f/", __wasi_path_link(dir, 0, "f/", dir, "h3"));
+    line("link to h4/", __wasi_path_link(dir, 0, "f", dir, "h4/"));
+    line("link escape", __wasi_path_link(dir, 0, "f", dir, "../h"));
+    line("link missing", __wasi_path_link(dir, 0, "nope", dir, "h5"));
+}
+
+static void fdops(void) {
+    __wasi_fd_t fd = make_file("g", "0123456789");
+    __wasi_filesize_t pos = 99;
+    __wasi_errno_t e = __wasi_fd_seek(fd, 0, __WASI_WHENCE_CUR, &pos);
+    printf("seek cur %d %llu\n", e, (unsigned long long)pos);
+    e = __wasi_fd_seek(fd, -3, __WASI_WHENCE_END, &pos);
+    printf("seek end-3 %d %llu\n", e, (unsigned long long)pos);
+    e = __wasi_fd_seek(fd, -1, __WASI_WHENCE_SET, &pos);
+    line("seek set -1", e);
+    e = __wasi_fd_seek(fd, 100, __WASI_WHENCE_SET, &pos);
+    printf("seek past end %d %llu\n", e, (unsigned long long)pos);
+    e = __wasi_fd_tell(fd, &pos);
+    printf("tell %d %llu\n", e, (unsigned long long)pos);
+    uint8_t rbuf[16];
+    __wasi_iovec_t riov = {rbuf, sizeof rbuf};
+    __wasi_size_t n = 0;
+    e = __wasi_fd_pread(fd, &riov, 1, 2, &n);
+    printf("pread @2 %d %u %.*s\n", e, n, (int)n, rbuf);
+    e = __wasi_fd_read(fd, &riov, 1, &n);
+    printf("read at 100 %d %u\n", e, n);
+    e = __wasi_fd_read(fd, &riov, 0, &n);
+    printf("read 0 iovs %d %u\n", e, n);
+    e = __wasi_fd_advise(fd, 0, 10, __WASI_ADVICE_SEQUENTIAL);
+    line("advise ok", e);
+    e = __wasi_fd_allocate(fd, 0, 20);
+    line("allocate 20", e);
+    __wasi_filestat_t st;
+    __wasi_fd_filestat_get(fd, &st);
+    printf("size after allocate %llu\n", (unsigned long long)st.size);
+    line("set_size 4", __wasi_fd_filestat_set_size(fd, 4));
+    __wasi_fd_filestat_get(fd, &st);
+    printf("size after set_size %llu\n", (unsigned long long)st.size);
+    line("set_times both atim", __wasi_fd_filestat_set_times(fd, 1, 1, __WASI_FSTFLAGS_ATIM | __WASI_FSTFLAGS_ATIM_NOW));
+    line("set_times both mtim", __wasi_fd_filestat_set_times(fd, 1, 1, __WASI_FSTFLAGS_MTIM | __WASI_FSTFLAGS_MTIM_NOW));
+    line("set_times mtim", __wasi_fd_filestat_set_times(fd, 0, 5000000000ull, __WASI_FSTFLAGS_MTIM));
+    __wasi_fd_filestat_get(fd, &st);
+    printf("mtim %llu\n", (unsigned long long)st.mtim);
+    line("path set_times", __wasi_path_filestat_set_times(dir, 0, "g", 7000000000ull, 0, __WASI_FSTFLAGS_ATIM));
+    __wasi_fd_filestat_get(fd, &st);
+    printf("atim %llu mtim %llu\n", (unsigned long long)st.atim, (unsigned long long)st.mtim);
+    line("path set_times bad", __wasi_path_filestat_set_times(dir, 0, "g", 0, 0, __WASI_FSTFLAGS_ATIM | __WASI_FSTFLAGS_ATIM_NOW));
+    line("set_flags append", __wasi_fd_fdstat_set_flags(fd, __WASI_FDFLAGS_APPEND));
+    __wasi_fdstat_t fs;
+    __wasi_fd_fdstat_get(fd, &fs);
+    printf("flags %d\n", fs.fs_flags);
+    __wasi_fd_seek(fd, 0, __WASI_WHENCE_SET, &pos);
+    __wasi_ciovec_t wiov = {(const uint8_t *)"XY", 2};
+    e = __wasi_fd_write(fd, &wiov, 1, &n);
+    __wasi_fd_tell(fd, &pos);
+    printf("append write %d %u pos=%llu\n", e, n, (unsigned long long)pos);
+    line("set_flags none", __wasi_fd_fdstat_set_flags(fd, 0));
+    line("renumber to closed", __wasi_fd_renumber(fd, 77));
+    line("renumber same", __wasi_fd_renumber(fd, fd));
+    line("renumber from closed", __wasi_fd_renumber(77, fd));
+    line("sock_shutdown file", __wasi_sock_shutdown(fd, __WASI_SDFLAGS_WR));
+    line("sock_shutdown bad fd", __wasi_sock_shutdown(77, __WASI_SDFLAGS_WR));
+    line("close", __wasi_fd_close(fd));
+    line("close again", __wasi_fd_close(fd));
+    line("raise", raw_proc_raise(0));
+    line("sched_yield", __wasi_sched_yield());
+
+    /* fd ops on a directory fd */
+    line("dir read", __wasi_fd_read(dir, &riov, 1, &n));
+    line("dir write", __wasi_fd_write(dir, &wiov, 1, &n));
+    line("dir seek", __wasi_fd_seek(dir, 0, __WASI_WHENCE_SET, &pos));
+    line("dir tell", __wasi_fd_tell(dir, &pos));
+    line("dir set_size", __wasi_fd_filestat_set_size(dir, 0));
+    line("readdir on file", __wasi_fd_readdir(0, rbuf, sizeof rbuf, 0, &n));
+}
+
+static void readdir_tests(void) {
+    line("mkdir rd", __wasi_path_create_directory(dir, "rd"));
+    __wasi_fd_t rd;
+    __wasi_errno_t e = op("rd", 0, __WASI_OFLAGS_DIRECTORY, __WASI_RIGHTS_FD_READDIR
+                          | __WASI_RIGHTS_PATH_OPEN | __WASI_RIGHTS_PATH_CREATE_FILE
+                          | __WASI_RIGHTS_PATH_FILESTAT_SET_SIZE, 0, &rd);
+    line("open rd", e);
+    readdir_case("readdir empty", rd, 512, 0);
+    readdir_case("readdir empty buf 30", rd, 30, 0);
+    readdir_case("readdir cookie 2", rd, 512, 2);
+    readdir_case("readdir cookie 99", rd, 512, 99);
+    __wasi_fd_t f;
+    dir = rd;
+    __wasi_fd_close(make_file("aaaa", "1"));
+    __wasi_fd_close(make_file("bbbbbbbb", "2"));
+    readdir_case("readdir two", rd, 512, 0);
+    readdir_case("readdir buf 50", rd, 50, 0);
+    readdir_case("readdir buf 24", rd, 24, 0);
+    readdir_case("readdir buf 0", rd, 0, 0);
+    readdir_case("readdir cookie 3", rd, 512, 3);
+    (void)f;
+}
+
+static void poll_tests(void) {
+    __wasi_subscription_t subs[2];
+    __wasi_event_t evs[2];
+    __wasi_size_t n = 9;
+    line("poll zero", __wasi_poll_oneoff(subs, evs, 0, &n));
+    memset(subs, 0, sizeof subs);
+    subs[0].userdata = 42;
+    subs[0].u.tag = __WASI_EVENTTYPE_CLOCK;
+    subs[0].u.u.clock.id = __WASI_CLOCKID_MONOTONIC;
+    subs[0].u.u.clock.timeout = 1000000;
+    __wasi_errno_t e = __wasi_poll_oneoff(subs, evs, 1, &n);
+    printf("poll clock %d n=%u ud=%llu err=%d type=%d\n", e, n,
+           (unsigned long long)evs[0].userdata, evs[0].error, evs[0].type);
+    __wasi_fd_t fd = make_file("p", "12345");
+    __wasi_filesize_t pos;
+    __wasi_fd_seek(fd, 1, __WASI_WHENCE_SET, &pos);
+    subs[0].u.tag = __WASI_EVENTTYPE_FD_READ;
+    subs[0].u.u.fd_read.file_descriptor = fd;
+    e = __wasi_poll_oneoff(subs, evs, 1, &n);
+    printf("poll file read %d n=%u err=%d type=%d nbytes=%llu\n", e, n, evs[0].error,
+           evs[0].type, (unsigned long long)evs[0].fd_readwrite.nbytes);
+    __wasi_fd_seek(fd, 0, __WASI_WHENCE_END, &pos);
+    e = __wasi_poll_oneoff(subs, evs, 1, &n);
+    printf("poll file read at end %d n=%u err=%d type=%d nbytes=%llu\n", e, n, evs[0].error,
+           evs[0].type, (unsigned long long)evs[0].fd_readwrite.nbytes);
+    subs[0].u.tag = __WASI_EVENTTYPE_FD_WRITE;
+    e = __wasi_poll_oneoff(subs, evs, 1, &n);
+    printf("poll file write %d n=%u err=%d type=%d nbytes=%llu\n", e, n, evs[0].error,
+           evs[0].type, (unsigned long long)evs[0].fd_readwrite.nbytes);
+    subs[0].u.tag = __WASI_EVENTTYPE_FD_READ;
+    subs[0].u.u.fd_read.file_descriptor = 99;
+    e = __wasi_poll_oneoff(subs, evs, 1, &n);
+    printf("poll bad fd %d n=%u err=%d\n", e, n, evs[0].error);
+    __wasi_fd_close(fd);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: wasi_probe NAME\n");
+        return 2;
+    }
+    for (__wasi_fd_t fd = 3;; fd++) {
+        __wasi_prestat_t pre;
+        if (__wasi_fd_prestat_get(fd, &pre) != 0)
+            return 3;
+        char name[256];
+        if (pre.u.dir.pr_name_len >= sizeof name)
+            continue;
+        printf("prestat_dir_name short %d\n",
+               __wasi_fd_prestat_dir_name(fd, (uint8_t *)name, 0) != 0);
+        __wasi_fd_prestat_dir_name(fd, (uint8_t *)name, pre.u.dir.pr_name_len);
+        name[pre.u.dir.pr_name_len] = 0;
+        if (strcmp(name, argv[1]) == 0) {
+            dir = fd;
+            break;
+        }
+    }
+    paths();
+    symlinks();
+    removals();
+    fdops();
+    poll_tests();
+    readdir_tests();
+    return 0;
+}
