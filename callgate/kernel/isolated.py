@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import subprocess
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +33,9 @@ from callgate.errors import CallgateError
 from callgate.gates.app import AppGates
 from callgate.gates.numbers import WASI_NUMBERS
 from callgate.gates.spec import GateCall, GateSpec, GuestExit
+from callgate.gates.wasi import Preopen, WasiConfig, WasiProvider
+from callgate.gates.wasi.provider import wasi_specs
+from callgate.kernel.lockdown import plugin_fds
 from callgate.kernel.worker import RemoteMemory, Worker, WorkerError
 from callgate.kernel.worker_main import ParentLink
 from callgate.policy import Policy, load_policy
@@ -57,7 +61,10 @@ class IsolatedPlugin:
     ``module``: a path or wasm bytes; ``policy``: a :class:`Policy`, a path or policy
     text (None allows every gate, as in ``Plugin``); ``gates``: app-defined gates,
     run here; ``broker``: decides TRAP/USER_NOTIF gate verdicts, here; ``timeout``:
-    seconds the parent waits for one call before killing the worker.
+    seconds the parent waits for one call before killing the worker; ``wasi``: a
+    :class:`~callgate.gates.wasi.WasiConfig` - its preopened directories are opened
+    here and handed over as fds, and the guest's stdio is the worker's, which
+    ``stdio`` sets (stdin ``/dev/null``, stdout and stderr inherited by default).
     """
 
     def __init__(
@@ -70,6 +77,8 @@ class IsolatedPlugin:
         broker: Any = None,
         name: str | None = None,
         timeout: float | None = None,
+        wasi: WasiConfig | None = None,
+        stdio: tuple[Any, Any, Any] = (subprocess.DEVNULL, None, None),
     ) -> None:
         self._gates = gates or AppGates()
         self._specs = {spec.name: spec for spec in self._gates.specs()}
@@ -85,14 +94,23 @@ class IsolatedPlugin:
             "limits": dataclasses.asdict(limits or Limits()),
             "broker": broker is not None,
             "name": name,
+            "wasi": None if wasi is None else _describe_wasi(wasi),
         }
-        self.worker = Worker(
-            SERVICE,
-            policy=self._kernel_view(),
-            config=config,
-            handlers={"gate": self._app_gate, "broker": self._broker},
-            timeout=timeout,
-        )
+        dirs = {} if wasi is None else _open_preopens(wasi)
+        try:
+            self.worker = Worker(
+                SERVICE,
+                policy=self._kernel_view(),
+                gate_specs=wasi_specs() if wasi is not None else (),
+                config=config,
+                fds=dirs,
+                handlers={"gate": self._app_gate, "broker": self._broker},
+                timeout=timeout,
+                stdio=stdio,
+            )
+        finally:
+            for fd in dirs.values():  # the worker object keeps its own duplicates
+                os.close(fd)
         self.worker.start()
 
     def _load(self, policy: Policy | str | os.PathLike[str] | bytes | None) -> Policy | None:
@@ -180,6 +198,36 @@ class IsolatedPlugin:
         self.close()
 
 
+def _describe_wasi(config: WasiConfig) -> dict[str, Any]:
+    for stream in (config.stdin, config.stdout, config.stderr):
+        if stream != "inherit":
+            raise IsolationError(
+                "a worker's WASI stdio is the worker's own stdin/stdout/stderr: use "
+                "'inherit' in WasiConfig and redirect with IsolatedPlugin(stdio=...)"
+            )
+    if config.sockets:
+        raise IsolationError("sockets cannot be handed to an isolated plugin yet")
+    return {
+        "args": list(config.args),
+        "env": dict(config.env),
+        "preopens": [{"guest": p.guest, "readonly": p.readonly} for p in config.preopens],
+        "max_fds": config.max_fds,
+    }
+
+
+def _open_preopens(config: WasiConfig) -> dict[str, int]:
+    """The preopened directories, opened here: the worker gets fds, never paths."""
+    fds: dict[str, int] = {}
+    try:
+        for i, pre in enumerate(config.preopens):
+            fds[f"preopen{i}"] = os.open(pre.host, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        for fd in fds.values():
+            os.close(fd)
+        raise IsolationError(f"cannot preopen {exc.filename!r}: {exc.strerror}") from None
+    return fds
+
+
 def _read_module(path: str | os.PathLike[str]) -> bytes:
     with open(path, "rb") as f:
         return f.read()
@@ -260,6 +308,10 @@ class _PluginService:
     def __init__(self, plugin: Any) -> None:
         self.plugin = plugin
 
+    def keep_fds(self) -> set[int]:
+        """The fds the plugin holds (its WASI fd table); nothing else survives lockdown."""
+        return plugin_fds(self.plugin)
+
     def call(self, method: str, args: list[Any]) -> Any:
         if method == "call":
             return self.plugin.call(str(args[0]), bytes(args[1]))
@@ -320,13 +372,41 @@ def plugin_service(config: dict[str, Any], fds: dict[str, int], link: ParentLink
     """Build the plugin in the worker (compiled and instantiated before lockdown)."""
     from callgate.runtime import Plugin
 
-    del fds  # no gate provider takes fds yet
-    plugin = Plugin(
-        bytes(config["module"]),
-        policy=tuple(unpack(bytes(config["gate_program"]))),
-        gates=_proxy_gates(config["app_gates"], link),
-        limits=Limits(**config["limits"]),
-        broker=_proxy_broker(link) if config["broker"] else None,
-        name=config.get("name"),
-    )
+    providers = []
+    try:
+        if config.get("wasi") is not None:
+            providers.append(WasiProvider(_worker_wasi(config["wasi"], fds)))
+        plugin = Plugin(
+            bytes(config["module"]),
+            policy=tuple(unpack(bytes(config["gate_program"]))),
+            gates=_proxy_gates(config["app_gates"], link),
+            providers=providers,
+            limits=Limits(**config["limits"]),
+            broker=_proxy_broker(link) if config["broker"] else None,
+            name=config.get("name"),
+        )
+    finally:
+        for fd in fds.values():  # the WASI state holds its own; these are spent
+            os.close(fd)
     return _PluginService(plugin)
+
+
+def _worker_wasi(desc: dict[str, Any], fds: dict[str, int]) -> WasiConfig:
+    """The worker's WasiConfig: each preopen reopened through the fd it was handed.
+
+    ``/proc/self/fd/N`` names the handed fd, not a place in the filesystem: the
+    worker reaches exactly the directory the parent opened.
+    """
+    preopens = [
+        Preopen(f"/proc/self/fd/{fds[f'preopen{i}']}", p["guest"], bool(p["readonly"]))
+        for i, p in enumerate(desc["preopens"])
+    ]
+    return WasiConfig(
+        args=desc["args"],
+        env=desc["env"],
+        preopens=preopens,
+        stdin="inherit",
+        stdout="inherit",
+        stderr="inherit",
+        max_fds=int(desc["max_fds"]),
+    )

@@ -31,6 +31,8 @@ from callgate.kernel.lockdown import lockdown
 
 
 class Service(Protocol):
+    """What a service factory returns; it may also offer ``keep_fds() -> Iterable[int]``."""
+
     def call(self, method: str, args: list[Any]) -> Any: ...
 
 
@@ -126,7 +128,10 @@ def serve(sock: socket.socket) -> int:
     except Exception as exc:
         wire.send(sock, _error_message(exc))
         return 1
-    keep = {0, 1, 2, sock.fileno(), *handed.values()}
+    # A service may have taken its own copies of what it was handed (and closed the
+    # originals); it then says which fds it still needs.
+    needed = service.keep_fds() if hasattr(service, "keep_fds") else handed.values()
+    keep = {0, 1, 2, sock.fileno(), *needed}
     pid = os.getpid()  # getpid is a syscall the filter need not allow
     flags = SECCOMP_FILTER_FLAG_NEW_LISTENER if setup.get("supervised") else 0
     report = lockdown(bytes(setup["program"]), keep_fds=keep, flags=flags)

@@ -134,3 +134,68 @@ def test_a_worker_killed_from_outside_is_a_typed_error():
         assert crash.value.signal == signal.SIGKILL
         p.restart()
         assert p.call_int("add", 1, 2) == 3
+
+
+def _wasi(tmp_path, *args: str):
+    from callgate.gates.wasi import Preopen, WasiConfig
+
+    return WasiConfig(
+        args=list(args),
+        preopens=[Preopen(tmp_path, "/data")],
+        stdin="inherit",
+        stdout="inherit",
+        stderr="inherit",
+    )
+
+
+def _run_command(plugin) -> int:
+    from callgate.gates.spec import GuestExit
+
+    try:
+        plugin.call_int("_start")
+    except GuestExit as exc:
+        return exc.code
+    return 0
+
+
+def test_wasi_preopens_travel_as_fds_and_are_all_the_worker_holds(tmp_path):
+    import os
+
+    (tmp_path / "in.txt").write_text("through a handed fd\n")
+    out = tmp_path / "stdout"
+    with (
+        out.open("wb") as sink,
+        IsolatedPlugin(
+            GUESTS / "cat.wasm",
+            wasi=_wasi(tmp_path, "cat", "/data/in.txt"),
+            stdio=(None, sink.fileno(), None),
+        ) as p,
+    ):
+        held = p.worker.ready["fds"]
+        targets = {fd: os.readlink(f"/proc/{p.pid}/fd/{fd}") for fd in held if fd > 2}
+        assert _run_command(p) == 0
+    assert out.read_text() == "through a handed fd\n"
+    assert len(held) == 5  # stdio, the preopened directory, the socket to the parent
+    assert str(tmp_path) in targets.values()
+
+
+def test_a_guest_whose_gate_the_kernel_refuses_kills_only_its_worker(tmp_path):
+    import os
+
+    (tmp_path / "in.txt").write_text("x")
+    policy = (
+        '[gates]\ndefault = "allow"\n'
+        '[kernel]\ndefault = "kill_process"\n'
+        '[[kernel.rules]]\nnames = ["openat", "openat2"]\naction = "kill_process"\n'
+    )
+    before = set(os.listdir("/proc/self/fd"))
+    with IsolatedPlugin(
+        GUESTS / "cat.wasm", policy=policy, wasi=_wasi(tmp_path, "cat", "/data/in.txt")
+    ) as p:
+        with pytest.raises(WorkerCrashed) as crash:
+            p.call_int("_start")
+        assert crash.value.signal == signal.SIGSYS
+        p.restart()  # a fresh worker, killed the same way: the parent never is
+        with pytest.raises(WorkerCrashed):
+            p.call_int("_start")
+    assert set(os.listdir("/proc/self/fd")) == before
