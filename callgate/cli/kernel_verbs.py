@@ -18,7 +18,7 @@ from callgate.bpf.actions import ACTION_NAMES, PRECEDENCE, format_action
 from callgate.bpf.formats import FORMATS, render
 from callgate.kernel import baseline, binding
 from callgate.kernel.hostpolicy import ALWAYS_DENIED, derive_host_policy
-from callgate.policy import load_policy
+from callgate.policy import Policy, load_policy
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,7 +40,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "runtime baseline, the syscalls of the gates POLICY lets run, and its [kernel] "
         "rules, plus the always-denied set and W^X.",
     )
-    policy.add_argument("policy", metavar="POLICY", help="a TOML policy or OCI profile")
+    policy.add_argument(
+        "policy",
+        metavar="POLICY",
+        help="a TOML policy or OCI profile; 'default' (or 'default+fs') for the shipped "
+        "default of `callgate run` (with --dir)",
+    )
     policy.add_argument("-a", "--arch", help="kernel arch (default: this machine's)")
     policy.add_argument(
         "-f",
@@ -101,7 +106,7 @@ def gate_specs() -> list:
 def _policy(args: argparse.Namespace) -> int:
     arch = get_arch(args.arch) if args.arch else native_arch()
     host = derive_host_policy(
-        load_policy(args.policy, arch=arch.name),
+        _policy_named(args.policy, arch.name),
         gate_specs(),
         arch=arch,
         exec_after_lockdown=args.exec_after_lockdown,
@@ -115,6 +120,14 @@ def _policy(args: argparse.Namespace) -> int:
     else:
         sys.stdout.buffer.write(out)
     return 0
+
+
+def _policy_named(name: str, arch: str) -> Policy:
+    if name in ("default", "default+fs"):
+        from callgate.cli.run_verb import default_policy
+
+        return default_policy(with_fs=name == "default+fs")
+    return load_policy(name, arch=arch)
 
 
 def _listing(host) -> str:
