@@ -106,7 +106,7 @@ def gated_runner() -> Runner | str:
     try:
         from callgate.gates.spec import GuestExit
         from callgate.gates.wasi.provider import Preopen, WasiConfig, WasiProvider
-        from callgate.runtime import Plugin
+        from callgate.runtime import Limits, Plugin
     except ImportError as exc:
         return f"callgate's WASI provider cannot be imported ({exc})"
     modules: dict[str, bytes] = {}
@@ -116,8 +116,10 @@ def gated_runner() -> Runner | str:
             modules[work.guest] = (WASM / f"{work.guest}.wasm").read_bytes()
         config = WasiConfig(args=(work.guest, *work.args), preopens=[Preopen(tree, "/work")],
                             stdout="inherit", stderr=bytearray())
+        # No output budget: the default (16 MiB per call) counts file writes too.
         with _stdout_to(stdout), Plugin(modules[work.guest], policy=GATED_POLICY,
-                                        providers=[WasiProvider(config)]) as plugin:
+                                        providers=[WasiProvider(config)],
+                                        limits=Limits(output=None)) as plugin:
             try:
                 plugin.call_int("_start")
             except GuestExit as exit_:
