@@ -93,66 +93,75 @@ def return_values() -> st.SearchStrategy[int]:
     return known_actions() | st.sampled_from(UNKNOWN_ACTIONS) | u32s()
 
 
-def _jump_offset(room: int) -> st.SearchStrategy[int]:
+# Strategies built once: constructing them per instruction dominated generation time.
+_KIND = st.sampled_from(_KINDS)
+_LOAD_MODE = st.sampled_from((op.BPF_IMM, op.BPF_MEM, op.BPF_LEN))
+_MEM_INDEX = st.integers(0, op.BPF_MEMWORDS - 1)
+_STORE = st.sampled_from((op.BPF_ST, op.BPF_STX))
+_ALU_OP = st.sampled_from((*ALU_OPS, op.BPF_NEG))
+_SRC = st.sampled_from((op.BPF_K, op.BPF_X))
+_SHIFT = st.integers(0, 31)
+_DIVISOR = st.sampled_from((1, 2, 3, 0x10, 0xFFFFFFFF)) | st.integers(1, 0xFFFFFFFF)
+_MISC = st.sampled_from((op.BPF_TAX, op.BPF_TXA))
+_COND = st.sampled_from(COND_JUMPS)
+_RET_A_ONE_IN = st.integers(0, 3)
+
+
+def _jump_offset(draw: st.DrawFn, room: int) -> int:
     """A forward offset that lands inside the program (``room`` instructions follow)."""
-    return st.integers(0, min(room - 1, 0xFF))
+    return draw(st.integers(0, min(room - 1, 0xFF)))
 
 
-@st.composite
 def _body_insn(
     draw: st.DrawFn,
-    pc: int,
-    length: int,
+    room: int,
     constants: st.SearchStrategy[int],
     returns: st.SearchStrategy[int],
     offsets: st.SearchStrategy[int],
 ) -> Insn:
-    """One non-final instruction at ``pc`` of a ``length``-long program."""
-    room = length - pc - 1  # instructions after this one; always >= 1 here
-    kind = draw(st.sampled_from(_KINDS))
+    """One non-final instruction with ``room`` (>= 1) instructions after it."""
+    kind = draw(_KIND)
     if kind == "ld_abs":
         return Insn(op.BPF_LD | op.BPF_W | op.BPF_ABS, k=draw(offsets))
     if kind in ("ldx", "ld_other"):
         cls = op.BPF_LDX if kind == "ldx" else op.BPF_LD
-        mode = draw(st.sampled_from((op.BPF_IMM, op.BPF_MEM, op.BPF_LEN)))
+        mode = draw(_LOAD_MODE)
         if mode == op.BPF_IMM:
             return Insn(cls | op.BPF_IMM, k=draw(constants))
         if mode == op.BPF_MEM:
-            return Insn(cls | op.BPF_MEM, k=draw(st.integers(0, op.BPF_MEMWORDS - 1)))
+            return Insn(cls | op.BPF_MEM, k=draw(_MEM_INDEX))
         return Insn(cls | op.BPF_W | op.BPF_LEN)
     if kind == "st":
-        code = draw(st.sampled_from((op.BPF_ST, op.BPF_STX)))
-        return Insn(code, k=draw(st.integers(0, op.BPF_MEMWORDS - 1)))
+        return Insn(draw(_STORE), k=draw(_MEM_INDEX))
     if kind == "alu":
-        alu = draw(st.sampled_from((*ALU_OPS, op.BPF_NEG)))
+        alu = draw(_ALU_OP)
         if alu == op.BPF_NEG:
             return Insn(op.BPF_ALU | op.BPF_NEG)
-        src = draw(st.sampled_from((op.BPF_K, op.BPF_X)))
-        if src == op.BPF_X:
+        if draw(_SRC) == op.BPF_X:
             return Insn(op.BPF_ALU | alu | op.BPF_X)
         if alu in (op.BPF_LSH, op.BPF_RSH):
-            k = draw(st.integers(0, 31))
+            k = draw(_SHIFT)
         elif alu == op.BPF_DIV:
-            k = draw(st.sampled_from((1, 2, 3, 0x10, 0xFFFFFFFF)) | st.integers(1, 0xFFFFFFFF))
+            k = draw(_DIVISOR)
         else:
             k = draw(constants)
         return Insn(op.BPF_ALU | alu | op.BPF_K, k=k)
     if kind == "misc":
-        return Insn(op.BPF_MISC | draw(st.sampled_from((op.BPF_TAX, op.BPF_TXA))))
+        return Insn(op.BPF_MISC | draw(_MISC))
     if kind == "jmp":
-        cond = draw(st.sampled_from(COND_JUMPS))
-        src = draw(st.sampled_from((op.BPF_K, op.BPF_X)))
+        cond = draw(_COND)
+        src = draw(_SRC)
         k = draw(constants) if src == op.BPF_K else 0
-        return Insn(op.BPF_JMP | cond | src, draw(_jump_offset(room)), draw(_jump_offset(room)), k)
+        jt, jf = _jump_offset(draw, room), _jump_offset(draw, room)
+        return Insn(op.BPF_JMP | cond | src, jt, jf, k)
     if kind == "ja":
-        return Insn(op.BPF_JMP | op.BPF_JA, k=draw(_jump_offset(room)))
-    return draw(_return_insn(returns))
+        return Insn(op.BPF_JMP | op.BPF_JA, k=_jump_offset(draw, room))
+    return _return_insn(draw, returns)
 
 
-@st.composite
 def _return_insn(draw: st.DrawFn, returns: st.SearchStrategy[int]) -> Insn:
     """RET K three times in four (its value is chosen); RET A otherwise."""
-    if draw(st.integers(0, 3)) == 3:
+    if draw(_RET_A_ONE_IN) == 3:
         return Insn(op.BPF_RET | op.BPF_A)
     return Insn(op.BPF_RET | op.BPF_K, k=draw(returns))
 
@@ -201,6 +210,11 @@ def default_constants() -> st.SearchStrategy[int]:
     return st.integers(1000, 1010) | st.integers(0, 64) | u32s()
 
 
+_DEFAULT_CONSTANTS = default_constants()
+_DEFAULT_RETURNS = return_values()
+_ANY_OFFSET = st.sampled_from(_WORD_OFFSETS)
+
+
 @st.composite
 def valid_programs(
     draw: st.DrawFn,
@@ -216,12 +230,14 @@ def valid_programs(
     values of ``RET K``; both default to broad mixes with edge values.
     ``load_offsets`` chooses the ``seccomp_data`` words loaded (default: any).
     """
-    constants = constants if constants is not None else default_constants()
-    returns = returns if returns is not None else return_values()
-    offsets = load_offsets if load_offsets is not None else st.sampled_from(_WORD_OFFSETS)
+    constants = constants if constants is not None else _DEFAULT_CONSTANTS
+    returns = returns if returns is not None else _DEFAULT_RETURNS
+    offsets = load_offsets if load_offsets is not None else _ANY_OFFSET
     length = draw(st.integers(min_insns, max_insns))
-    body = [draw(_body_insn(pc, length, constants, returns, offsets)) for pc in range(length - 1)]
-    return repair_scratch_reads([*body, draw(_return_insn(returns))])
+    body = [
+        _body_insn(draw, length - pc - 1, constants, returns, offsets) for pc in range(length - 1)
+    ]
+    return repair_scratch_reads([*body, _return_insn(draw, returns)])
 
 
 def any_insns() -> st.SearchStrategy[Insn]:

@@ -73,7 +73,7 @@ def _programs_and_probes(draw: st.DrawFn):
     return program, arch, probes
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_programs_and_probes())
 def test_claimed_constants_hold_for_every_ip_and_args(case):
     program, arch, probes = case
@@ -84,7 +84,7 @@ def test_claimed_constants_hold_for_every_ip_and_args(case):
             assert _run(program, nr, arch, ip, args) == value, (nr, ip, args)
 
 
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_programs_and_probes(), st.sampled_from(NRS))
 def test_every_executed_instruction_is_reachable_in_the_analysis(case, nr):
     """A finer soundness check than the final claims: the analysis never prunes a branch

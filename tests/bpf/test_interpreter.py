@@ -172,14 +172,14 @@ def _agree(program: list[Insn], datas: list[SeccompData]) -> None:
         assert function(data.nr, data.arch, data.instruction_pointer, *data.args) == expected
 
 
-@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(valid_programs(max_insns=48), st.lists(seccomp_datas(), min_size=1, max_size=8))
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(valid_programs(max_insns=40), st.lists(seccomp_datas(), min_size=1, max_size=8))
 def test_compiled_agrees_with_interpreter(program, datas):
     _agree(program, datas)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(valid_programs(max_insns=48), st.lists(seccomp_datas(), min_size=1, max_size=6))
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(valid_programs(max_insns=40), st.lists(seccomp_datas(), min_size=1, max_size=6))
 def test_compiled_agrees_when_every_join_and_depth_becomes_a_section(program, datas):
     """Force the generator's out-of-line sections everywhere, where random programs rarely go."""
     with pytest.MonkeyPatch.context() as patch:
@@ -211,7 +211,7 @@ def test_longest_program_compiles():
     _agree(program, datas)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(valid_programs(max_insns=32), st.lists(seccomp_datas(), min_size=1, max_size=8))
 def test_evaluator_decides_like_the_interpreter(program, datas):
     nrs = range(1000, 1011)

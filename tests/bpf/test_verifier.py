@@ -162,13 +162,13 @@ def test_fields_that_do_not_fit_sock_filter_are_refused(insn):
     assert caught.value.rule == "field-range"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(valid_programs(max_insns=40))
 def test_generated_valid_programs_pass(program):
     verify(program)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(any_insns(), max_size=12))
 def test_arbitrary_input_gives_a_verdict_never_a_crash(program):
     try:
