@@ -42,8 +42,8 @@ from common import (  # noqa: E402
 )
 
 # Run order; the table keeps it.
-MODULES = ("bench_gate", "bench_extism", "bench_filter", "bench_compile", "bench_kernel",
-           "bench_wasi", "bench_worker")
+MODULES = ("bench_gate", "bench_verdicts", "bench_extism", "bench_filter", "bench_compile",
+           "bench_kernel", "bench_wasi", "bench_worker")
 DEFAULT_N = 20_000
 QUICK_N = 200
 RESULTS = HERE / "RESULTS.md"

@@ -127,7 +127,9 @@ def test_kernel_rows_compare_callgate_with_libseccomp(rows):
 def test_gate_rows_measured(rows):
     require((BENCH / "bench_gate.py").exists(), "benchmarks/bench_gate.py")
     by_name = {r.name: r for r in rows}
-    for name in (FUNC_7, FUNC_CALL, GATED_7, GATED_7_COMPILED, CALL_INT):
+    for name in (FUNC_7, FUNC_CALL, GATED_7, GATED_7_COMPILED, CALL_INT,
+                 "callgate gate, 7 args, denied errno(EPERM)",
+                 "callgate gate, 7 args, trap → broker → allow"):
         assert name in by_name and by_name[name].available, name
 
 
