@@ -56,6 +56,9 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kernel", action="store_true", default=None,
                         help="after loading, lock this process down with a kernel seccomp "
                         "filter derived from the policy (see docs/kernel.md)")
+    parser.add_argument("--isolate", action="store_true", default=None,
+                        help="run the plugin in a locked-down worker process, with the "
+                        "preopened directories handed over as fds (see docs/kernel.md)")
 
 
 def _late_options(args: argparse.Namespace) -> list[str]:
@@ -75,7 +78,7 @@ def _late_options(args: argparse.Namespace) -> list[str]:
     parsed = late.parse_args(options)
     for key in ("dir", "env"):
         getattr(args, key).extend(getattr(parsed, key))
-    for key in ("policy", "fuel", "timeout", "memory", "audit", "kernel"):
+    for key in ("policy", "fuel", "timeout", "memory", "audit", "kernel", "isolate"):
         if getattr(parsed, key) is not None:
             setattr(args, key, getattr(parsed, key))
     return [*parsed.guest, *guest]
@@ -128,9 +131,14 @@ def _run(args: argparse.Namespace) -> int:
                     memory=args.memory if args.memory is not None else defaults.memory)
     sys.stdout.flush()
     try:
-        with Plugin(args.wasm, policy=policy, limits=limits, audit=args.audit,
-                    providers=[WasiProvider(config)]) as plugin:
-            if args.kernel:
+        if args.isolate:
+            from callgate.kernel.isolated import isolated_command
+            opened = isolated_command(args.wasm, policy, limits, config, audit=args.audit)
+        else:
+            opened = Plugin(args.wasm, policy=policy, limits=limits, audit=args.audit,
+                            providers=[WasiProvider(config)])
+        with opened as plugin:
+            if args.kernel and not args.isolate:
                 from callgate.kernel.lockdown import lock_plugin
                 lock_plugin(plugin, policy)
             plugin.call_int("_start")
@@ -145,4 +153,10 @@ def _run(args: argparse.Namespace) -> int:
     except PluginError as exc:
         print(f"callgate run: {exc}", file=sys.stderr)
         return TRAP_EXIT
+    except CallgateError as exc:
+        signal_number = getattr(exc, "signal", None)  # an isolated worker that was killed
+        if signal_number is None:
+            raise
+        print(f"callgate run: {exc}", file=sys.stderr)
+        return 128 + signal_number
     return 0

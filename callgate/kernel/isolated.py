@@ -228,6 +228,23 @@ def _open_preopens(config: WasiConfig) -> dict[str, int]:
     return fds
 
 
+def isolated_command(
+    module: str | os.PathLike[str],
+    policy: Policy | str | os.PathLike[str] | None,
+    limits: Limits,
+    wasi: WasiConfig,
+    *,
+    audit: str | None = None,
+) -> IsolatedPlugin:
+    """``callgate run --isolate``: a WASI command in a worker that shares our stdio."""
+    if audit is not None:
+        raise IsolationError(
+            "--audit is not available with --isolate yet: the audit file "
+            "would have to be handed to the worker"
+        )
+    return IsolatedPlugin(module, policy=policy, limits=limits, wasi=wasi, stdio=(None, None, None))
+
+
 def _read_module(path: str | os.PathLike[str]) -> bytes:
     with open(path, "rb") as f:
         return f.read()

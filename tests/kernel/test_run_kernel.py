@@ -100,3 +100,36 @@ def test_a_kernel_kill_ends_the_cli_with_sigsys(tmp_path):
     locked = run(str(GUESTS / "timerand.wasm"), "--policy", str(policy), "--kernel")
     assert plain.returncode == 0
     assert locked.returncode == -signal.SIGSYS
+
+
+def test_run_isolate_gives_the_same_results_in_a_worker(tmp_path):
+    (tmp_path / "in.txt").write_text("isolated\n")
+    for guest, args in (
+        ("cat", ["--dir", f"{tmp_path}::/d", "--", "/d/in.txt"]),
+        ("cat", ["--dir", f"{tmp_path}::/d", "--", "/d/missing.txt"]),  # exits non-zero
+    ):
+        plain = run(str(GUESTS / f"{guest}.wasm"), *args)
+        isolated = run(str(GUESTS / f"{guest}.wasm"), "--isolate", *args)
+        assert (isolated.returncode, isolated.stdout) == (plain.returncode, plain.stdout), guest
+
+
+def test_run_isolate_reports_a_kernel_killed_worker_like_a_killed_process(tmp_path):
+    (tmp_path / "in.txt").write_text("x")
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        '[gates]\ndefault = "allow"\n'
+        '[kernel]\ndefault = "kill_process"\n'
+        '[[kernel.rules]]\nnames = ["openat", "openat2"]\naction = "kill_process"\n'
+    )
+    result = run(
+        str(GUESTS / "cat.wasm"),
+        "--isolate",
+        "--policy",
+        str(policy),
+        "--dir",
+        f"{tmp_path}::/d",
+        "--",
+        "/d/in.txt",
+    )
+    assert result.returncode == 128 + signal.SIGSYS
+    assert "SIGSYS" in result.stderr
