@@ -215,3 +215,65 @@ def test_left_out_numbers_really_vary(program, first, second):
 def test_numbers_are_keyed_as_u32():
     program = [ld(NR), RET_A]
     assert constant_actions(program, AUDIT_ARCH_X86_64, [-1]) == {U32_MASK: U32_MASK}
+
+
+def _kernel_cache_allows(program: list[Insn], arch: int, nr: int) -> bool:
+    """``seccomp_is_filter_const_allow`` (kernel/seccomp.c): the kernel's own ALLOW cache test.
+
+    It follows one path with A only, knows nr, arch and ``A &= k``, and gives up on
+    anything else.
+    """
+    a, pc = 0, 0
+    while pc < len(program):
+        insn = program[pc]
+        code, k = insn.code, insn.k
+        if code == op.BPF_LD | op.BPF_W | op.BPF_ABS:
+            if k not in (NR, ARCH):
+                return False
+            a = nr & U32_MASK if k == NR else arch
+        elif code == op.BPF_RET | op.BPF_K:
+            return k == ALLOW
+        elif code == op.BPF_JMP | op.BPF_JA:
+            pc += k
+        elif code in {op.BPF_JMP | cond | op.BPF_K for cond in JUMPS}:
+            pc += insn.jt if JUMPS[op.bpf_op(code)](a, k) else insn.jf
+        elif code == op.BPF_ALU | op.BPF_AND | op.BPF_K:
+            a &= k
+        else:
+            return False
+        pc += 1
+    return False
+
+
+JUMPS = {
+    op.BPF_JEQ: lambda a, k: a == k,
+    op.BPF_JGE: lambda a, k: a >= k,
+    op.BPF_JGT: lambda a, k: a > k,
+    op.BPF_JSET: lambda a, k: a & k != 0,
+}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.sampled_from(ARCHES), st.data())
+def test_at_least_as_precise_as_the_kernel_cache(arch, data):
+    """Every number the kernel's cache would mark always-ALLOW, we find constant ALLOW too."""
+    nr_or_arch = st.sampled_from((NR, ARCH)) | st.sampled_from(range(0, 64, 4))
+    program = data.draw(
+        valid_programs(
+            max_insns=16,
+            constants=st.sampled_from(NRS) | st.sampled_from(ARCHES) | st.sampled_from(POOL),
+            returns=st.sampled_from((ALLOW, ERRNO_1)),
+            load_offsets=nr_or_arch,
+        )
+    )
+    table = constant_actions(program, arch, NRS)
+    for nr in NRS:
+        if _kernel_cache_allows(program, arch, nr):
+            assert table.get(nr) == ALLOW
+
+
+def test_kernel_cache_emulation_is_not_vacuous():
+    assert _kernel_cache_allows(DISPATCH, AUDIT_ARCH_X86_64, 1000)
+    assert not _kernel_cache_allows(DISPATCH, AUDIT_ARCH_X86_64, 1001)  # loads args[0]
+    assert not _kernel_cache_allows(DISPATCH, AUDIT_ARCH_X86_64, 1002)  # TRAP, not ALLOW
+    assert not _kernel_cache_allows(DISPATCH, AUDIT_ARCH_CALLGATE, 1000)  # KILL_PROCESS
