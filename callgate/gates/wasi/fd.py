@@ -33,6 +33,16 @@ def _entry(call: Any, fd: int, rights: int) -> FdEntry:
     return entry
 
 
+def _seekable(call: Any, fd: int, right: int) -> FdEntry:
+    """A seekable fd: a stream is ESPIPE before any rights check (it could never seek)."""
+    entry: FdEntry = call.state.table.get(fd)
+    if not entry.is_dir and not entry.seekable:
+        raise WasiError(ESPIPE)
+    entry.need(right)
+    _not_dir(entry)
+    return entry
+
+
 def _not_dir(entry: FdEntry) -> None:
     if entry.is_dir:
         raise WasiError(EISDIR)
@@ -149,12 +159,9 @@ def fd_seek(call: Any, fd: int, offset: int, whence: int, ret: int) -> None:
     """Move the file position; EINVAL for a bad whence or a negative result."""
     delta = signed64(offset)
     right = R["FD_TELL"] if delta == 0 and whence == T.WHENCE_CUR else R["FD_SEEK"]
-    entry = _entry(call, fd, right)
-    _not_dir(entry)
+    entry = _seekable(call, fd, right)
     if whence not in (T.WHENCE_SET, T.WHENCE_CUR, T.WHENCE_END):
         raise WasiError(E.EINVAL)
-    if not entry.seekable:
-        raise WasiError(ESPIPE)
     call.memory.check(ret, 8)
     call.memory.set_u64(ret, os.lseek(entry.fd(), delta, whence))
 
@@ -162,10 +169,7 @@ def fd_seek(call: Any, fd: int, offset: int, whence: int, ret: int) -> None:
 @wasi_gate("i32 i32", syscalls={"lseek"})
 def fd_tell(call: Any, fd: int, ret: int) -> None:
     """The current file position."""
-    entry = _entry(call, fd, R["FD_TELL"])
-    _not_dir(entry)
-    if not entry.seekable:
-        raise WasiError(ESPIPE)
+    entry = _seekable(call, fd, R["FD_TELL"])
     call.memory.check(ret, 8)
     call.memory.set_u64(ret, os.lseek(entry.fd(), 0, os.SEEK_CUR))
 
