@@ -28,7 +28,8 @@ from typing import Any
 
 from callgate.arch import AUDIT_ARCH_CALLGATE, Arch
 from callgate.bpf.actions import SECCOMP_RET_ALLOW
-from callgate.bpf.insn import pack, unpack
+from callgate.bpf.insn import Insn, pack, unpack
+from callgate.bpf.opcodes import BPF_K, BPF_RET
 from callgate.errors import CallgateError
 from callgate.gates.app import AppGates
 from callgate.gates.numbers import WASI_NUMBERS
@@ -46,6 +47,10 @@ from callgate.runtime.broker import ALLOW, Errno, GateRequest, Value
 from callgate.runtime.limits import Limits
 
 SERVICE = "callgate.kernel.isolated:plugin_service"
+# No policy: every gate is allowed, as in the runtime's Plugin.
+ALLOW_ALL = (Insn(BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW),)
+# WASI gates by name, for the broker's requests (their code runs in the worker).
+_WASI_SPECS = {spec.name: spec for spec in wasi_specs()}
 
 
 class IsolationError(CallgateError, ValueError):
@@ -120,7 +125,7 @@ class IsolatedPlugin:
 
     def _gate_program(self) -> list:
         if self.policy is None:
-            return [_ret_allow()]
+            return list(ALLOW_ALL)
         if self.policy.gates is None:
             raise IsolationError(
                 f"policy {self.policy.source} has no [gates] section; a "
@@ -165,7 +170,10 @@ class IsolatedPlugin:
     def _broker(self, message: dict[str, Any], memory: RemoteMemory | None) -> Any:
         if self.broker is None:
             raise IsolationError("the worker asked for a broker decision, but there is none")
-        spec = self._specs.get(str(message.get("gate"))) or _wasi_stub(str(message.get("gate")))
+        name = str(message.get("gate"))
+        spec = self._specs.get(name) or _WASI_SPECS.get(name)
+        if spec is None:
+            raise IsolationError(f"the worker asked about unknown gate {name!r}")
         request = GateRequest(
             gate=spec,
             args=tuple(int(a) for a in message.get("args", [])),
@@ -250,13 +258,6 @@ def _read_module(path: str | os.PathLike[str]) -> bytes:
         return f.read()
 
 
-def _ret_allow() -> Any:
-    from callgate.bpf.insn import Insn
-    from callgate.bpf.opcodes import BPF_K, BPF_RET
-
-    return Insn(BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW)
-
-
 def _describe(spec: GateSpec) -> dict[str, Any]:
     return {
         "name": spec.name,
@@ -265,26 +266,6 @@ def _describe(spec: GateSpec) -> dict[str, Any]:
         "results": list(spec.results),
         "uses_memory": spec.uses_memory,
     }
-
-
-def _wasi_stub(name: str) -> GateSpec:
-    """A description of a WASI gate for the parent's broker (its code runs in the worker)."""
-    number = WASI_NUMBERS.get(name)
-    if number is None:
-        raise IsolationError(f"the worker asked about unknown gate {name!r}")
-    return GateSpec(
-        module="wasi_snapshot_preview1",
-        name=name,
-        number=number,
-        params=(),
-        results=(),
-        func=_runs_in_worker,
-        errno_results=lambda n: (n,),
-    )
-
-
-def _runs_in_worker(*_: Any) -> Any:
-    raise IsolationError("this gate's implementation runs in the worker")
 
 
 def _encode_verdict(verdict: Any) -> dict[str, Any]:

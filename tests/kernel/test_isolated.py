@@ -199,3 +199,32 @@ def test_a_guest_whose_gate_the_kernel_refuses_kills_only_its_worker(tmp_path):
         with pytest.raises(WorkerCrashed):
             p.call_int("_start")
     assert set(os.listdir("/proc/self/fd")) == before
+
+
+def test_a_wasi_gate_trapped_to_the_broker_is_decided_in_the_parent(tmp_path):
+    from callgate.runtime import ALLOW
+
+    policy = '[gates]\ndefault = "allow"\n[[gates.rules]]\nnames = ["fd_write"]\naction = "trap"\n'
+    seen = []
+
+    def broker(request):
+        iovecs = request.memory.iovecs(request.args[1], request.args[2])
+        data = b"".join(request.memory.read(ptr, length) for ptr, length in iovecs)
+        seen.append((request.gate.name, request.args[0], data))
+        return ALLOW
+
+    out = tmp_path / "stdout"
+    with (
+        out.open("wb") as sink,
+        IsolatedPlugin(
+            GUESTS / "envargs.wasm",
+            policy=policy,
+            broker=broker,
+            wasi=_wasi(tmp_path, "envargs", "hi"),
+            stdio=(None, sink.fileno(), None),
+        ) as p,
+    ):
+        assert _run_command(p) == 0
+    assert seen and all(name == "fd_write" and fd == 1 for name, fd, _ in seen)
+    written = b"".join(data for _, _, data in seen)
+    assert out.read_bytes() == written and b"argv[1]=hi" in written
