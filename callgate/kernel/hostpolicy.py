@@ -236,7 +236,8 @@ def derive_host_policy(
             grant(rule.names, f"[kernel] rule{': ' + rule.comment if rule.comment else ''}")
     rules += fixed_rules(deny, arch, exec_after_lockdown=exec_after_lockdown)
     mismatch = kernel.mismatch_action if kernel is not None else base.mismatch_action
-    section = Section(default=default, rules=tuple(rules), mismatch_action=mismatch)
+    enosys_above = kernel.enosys_above if kernel is not None else None
+    section = Section(default, tuple(rules), mismatch, enosys_above)
     known = {name for name in reasons if name in arch.numbers}
     return HostPolicy(
         section=section,

@@ -137,11 +137,10 @@ def worker_policy(
     merged = Policy(
         gates=policy.gates,
         kernel=Section(
-            default=kernel.default,
-            rules=(*kernel.rules, *plumbing),
-            mismatch_action=kernel.mismatch_action,
+            kernel.default, (*kernel.rules, *plumbing), kernel.mismatch_action, kernel.enosys_above
         ),
         source=policy.source,
+        flags=policy.flags,
     )
     return derive_host_policy(merged, gate_specs, arch=arch)
 

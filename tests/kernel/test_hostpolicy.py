@@ -238,3 +238,22 @@ def test_deny_action_follows_a_denying_default_and_is_kill_otherwise():
     assert allow.deny_action == SECCOMP_RET_KILL_PROCESS
     assert allow.default_allows and not eperm.default_allows
     assert allow.section.default == SECCOMP_RET_ALLOW
+
+
+def test_an_oci_profile_keeps_its_enosys_stub_and_default():
+    from pathlib import Path
+
+    profile = Path(__file__).resolve().parents[2] / "policies" / "examples" / "docker-like.json"
+    from callgate.policy import load_policy
+
+    source = load_policy(profile, arch=ARCH.name)
+    host = derive_host_policy(source, [])
+    assert host.section.enosys_above == source.kernel.enosys_above
+    assert host.section.default == source.kernel.default
+    assert "execve" not in host.allowed and "socket" in host.allowed
+    above = source.kernel.enosys_above + 1  # newer than the profile knows: runc's stub
+    calls = [(nr("execve"), (0, 0, 0)), (nr("getppid"), ()), (above, ())]
+    denied, allowed, newer = probe_syscalls(host.compile(), calls)
+    assert denied == SyscallOutcome("errno", errno.EPERM)  # the profile's default
+    assert allowed.kind == "returned"
+    assert newer == SyscallOutcome("errno", errno.ENOSYS)
