@@ -60,6 +60,10 @@ class VerifierError(CallgateError, ValueError):
                 f"k={insn.k:#x})"
             )
         super().__init__(f"{where}: {detail} [rule {rule}: {RULES[rule]}]")
+        self._detail = detail
+
+    def __reduce__(self):  # picklable, so it can cross a process boundary (worker, child)
+        return (type(self), (self.rule, self._detail, self.index, self.insn))
 
 
 _ALU_NAMES = {

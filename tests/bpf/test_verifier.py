@@ -9,6 +9,7 @@ children and compare verdicts.
 from __future__ import annotations
 
 import errno
+import pickle
 
 import pytest
 from bpf_oracle import guarded, kernel_verdicts, require_kernel
@@ -147,6 +148,19 @@ def test_invalid_program_is_refused_with_its_rule(name, program, rule, index):
 @pytest.mark.parametrize(("name", "program"), ACCEPTED, ids=[c[0] for c in ACCEPTED])
 def test_corner_case_is_accepted(name, program):
     verify(program)
+
+
+def test_error_survives_pickling():
+    """Errors cross process boundaries (forked children, the kernel worker)."""
+    with pytest.raises(VerifierError) as caught:
+        verify([Insn(JA, k=1), ALLOW])
+    copy = pickle.loads(pickle.dumps(caught.value))
+    assert (copy.rule, copy.index, copy.insn, str(copy)) == (
+        "jump-range",
+        0,
+        Insn(JA, k=1),
+        str(caught.value),
+    )
 
 
 def test_every_rule_has_a_corpus_entry():
