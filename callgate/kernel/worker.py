@@ -34,6 +34,7 @@ from callgate.gates.memory import GuestMemory
 from callgate.gates.spec import GateSpec
 from callgate.kernel import wire
 from callgate.kernel.hostpolicy import HostPolicy, derive_host_policy
+from callgate.kernel.lockdown import filter_flags
 from callgate.kernel.supervisor import Decide, Supervisor
 from callgate.policy.model import ArgCheck, Op, Policy, Rule, Section
 
@@ -232,6 +233,7 @@ class Worker:
             "fd_names": list(self._fds),
             "program": program,
             "supervised": self._supervise is not None,
+            "filter_flags": filter_flags(self._policy.flags),
         }
         try:
             wire.send(parent_sock, setup, tuple(self._fds.values()))

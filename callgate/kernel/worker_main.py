@@ -133,7 +133,9 @@ def serve(sock: socket.socket) -> int:
     needed = service.keep_fds() if hasattr(service, "keep_fds") else handed.values()
     keep = {0, 1, 2, sock.fileno(), *needed}
     pid = os.getpid()  # getpid is a syscall the filter need not allow
-    flags = SECCOMP_FILTER_FLAG_NEW_LISTENER if setup.get("supervised") else 0
+    flags = int(setup.get("filter_flags", 0))
+    if setup.get("supervised"):
+        flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER
     report = lockdown(bytes(setup["program"]), keep_fds=keep, flags=flags)
     listener = () if report.listener is None else (report.listener,)
     ready = {"op": "ready", "pid": pid, "threads": report.threads, "fds": list(report.held_fds)}
