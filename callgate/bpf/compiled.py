@@ -29,9 +29,9 @@ CompiledFilter = Callable[[int, int, int, int, int, int, int, int, int], int]
 
 PARAMS = ("nr", "arch", "ip", "a0", "a1", "a2", "a3", "a4", "a5")
 M32 = "0xFFFFFFFF"
-# A join point whose inlined code is bigger than this is emitted once, as a helper.
+# A join point whose inlined code is bigger than this is written once, as a section.
 INLINE_LIMIT = 24
-# Deeper paths continue in a helper: Python's tokenizer stops at 100 indentation levels.
+# Deeper paths continue in a section: Python's tokenizer stops at 100 indentation levels.
 MAX_DEPTH = 40
 
 # High words are masked too, so ip and args may also be given as signed i64 (as wasm has them).
