@@ -176,8 +176,9 @@ def path_open(call: Any, fd: int, dirflags: int, path: int, path_len: int, oflag
         raise
     if ftype == T.FILETYPE_DIRECTORY:
         base &= T.RIGHTS_DIRECTORY
-    else:
+    else:  # a file has no path_* rights to use or to hand on, whatever was asked for
         base &= T.RIGHTS_FILE if ftype == T.FILETYPE_REGULAR_FILE else T.RIGHTS_STREAM
+        inheriting &= T.RIGHTS_FILE
     new = FdEntry(ftype, base, inheriting, host_fd=host_fd, flags=fdflags,
                   readonly=entry.readonly)
     call.memory.set_u32(ret, call.state.table.add(new))
