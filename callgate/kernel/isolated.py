@@ -37,6 +37,7 @@ from callgate.gates.spec import GateCall, GateSpec, GuestExit
 from callgate.gates.wasi import Preopen, WasiConfig, WasiProvider
 from callgate.gates.wasi.provider import wasi_specs
 from callgate.kernel.lockdown import plugin_fds
+from callgate.kernel.supervisor import Decide
 from callgate.kernel.worker import RemoteMemory, Worker, WorkerError
 from callgate.kernel.worker_main import ParentLink
 from callgate.policy import Policy, load_policy
@@ -69,7 +70,9 @@ class IsolatedPlugin:
     seconds the parent waits for one call before killing the worker; ``wasi``: a
     :class:`~callgate.gates.wasi.WasiConfig` - its preopened directories are opened
     here and handed over as fds, and the guest's stdio is the worker's, which
-    ``stdio`` sets (stdin ``/dev/null``, stdout and stderr inherited by default).
+    ``stdio`` sets (stdin ``/dev/null``, stdout and stderr inherited by default);
+    ``supervise``: answers the policy's ``user_notif`` kernel rules from here
+    (see :class:`~callgate.kernel.supervisor.Supervisor`).
     """
 
     def __init__(
@@ -84,6 +87,7 @@ class IsolatedPlugin:
         timeout: float | None = None,
         wasi: WasiConfig | None = None,
         stdio: tuple[Any, Any, Any] = (subprocess.DEVNULL, None, None),
+        supervise: Decide | None = None,
     ) -> None:
         self._gates = gates or AppGates()
         self._specs = {spec.name: spec for spec in self._gates.specs()}
@@ -112,6 +116,7 @@ class IsolatedPlugin:
                 handlers={"gate": self._app_gate, "broker": self._broker},
                 timeout=timeout,
                 stdio=stdio,
+                supervise=supervise,
             )
         finally:
             for fd in dirs.values():  # the worker object keeps its own duplicates

@@ -228,3 +228,35 @@ def test_a_wasi_gate_trapped_to_the_broker_is_decided_in_the_parent(tmp_path):
     assert seen and all(name == "fd_write" and fd == 1 for name, fd, _ in seen)
     written = b"".join(data for _, _, data in seen)
     assert out.read_bytes() == written and b"argv[1]=hi" in written
+
+
+def test_kernel_user_notif_rules_are_answered_by_the_parent_for_a_real_guest(tmp_path):
+    from callgate.arch import native_arch
+    from callgate.kernel.supervisor import Verdict
+
+    getrandom = native_arch().number("getrandom")
+    policy = (
+        '[gates]\ndefault = "allow"\n'
+        '[kernel]\ndefault = "kill_process"\n'
+        '[[kernel.rules]]\nnames = ["getrandom"]\naction = "user_notif"\n'
+    )
+    seen = []
+
+    def decide(notification, memory):
+        seen.append((notification.data.nr, notification.data.args[1]))
+        return Verdict.allow()  # depends on register arguments only: safe to continue
+
+    out = tmp_path / "stdout"
+    with (
+        out.open("wb") as sink,
+        IsolatedPlugin(
+            GUESTS / "timerand.wasm",
+            policy=policy,
+            supervise=decide,
+            wasi=_wasi(tmp_path, "timerand"),
+            stdio=(None, sink.fileno(), None),
+        ) as p,
+    ):
+        assert _run_command(p) == 0
+    assert seen and all(nr == getrandom for nr, _ in seen)
+    assert "random draws differ: yes" in out.read_text()
