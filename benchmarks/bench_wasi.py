@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import wasmtime
-from common import Row, timed_row, unavailable
+from common import Row, in_ms, timed_row, unavailable
 
 GROUP = "WASI workloads (ms per run)"
 # Everything allowed, but the hot gates' fd is checked, so every read and write runs the
@@ -186,8 +186,7 @@ def run(n: int) -> list[Row]:
                 row = timed_row(name, batch, inner=1, repeats=repeats, group=GROUP,
                                 baseline=baseline, note=f"guests/wasm/{work.guest}.wasm")
                 _check(work, max(codes, key=abs), tree, stdout, side)  # the last run's output
-                rows.append(Row(row.name, row.median_ns / 1e6, 1, repeats, row.note,
-                                baseline, GROUP, "ms", tuple(s / 1e6 for s in row.samples)))
+                rows.append(in_ms(row))
     return rows
 
 

@@ -12,11 +12,16 @@ How a time is taken (:func:`measure`):
 * the garbage collector is off while timing (a collection landing in one sample is
   noise, not the cost of the thing measured) and back on between benchmarks;
 * the reported figure is the median of the samples, so a sample hit by the other
-  processes on this shared machine does not move it.
+  processes on this shared machine does not move it;
+* each sample's CPU time (:func:`time.process_time_ns`: this process, user + system) is
+  kept too. On an oversubscribed machine wall time includes waiting for a core; CPU time
+  does not, so it is the better estimate of the cost itself. (It misses work done in
+  other processes, e.g. a worker's.)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import statistics
 import time
@@ -58,6 +63,7 @@ class Row:
     group: str = ""
     unit: str = "ns"
     samples: tuple[float, ...] = field(default=(), repr=False, compare=False)
+    cpu_ns: float | None = None  # median CPU time per operation, same unit as median_ns
 
     @property
     def available(self) -> bool:
@@ -83,25 +89,36 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def measure(
+def sample(
     batch: Callable[[int], object], *, inner: int, repeats: int, warmup: int = 1
-) -> tuple[float, tuple[float, ...]]:
-    """Median ns per operation of ``batch(inner)``, which performs ``inner`` operations.
-
-    ``batch`` is called ``warmup`` times untimed first. Returns the median and the
-    per-operation samples.
-    """
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-operation (wall, CPU) ns of ``repeats`` timed ``batch(inner)`` calls, after warm-up."""
     if inner < 1 or repeats < 1:
         raise ValueError(f"need inner >= 1 and repeats >= 1, got {inner} and {repeats}")
     for _ in range(warmup):
         batch(inner)
-    samples = []
+    wall, cpu = [], []
     with gc_paused():
         for _ in range(repeats):
+            start_cpu = time.process_time_ns()
             start = time.perf_counter_ns()
             batch(inner)
-            samples.append((time.perf_counter_ns() - start) / inner)
-    return statistics.median(samples), tuple(samples)
+            end = time.perf_counter_ns()
+            cpu.append((time.process_time_ns() - start_cpu) / inner)
+            wall.append((end - start) / inner)
+    return tuple(wall), tuple(cpu)
+
+
+def measure(
+    batch: Callable[[int], object], *, inner: int, repeats: int, warmup: int = 1
+) -> tuple[float, tuple[float, ...]]:
+    """Median wall ns per operation of ``batch(inner)``, which performs ``inner`` operations.
+
+    ``batch`` is called ``warmup`` times untimed first. Returns the median and the
+    per-operation samples.
+    """
+    wall, _ = sample(batch, inner=inner, repeats=repeats, warmup=warmup)
+    return statistics.median(wall), wall
 
 
 def loop(fn: Callable[[], object]) -> Callable[[int], None]:
@@ -138,9 +155,19 @@ def timed_row(
     baseline: str | None = None,
     group: str = "",
 ) -> Row:
-    """Measure ``batch`` (see :func:`measure`) into a :class:`Row`."""
-    median, samples = measure(batch, inner=inner, repeats=repeats, warmup=warmup)
-    return Row(name, median, inner, repeats, note, baseline, group, "ns", samples)
+    """Measure ``batch`` (see :func:`sample`) into a :class:`Row` with wall and CPU medians."""
+    wall, cpu = sample(batch, inner=inner, repeats=repeats, warmup=warmup)
+    return Row(name, statistics.median(wall), inner, repeats, note, baseline, group, "ns", wall,
+               statistics.median(cpu))
+
+
+def in_ms(row: Row, *, cpu: bool = True) -> Row:
+    """The same row in milliseconds (for whole runs); ``cpu=False`` drops the CPU figure."""
+    scale = 1e6
+    return dataclasses.replace(
+        row, median_ns=row.median_ns / scale, unit="ms",
+        samples=tuple(s / scale for s in row.samples),
+        cpu_ns=row.cpu_ns / scale if cpu and row.cpu_ns is not None else None)
 
 
 def ratio(row: Row, base: Row) -> float | None:
