@@ -24,7 +24,10 @@ from callgate.bpf.insn import Insn
 from callgate.bpf.seccomp_data import U32_MASK, SeccompData
 
 CALLS_PER_PROGRAM = 6
-NRS = st.integers(PROBE_NR_BASE, PROBE_NR_BASE + 10)
+# Unassigned numbers; the edges check that nr is compared as u32 (-1, INT_MIN, the x32 bit).
+NRS = st.integers(PROBE_NR_BASE, PROBE_NR_BASE + 10) | st.sampled_from(
+    (0xFFFFFFFF, 0x80000000, 0x40000000 | PROBE_NR_BASE)
+)
 
 
 @pytest.fixture(scope="module")
@@ -162,3 +165,19 @@ def test_long_programs_agree(ip, data):
         valid_programs(min_insns=150, max_insns=400, constants=constants, returns=known_actions())
     )
     _check(guarded(body), data.draw(_calls(ip)), ip)
+
+
+def test_nr_is_compared_unsigned(ip):
+    """-1 and INT_MIN are above 0x7fffffff for the filter, in the kernel and here."""
+    program = guarded(
+        [
+            Insn(op.BPF_JMP | op.BPF_JGT | op.BPF_K, 0, 1, 0x7FFFFFFF),  # A is still nr
+            Insn(op.BPF_RET | op.BPF_K, k=ERRNO | 1),
+            Insn(op.BPF_RET | op.BPF_K, k=ERRNO | 2),
+        ]
+    )
+    nrs = (PROBE_NR_BASE, 0x80000000, 0xFFFFFFFF, 0x40000000 | PROBE_NR_BASE)
+    arch = native_arch().audit_arch
+    by_hand = [ERRNO | 2, ERRNO | 1, ERRNO | 1, ERRNO | 2]
+    assert [interpret(program, SeccompData(nr, arch, ip)).ret for nr in nrs] == by_hand
+    _check(program, [(nr, (0,) * 6) for nr in nrs], ip)
