@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import select
 from typing import Any
 
 from callgate.gates import wasi_errno as E
@@ -74,6 +75,24 @@ def _capacity(vecs: list[tuple[int, int]]) -> int:
     return min(MAX_IO, sum(length for _, length in vecs))
 
 
+def wait_ready(call: Any, entry: FdEntry, mask: int) -> None:
+    """Before a blocking read/write on a host stream, wait no longer than the call's deadline.
+
+    Python code cannot be interrupted by wasmtime's epochs, so a guest reading an
+    idle pipe or socket would otherwise outlive ``Limits.timeout``.
+    """
+    plugin = call.plugin
+    if plugin is None or entry.host_fd is None or entry.flags & T.FDFLAGS_NONBLOCK or \
+            entry.filetype in (T.FILETYPE_REGULAR_FILE, T.FILETYPE_DIRECTORY):
+        return
+    while (left := plugin.remaining_time()) is not None:
+        poller = select.poll()
+        poller.register(entry.host_fd, mask)
+        if poller.poll(left * 1000 + 1):
+            return
+        plugin.check_deadline()
+
+
 def read_entry(entry: FdEntry, n: int, offset: int | None = None) -> bytes:
     """Read up to ``n`` bytes from whatever the entry is (file, stream, fed stdin)."""
     if entry.fed is not None:
@@ -102,13 +121,14 @@ def write_entry(call: Any, entry: FdEntry, data: bytes, offset: int | None = Non
     return os.pwrite(entry.fd(), data, offset)
 
 
-@wasi_gate("i32 i32 i32 i32", syscalls={"read", "recvfrom"})
+@wasi_gate("i32 i32 i32 i32", syscalls={"read", "recvfrom", "poll", "ppoll"})
 def fd_read(call: Any, fd: int, iovs: int, iovs_len: int, ret: int) -> None:
     """Read into an iovec array."""
     entry = _entry(call, fd, R["FD_READ"])
     _not_dir(entry)
     vecs = call.memory.iovecs(iovs, iovs_len)
     call.memory.check(ret, 4)
+    wait_ready(call, entry, select.POLLIN)
     data = read_entry(entry, _capacity(vecs))
     scatter(call, vecs, data)
     call.memory.set_u32(ret, len(data))
@@ -130,13 +150,14 @@ def fd_pread(call: Any, fd: int, iovs: int, iovs_len: int, offset: int, ret: int
     call.memory.set_u32(ret, len(data))
 
 
-@wasi_gate("i32 i32 i32 i32", syscalls={"write", "sendto"})
+@wasi_gate("i32 i32 i32 i32", syscalls={"write", "sendto", "poll", "ppoll"})
 def fd_write(call: Any, fd: int, iovs: int, iovs_len: int, ret: int) -> None:
     """Write a ciovec array (appending if the fd has the APPEND flag)."""
     entry = _entry(call, fd, R["FD_WRITE"])
     _not_dir(entry)
     data = gather(call, iovs, iovs_len)
     call.memory.check(ret, 4)
+    wait_ready(call, entry, select.POLLOUT)
     call.memory.set_u32(ret, write_entry(call, entry, data))
 
 

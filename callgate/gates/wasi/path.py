@@ -135,7 +135,7 @@ _FDFLAG_HOST = ((T.FDFLAGS_APPEND, os.O_APPEND), (T.FDFLAGS_NONBLOCK, os.O_NONBL
                 (T.FDFLAGS_SYNC, os.O_SYNC))
 
 
-@wasi_gate("i32 i32 i32 i32 i32 i64 i64 i32 i32", syscalls=_RESOLVE | {"fstat", "openat2"})
+@wasi_gate("i32 i32 i32 i32 i32 i64 i64 i32 i32", syscalls=_RESOLVE | {"fstat", "fcntl"})
 def path_open(call: Any, fd: int, dirflags: int, path: int, path_len: int, oflags: int,
               rights_base: int, rights_inheriting: int, fdflags: int, ret: int) -> None:
     """Open beneath a directory fd.
@@ -168,9 +168,13 @@ def path_open(call: Any, fd: int, dirflags: int, path: int, path_len: int, oflag
     flags |= os.O_TRUNC if oflags & T.OFLAGS_TRUNC else 0
     for wasi_flag, host_flag in _FDFLAG_HOST:
         flags |= host_flag if fdflags & wasi_flag else 0
-    host_fd = capfs.open_beneath(entry.fd(), text, flags, 0o666, follow=follow)
+    # Always open non-blocking, so a FIFO cannot hang the host in open(2); then restore
+    # the blocking mode the guest asked for.
+    host_fd = capfs.open_beneath(entry.fd(), text, flags | os.O_NONBLOCK, 0o666, follow=follow)
     try:
         ftype = filetype_of(os.fstat(host_fd).st_mode)
+        if not fdflags & T.FDFLAGS_NONBLOCK:
+            os.set_blocking(host_fd, True)
     except BaseException:
         os.close(host_fd)
         raise
