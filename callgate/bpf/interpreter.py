@@ -14,6 +14,7 @@ converting the filter to eBPF (``bpf_convert_filter``):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import NamedTuple
 
 from callgate.bpf import opcodes as op
@@ -63,13 +64,20 @@ def _taken(operation: int, a: int, operand: int) -> bool:
     raise AssertionError(f"jump op {operation:#x} passed the verifier")
 
 
+@lru_cache(maxsize=64)
+def _verified(program: tuple[Insn, ...]) -> tuple[Insn, ...]:
+    """Verify once per distinct program: tests and ``emu`` run one program on many records."""
+    verify(program)
+    return program
+
+
 def interpret(program: Sequence[Insn], data: SeccompData) -> Execution:
     """Run ``program`` on ``data`` as the kernel would; refuse what the kernel refuses.
 
     Raises :class:`~callgate.bpf.verifier.VerifierError` for a program the kernel
     would not install.
     """
-    verify(program)
+    program = _verified(tuple(program))
     a = x = 0
     mem = [0] * op.BPF_MEMWORDS
     path: list[int] = []
