@@ -126,13 +126,22 @@ def _extism() -> str:
     return f"Python SDK {_version('extism')}, runtime {extism.extism_version()}"
 
 
-def _commit() -> str:
+def _git(*args: str) -> str | None:
     try:
-        out = subprocess.run(["git", "-C", str(HERE), "rev-parse", "--short", "HEAD"],
-                             capture_output=True, text=True, timeout=10, check=True)
+        out = subprocess.run(["git", "-C", str(HERE), *args], capture_output=True, text=True,
+                             timeout=10, check=True)
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return None
     return out.stdout.strip()
+
+
+def _commit() -> str:
+    head = _git("rev-parse", "--short", "HEAD")
+    if head is None:
+        return "unknown (not a git checkout)"
+    dirty = _git("status", "--porcelain", "--untracked-files=no", "--", "callgate", "benchmarks",
+                 "guests", "policies")
+    return head + (" (with uncommitted changes)" if dirty else "")
 
 
 def _load() -> str:

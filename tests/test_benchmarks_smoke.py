@@ -191,6 +191,21 @@ def test_main_writes_results_for_a_subset(tmp_path, capsys):
     assert "Filter evaluation alone" in capsys.readouterr().out
 
 
+def test_a_failing_module_is_reported_not_hidden(monkeypatch):
+    class Broken:
+        @staticmethod
+        def run(n: int) -> list[Row]:
+            raise RuntimeError("the subsystem fell over")
+
+    monkeypatch.setattr(bench_run.importlib, "import_module", lambda name: Broken)
+    rows, failures = bench_run.collect(10, ["bench_filter", "bench_nonexistent"])
+    assert failures == ["bench_filter: RuntimeError: the subsystem fell over"]
+    (failed,) = [r for r in rows if r.name == "bench_filter.py"]
+    assert not failed.available and "the subsystem fell over" in failed.note
+    (missing,) = [r for r in rows if r.name == "bench_nonexistent.py"]
+    assert "not written yet" in missing.note
+
+
 # --- the goal rules, on rows made up for the purpose ----------------------------------------
 
 
