@@ -7,6 +7,7 @@ to change with EPERM, as wasmtime does.
 
 from __future__ import annotations
 
+import fcntl
 import os
 from typing import Any
 
@@ -82,7 +83,8 @@ def path_filestat_set_times(call: Any, fd: int, flags: int, path: int, path_len:
 def path_link(call: Any, old_fd: int, old_flags: int, old_path: int, old_len: int,
               new_fd: int, new_path: int, new_len: int) -> None:
     """Hard link; SYMLINK_FOLLOW is refused with EINVAL, as in wasmtime."""
-    old = _dir(call, old_fd, R["PATH_LINK_SOURCE"])
+    # A new name for a file of a read-only preopen would make it writable elsewhere.
+    old = _dir(call, old_fd, R["PATH_LINK_SOURCE"], mutates=True)
     new = _dir(call, new_fd, R["PATH_LINK_TARGET"], mutates=True)
     if _lookup_flags(old_flags):
         raise WasiError(E.EINVAL)
@@ -174,7 +176,10 @@ def path_open(call: Any, fd: int, dirflags: int, path: int, path_len: int, oflag
     try:
         ftype = filetype_of(os.fstat(host_fd).st_mode)
         if not fdflags & T.FDFLAGS_NONBLOCK:
-            os.set_blocking(host_fd, True)
+            # fcntl, as declared above: os.set_blocking would use ioctl(FIONBIO), a
+            # syscall the kernel layer has no reason to allow.
+            status = fcntl.fcntl(host_fd, fcntl.F_GETFL)
+            fcntl.fcntl(host_fd, fcntl.F_SETFL, status & ~os.O_NONBLOCK)
     except BaseException:
         os.close(host_fd)
         raise
