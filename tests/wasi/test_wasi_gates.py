@@ -212,8 +212,11 @@ def test_invalid_utf8_is_eilseq_and_nul_is_einval(guest: Guest) -> None:
 
 
 def test_read_only_preopen_refuses_every_change(guest: Guest, tmp_path: Path) -> None:
-    errno, fd = guest.open(4, "data", rights=T.R["FD_READ"])
+    errno, fd = guest.open(4, "data", rights=T.R["FD_READ"] | T.R["FD_FILESTAT_SET_TIMES"])
     assert errno == 0 and guest.read(fd, 100) == (0, b"read me")
+    mtime = (tmp_path / "ro" / "data").stat().st_mtime_ns
+    assert guest.call("fd_filestat_set_times", fd, 0, 0, T.FSTFLAGS_MTIM_NOW) == E.EPERM
+    assert guest.write(fd, b"x")[0] == E.EBADF
     assert guest.open(4, "data", rights=T.R["FD_WRITE"])[0] == E.EPERM
     assert guest.open(4, "new", oflags=T.OFLAGS_CREAT, rights=T.R["FD_READ"])[0] == E.EPERM
     assert guest.open(4, "data", oflags=T.OFLAGS_TRUNC, rights=T.R["FD_READ"])[0] == E.EPERM
@@ -225,10 +228,14 @@ def test_read_only_preopen_refuses_every_change(guest: Guest, tmp_path: Path) ->
     assert guest.call("path_rename", 4, old, on, 4, new, nn) == E.EPERM
     assert guest.call("path_rename", 4, old, on, 3, new, nn) == E.EPERM
     assert guest.call("path_symlink", old, on, 4, new, nn) == E.EPERM
+    # A hard link from the read-only preopen into the writable one would be a writable alias.
+    assert guest.call("path_link", 4, 0, old, on, 3, new, nn) == E.EPERM
+    assert not (tmp_path / "moved").exists()
     errno, dirfd = guest.open(4, ".", oflags=T.OFLAGS_DIRECTORY, rights=T.RIGHTS_DIRECTORY)
     assert errno == 0 and guest.call("path_create_directory", dirfd, new, nn) == E.EPERM
     assert sorted(os.listdir(tmp_path / "ro")) == ["data"]
     assert (tmp_path / "ro" / "data").read_bytes() == b"read me"
+    assert (tmp_path / "ro" / "data").stat().st_mtime_ns == mtime
 
 
 # -- rights ---------------------------------------------------------------------------------

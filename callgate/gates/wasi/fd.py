@@ -313,6 +313,8 @@ def time_args(atim: int, mtim: int, fst_flags: int) -> tuple[int | None, int | N
 def fd_filestat_set_times(call: Any, fd: int, atim: int, mtim: int, fst_flags: int) -> None:
     """Set access/modification times of an open file per fstflags."""
     entry = _entry(call, fd, R["FD_FILESTAT_SET_TIMES"])
+    if entry.readonly:
+        raise WasiError(E.EPERM)  # futimens works on a read-only fd; the preopen says no
     atime, mtime = time_args(atim, mtim, fst_flags)
     futimens(entry.fd(), atime, mtime)
 
