@@ -64,13 +64,13 @@ def _calls(ip: int) -> st.SearchStrategy[list[tuple[int, tuple[int, ...]]]]:
 
 
 @settings(
-    max_examples=80,
+    max_examples=120,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(data=st.data())
 def test_interpreter_compiled_and_kernel_agree(ip, data):
-    """80 programs x 6 calls = 480 kernel-checked cases."""
+    """120 programs x 6 calls = 720 kernel-checked cases."""
     ip_words = st.sampled_from((ip & U32_MASK, ip >> 32))
     # Known actions as immediates too, so RET A often returns a meaningful action.
     constants = default_constants() | ip_words | known_actions()

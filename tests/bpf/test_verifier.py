@@ -266,7 +266,7 @@ def _mutated_programs(draw: st.DrawFn) -> list[Insn]:
     return program
 
 
-@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(_mutated_programs(), min_size=40, max_size=40))
 def test_kernel_and_verifier_agree_on_mutated_programs(programs):
     """Differential: near-valid programs are accepted or refused by both alike."""
