@@ -12,7 +12,8 @@ shapes as callgate's ``guests/src/gatecall*.wat``.
   ``Plugin.call`` around the loop is spread over N and is negligible.
 * Python → wasm: ``Plugin.call("echo", 8 bytes)`` — Extism's only way in is its bytes
   ABI (input copied into Extism's memory, output copied back), so this is Extism's
-  cheapest call from Python.
+  cheapest call from Python. It is compared with callgate's own bytes-ABI call
+  (``Plugin.call("upper", 8 bytes)`` on ``guests/wasm/upper.wasm``), measured here too.
 
 The host functions use an explicit ``signature`` (raw ``Val`` lists), Extism's fastest
 host-function form; type-inferred ones add conversion per argument.
@@ -30,6 +31,8 @@ GROUP_HOST = "wasm → host call"
 GROUP_CALL = "Python → wasm call"
 HOST_FN_1 = "Extism host_fn, 1 arg"
 PLUGIN_CALL = "Extism Plugin.call (bytes ABI, 8 B in/out)"
+CALLGATE_BYTES = "callgate Plugin.call (bytes ABI, 8 B in/out)"
+UPPER = Path(__file__).resolve().parents[1] / "guests" / "wasm" / "upper.wasm"
 GUEST = Path(__file__).resolve().parent / "guests" / "extism_calls.wat"
 
 try:
@@ -76,16 +79,39 @@ def expect_sum(count: int, extra: int) -> int:
     return (count * (count - 1) // 2 + count * extra) % 2**64
 
 
+def callgate_bytes_row(n: int, repeats: int) -> Row:
+    """callgate's own bytes-ABI call, the like-for-like peer of Extism's Plugin.call."""
+    from callgate.runtime import Plugin
+
+    payload = b"abcdefgh"
+    with Plugin(UPPER) as plugin:
+
+        def upper(count: int) -> None:
+            call = plugin.call
+            for _ in range(count):
+                if call("upper", payload) != b"ABCDEFGH":
+                    raise AssertionError("callgate upper returned the wrong bytes")
+
+        return timed_row(CALLGATE_BYTES, upper, inner=max(1, n // 4), repeats=repeats,
+                         group=GROUP_CALL, baseline=FUNC_CALL,
+                         note="guests/wasm/upper.wasm: cg_alloc, copy in, call, copy out")
+
+
 def run(n: int) -> list[Row]:
-    """Extism rows; ``n`` host calls per sample, ``n`` // 4 Plugin.calls per sample."""
+    """Extism rows (and callgate's bytes-ABI call beside them); ``n`` host calls per sample,
+    ``n`` // 4 Plugin.calls per sample."""
+    repeats = 15 if n >= 10_000 else 5
+    return [callgate_bytes_row(n, repeats), *_extism_rows(n, repeats)]
+
+
+def _extism_rows(n: int, repeats: int) -> list[Row]:
     if extism is None:
         why = "extism is not installed (pip install -e '.[bench]')"
         return [
             unavailable(HOST_FN_1, why, group=GROUP_HOST, baseline=FUNC_1),
             unavailable(HOST_FN_7, why, group=GROUP_HOST, baseline=FUNC_7),
-            unavailable(PLUGIN_CALL, why, group=GROUP_CALL, baseline=FUNC_CALL),
+            unavailable(PLUGIN_CALL, why, group=GROUP_CALL, baseline=CALLGATE_BYTES),
         ]
-    repeats = 15 if n >= 10_000 else 5
     plugin = _plugin()
     payload = struct.pack("<Q", 0x1234_5678_9ABC_DEF0)
 
@@ -102,7 +128,7 @@ def run(n: int) -> list[Row]:
         timed_row(HOST_FN_7, _loop(plugin, "run", 7), inner=n, repeats=repeats,
                   group=GROUP_HOST, baseline=FUNC_7, note=version),
         timed_row(PLUGIN_CALL, echo, inner=max(1, n // 4), repeats=repeats,
-                  group=GROUP_CALL, baseline=FUNC_CALL,
+                  group=GROUP_CALL, baseline=CALLGATE_BYTES,
                   note="input copied in, output copied out"),
     ]
 
