@@ -1,5 +1,7 @@
 """Three-way agreement: reference interpreter == compiled evaluator == the real kernel.
 
+(Constant-action claims for the probed numbers are checked on the same calls.)
+
 Each generated program sits behind a guard that allows every syscall below 1000,
 so the child that installs it keeps working; the probes call unassigned numbers
 1000..1010 with chosen args. The kernel sees the real instruction pointer of
@@ -18,7 +20,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from callgate.arch import native_arch
-from callgate.bpf import actions, compile_program, interpret
+from callgate.bpf import actions, compile_program, constant_actions, interpret
 from callgate.bpf import opcodes as op
 from callgate.bpf.insn import Insn
 from callgate.bpf.seccomp_data import U32_MASK, SeccompData
@@ -43,11 +45,14 @@ def _check(program: list[Insn], calls: list[tuple[int, tuple[int, ...]]], ip: in
 
     arch = native_arch().audit_arch
     function = compile_program(program)
+    # Constant-action claims are checked against the same calls: the kernel must agree too.
+    constant = constant_actions(program, arch, {nr for nr, _ in calls})
     predicted = []
     for nr, args in calls:
         data = SeccompData(nr, arch, ip, args)
         ret = interpret(program, data).ret
         assert function(nr, arch, ip, *args) == ret, f"compiled differs on {data}"
+        assert constant.get(nr, ret) == ret, f"constant claim {constant[nr]:#x} wrong on {data}"
         predicted.append(expected_outcome(ret))
     observed = [tuple(o) for o in probe_syscalls(program, calls)]
     assert observed == predicted, f"kernel differs for {program} on {calls}"
