@@ -56,8 +56,8 @@ sys.path.insert(0, str(ROOT / "tests" / "policy"))  # libseccomp translation sha
 from libseccomp_oracle import AVAILABLE as LIBSECCOMP  # noqa: E402
 from libseccomp_oracle import average_path_length, libseccomp_program  # noqa: E402
 
-GROUP_PATH = "Kernel filter: executed path length (instructions per syscall)"
-GROUP_COST = "Kernel filter: cost of one syscall in a child (ns)"
+GROUP_PATH = "Kernel filter: executed path length per syscall"
+GROUP_COST = "Kernel filter: cost of one syscall in a child"
 DOCKER = ROOT / "policies" / "examples" / "docker-like.json"
 BASELINE = ROOT / "policies" / "runtime-baseline.toml"
 PERSONALITY_QUERY = 0xFFFFFFFF

@@ -31,7 +31,7 @@ from pathlib import Path
 import wasmtime
 from common import Row, in_ms, timed_row, unavailable
 
-GROUP = "WASI workloads (ms per run)"
+GROUP = "WASI workloads (one whole run each)"
 # Everything allowed, but the hot gates' fd is checked, so every read and write runs the
 # compiled filter (a cache hit would hide the filter's cost).
 GATED_POLICY = """
