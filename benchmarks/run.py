@@ -28,6 +28,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(1, str(HERE.parent))  # a fresh checkout works without `pip install -e .`
 
 from common import (  # noqa: E402
     CALL_INT,
