@@ -17,6 +17,7 @@ passed through once, top to bottom, with no loop and no call.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 
 from callgate.bpf import opcodes as op
@@ -195,7 +196,9 @@ class _Codegen:
 def compile_source(program: Sequence[Insn]) -> str:
     """The Python source :func:`compile_program` compiles (for inspection and docs)."""
     verify(program)
-    return _Codegen(program).source()
+    # Plain ints only go into the source: an int subclass could format itself as code.
+    plain = [Insn(*map(operator.index, insn)) for insn in program]
+    return _Codegen(plain).source()
 
 
 def compile_program(program: Sequence[Insn]) -> CompiledFilter:

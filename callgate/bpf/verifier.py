@@ -42,6 +42,11 @@ RULES: dict[str, str] = {
 }
 
 
+def _hex(value: object, width: int = 0) -> str:
+    """An int field in hex as seccomp tools print it; anything else as its repr."""
+    return format(int(value), f"#0{width}x") if type(value) is int else repr(value)
+
+
 class VerifierError(CallgateError, ValueError):
     """A program the kernel would refuse with ``EINVAL``.
 
@@ -56,8 +61,8 @@ class VerifierError(CallgateError, ValueError):
         where = "program"
         if index is not None and insn is not None:
             where = (
-                f"instruction {index} (code={insn.code:#06x} jt={insn.jt} jf={insn.jf} "
-                f"k={insn.k:#x})"
+                f"instruction {index} (code={_hex(insn.code, 6)} jt={insn.jt!r} "
+                f"jf={insn.jf!r} k={_hex(insn.k)})"
             )
         super().__init__(f"{where}: {detail} [rule {rule}: {RULES[rule]}]")
         self._detail = detail
@@ -162,6 +167,8 @@ def verify(program: Sequence[Insn]) -> None:
 def _check_classic(pc: int, insn: Insn, length: int) -> None:
     """One instruction of ``bpf_check_classic``'s loop."""
     code, k = insn.code, insn.k
+    if not all(isinstance(field, int) for field in insn):
+        raise VerifierError("field-range", "every field must be an integer", pc, insn)
     if not (0 <= code <= 0xFFFF and 0 <= insn.jt <= 0xFF and 0 <= insn.jf <= 0xFF):
         raise VerifierError("field-range", "a field does not fit struct sock_filter", pc, insn)
     if not 0 <= k <= 0xFFFFFFFF:

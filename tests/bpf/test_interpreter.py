@@ -165,6 +165,21 @@ def test_compiled_takes_args_and_ip_signed_or_unsigned():
     assert signed == unsigned == 1
 
 
+def test_compiled_source_holds_plain_numbers_only():
+    """An int subclass that formats itself as code must not reach the generated source."""
+
+    class Sneaky(int):
+        def __format__(self, spec: str) -> str:
+            return "0 if __import__('os').system('false') else 0"
+
+        __str__ = __repr__ = lambda self: format(self, "")  # type: ignore[assignment]
+
+    program = [Insn(op.BPF_RET | op.BPF_K, k=Sneaky(0x7FFF0000))]
+    source = compiled_module.compile_source(program)
+    assert "import" not in source
+    assert compile_program(program)(0, 0, 0, 0, 0, 0, 0, 0, 0) == 0x7FFF0000
+
+
 def _agree(program: list[Insn], datas: list[SeccompData]) -> None:
     function = compile_program(program)
     for data in datas:

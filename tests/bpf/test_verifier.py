@@ -168,7 +168,15 @@ def test_every_rule_has_a_corpus_entry():
 
 
 @pytest.mark.parametrize(
-    "insn", [Insn(0x10000), Insn(RET_K, jt=256), Insn(RET_K, jf=-1), Insn(RET_K, k=2**32)]
+    "insn",
+    [
+        Insn(0x10000),
+        Insn(RET_K, jt=256),
+        Insn(RET_K, jf=-1),
+        Insn(RET_K, k=2**32),
+        Insn(6.0),  # equal to RET K as a dict key, but not an instruction field
+        Insn(RET_K, k="0"),
+    ],
 )
 def test_fields_that_do_not_fit_sock_filter_are_refused(insn):
     with pytest.raises(VerifierError) as caught:
