@@ -43,8 +43,10 @@ UTIME_OMIT = (1 << 30) - 2
 AT_SYMLINK_NOFOLLOW = 0x100
 _OPEN_RETRIES = 16  # openat2 answers EAGAIN when a concurrent rename races a ".." walk
 
-#: Host syscalls the functions of this module make (for ``GateSpec.syscalls``).
+#: Host syscalls the functions of this module make (for ``GateSpec.syscalls``): resolving
+#: beneath a directory, and the stat calls glibc may use for fstat/fstatat.
 RESOLVE_SYSCALLS = frozenset({"openat2", "close"})
+STAT_SYSCALLS = frozenset({"fstat", "newfstatat", "statx"})
 
 
 def open_beneath(dirfd: int, path: str, flags: int, mode: int = 0, *, follow: bool = True) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 
 from callgate.gates import wasi_errno as E
 from callgate.gates.wasi import types as T
-from callgate.gates.wasi.capfs import futimens
+from callgate.gates.wasi.capfs import STAT_SYSCALLS, futimens
 from callgate.gates.wasi.fdtable import FdEntry, filetype_of
 from callgate.gates.wasi.gate import WasiError, signed64, wasi_gate
 
@@ -267,7 +267,7 @@ def pack_filestat(st: os.stat_result) -> bytes:
                            st.st_size, st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns)
 
 
-@wasi_gate("i32 i32", syscalls={"fstat", "newfstatat", "statx"})
+@wasi_gate("i32 i32", syscalls=STAT_SYSCALLS)
 def fd_filestat_get(call: Any, fd: int, ret: int) -> None:
     """Attributes of an open file (a byte-buffer stream reports only its type)."""
     entry = _entry(call, fd, R["FD_FILESTAT_GET"])
@@ -392,8 +392,8 @@ def _dirent_type(item: os.DirEntry[str]) -> int:
         return T.FILETYPE_UNKNOWN
 
 
-@wasi_gate("i32 i32 i32 i64 i32", syscalls={"getdents64", "fstat", "newfstatat", "dup",
-                                            "openat", "close"})
+@wasi_gate("i32 i32 i32 i64 i32",
+           syscalls=STAT_SYSCALLS | {"getdents64", "fcntl", "lseek", "close"})
 def fd_readdir(call: Any, fd: int, buf: int, buf_len: int, cookie: int, ret: int) -> None:
     """Fill ``buf`` with dirents from ``cookie`` on; the last one may be cut off.
 

@@ -19,7 +19,7 @@ from callgate.gates.wasi.fdtable import FdEntry, filetype_of
 from callgate.gates.wasi.gate import WasiError, guest_str, wasi_gate
 
 R = T.R
-_RESOLVE = capfs.RESOLVE_SYSCALLS
+_RESOLVE = capfs.RESOLVE_SYSCALLS | capfs.STAT_SYSCALLS  # fstatat: the ELOOP check
 _FOLLOW = T.LOOKUPFLAGS_SYMLINK_FOLLOW
 
 
@@ -57,7 +57,7 @@ def path_unlink_file(call: Any, fd: int, path: int, path_len: int) -> None:
     capfs.unlink_at(entry.fd(), guest_str(call, path, path_len))
 
 
-@wasi_gate("i32 i32 i32 i32 i32", syscalls=_RESOLVE | {"fstat"})
+@wasi_gate("i32 i32 i32 i32 i32", syscalls=_RESOLVE)
 def path_filestat_get(call: Any, fd: int, flags: int, path: int, path_len: int,
                       ret: int) -> None:
     """stat a path (its symlink itself unless SYMLINK_FOLLOW)."""
@@ -137,7 +137,7 @@ _FDFLAG_HOST = ((T.FDFLAGS_APPEND, os.O_APPEND), (T.FDFLAGS_NONBLOCK, os.O_NONBL
                 (T.FDFLAGS_SYNC, os.O_SYNC))
 
 
-@wasi_gate("i32 i32 i32 i32 i32 i64 i64 i32 i32", syscalls=_RESOLVE | {"fstat", "fcntl"})
+@wasi_gate("i32 i32 i32 i32 i32 i64 i64 i32 i32", syscalls=_RESOLVE | {"fcntl"})
 def path_open(call: Any, fd: int, dirflags: int, path: int, path_len: int, oflags: int,
               rights_base: int, rights_inheriting: int, fdflags: int, ret: int) -> None:
     """Open beneath a directory fd.

@@ -27,7 +27,8 @@ def _socket(call: Any, fd: int, right: int) -> tuple[FdEntry, socket.socket]:
     return entry, entry.sock
 
 
-@wasi_gate("i32 i32 i32", syscalls={"accept4", "fcntl"})
+@wasi_gate("i32 i32 i32", syscalls={"accept4", "accept", "fcntl", "ioctl", "getsockopt",
+                                    "getsockname"})
 def sock_accept(call: Any, fd: int, flags: int, ret: int) -> None:
     """Accept a connection on a listening socket; only NONBLOCK is a valid flag."""
     _, sock = _socket(call, fd, T.R["SOCK_ACCEPT"])
