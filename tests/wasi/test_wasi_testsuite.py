@@ -1,12 +1,14 @@
-"""The wasi-testsuite (C and AssemblyScript preview1 binaries) on callgate and on wasmtime.
+"""The wasi-testsuite's preview1 binaries on callgate and on wasmtime, with one runner.
 
 The suite lives next to the repository (``../shared/wasi-testsuite``; CI clones the
-repo beside ``shared/``). Each ``NAME.wasm`` may have a ``NAME.json`` (legacy
-spec: args, env, root dir, exit_code, stdout; missing keys and missing files take
-the defaults of ``specification.md``). ``root`` is copied to a temporary dir,
-preopened as ``/``, and ``*.cleanup`` leftovers are ignored because every run gets a
-fresh copy. Running the same runner on wasmtime's native WASI proves the runner:
-if a test failed there, the runner (not callgate) would be wrong.
+repo beside ``shared/``; ``WASI_TESTSUITE=/path`` points elsewhere). Every
+``*.wasm`` below it is a test — the C and AssemblyScript directories that ship
+there, and any other language directory (e.g. the Rust tests) a user drops in.
+``NAME.json`` is read in either format of ``specification.md`` (legacy keys or
+``operations``; a missing file or key takes the defaults); each preopened
+directory is copied to a temporary dir first, so ``*.cleanup`` leftovers never
+matter. Running the same runner on wasmtime's native WASI proves the runner: if
+a test failed there, the runner (not callgate) would be wrong.
 """
 
 from __future__ import annotations
@@ -35,19 +37,49 @@ def _suite_root() -> Path:
 
 
 SUITE = _suite_root()
-SUBDIRS = ("c", "assemblyscript")
-DEFAULTS = {"args": [], "env": {}, "root": None, "exit_code": 0, "stdout": "", "stderr": None}
 
 
 def _cases() -> list[Path]:
-    return sorted(p for sub in SUBDIRS for p in (SUITE / sub).glob("*.wasm"))
+    """Every test module under the suite (c/, assemblyscript/, and any other language
+    directory a user adds, e.g. rust/), but not files inside fixture directories."""
+    found = (p for p in SUITE.rglob("*.wasm")
+             if not any(part.endswith(".dir") for part in p.relative_to(SUITE).parts[:-1]))
+    return sorted(found)
 
 
 def _spec(wasm: Path) -> dict:
-    spec = dict(DEFAULTS)
+    """The test's expectations, from either spec format of ``specification.md``.
+
+    Legacy: ``args``, ``env``, ``root`` (preopened as ``/``), ``dirs`` (each preopened
+    under its own name), ``exit_code``, ``stdout``, ``stderr``. Operation-based: a
+    ``run`` then a ``wait``, with ``read`` checks of stdout/stderr in between.
+    """
     path = wasm.with_suffix(".json")
-    if path.is_file():
-        spec.update(json.loads(path.read_text()))
+    raw = json.loads(path.read_text()) if path.is_file() else {}
+    spec = {"args": [], "env": {}, "dirs": {}, "exit_code": 0, "stdout": "", "stderr": None,
+            "proposals": raw.get("proposals", [])}
+    ops = raw.get("operations")
+    if ops is None:  # legacy: the same as run + read(stdout) + wait
+        ops = [{"type": "run", **{k: raw[k] for k in ("args", "env", "root", "dirs")
+                                  if k in raw}},
+               {"type": "read", "id": "stdout", "payload": raw.get("stdout", "")},
+               {"type": "wait", "exit_code": raw.get("exit_code", 0)}]
+        if "stderr" in raw:
+            ops.append({"type": "read", "id": "stderr", "payload": raw["stderr"]})
+    for op in ops:
+        kind = op.get("type")
+        if kind == "run":
+            spec["args"], spec["env"] = op.get("args", []), op.get("env", {})
+            if op.get("root"):
+                spec["dirs"]["/"] = op["root"]
+            for name in op.get("dirs", []):
+                spec["dirs"][name] = name
+        elif kind == "wait":
+            spec["exit_code"] = op.get("exit_code", 0)
+        elif kind == "read":
+            spec[op.get("id", "stdout")] = op.get("payload", "")
+        else:
+            spec["proposals"] = [*spec["proposals"], kind]
     return spec
 
 
@@ -66,15 +98,31 @@ def test_suite_is_present() -> None:
 
 
 @pytest.mark.parametrize("engine", sorted(RUNNERS))
-@pytest.mark.parametrize("wasm", _cases(), ids=lambda p: f"{p.parent.name}/{p.stem}")
+@pytest.mark.parametrize("wasm", _cases(), ids=lambda p: str(p.relative_to(SUITE).with_suffix("")))
 def test_wasi_testsuite(wasm: Path, engine: str, tmp_path: Path) -> None:
     spec = _spec(wasm)
-    dirs = {}
-    if spec["root"]:
-        dirs["/"] = copy_tree(wasm.parent / spec["root"], tmp_path / "root")
+    if spec["proposals"]:
+        pytest.skip(f"needs WASI proposals beyond preview1: {spec['proposals']}")
+    dirs = {guest: copy_tree(wasm.parent / src, tmp_path / f"dir{i}")
+            for i, (guest, src) in enumerate(spec["dirs"].items())}
     result = RUNNERS[engine](wasm, args=tuple(spec["args"]), env=dict(spec["env"]), dirs=dirs)
     assert result.code == spec["exit_code"], result.stderr.decode(errors="replace")
     assert result.stdout.decode() == spec["stdout"]
     if spec["stderr"] is not None:
         assert result.stderr.decode() == spec["stderr"]
 
+
+def test_spec_formats_are_read_alike(tmp_path: Path) -> None:
+    """A legacy spec and its operation-based spelling mean the same test."""
+    legacy = tmp_path / "a.json"
+    legacy.write_text(json.dumps({"args": ["x"], "env": {"K": "v"}, "root": "r.dir",
+                                  "exit_code": 3, "stdout": "out"}))
+    ops = tmp_path / "b.json"
+    ops.write_text(json.dumps({"operations": [
+        {"type": "run", "args": ["x"], "env": {"K": "v"}, "root": "r.dir"},
+        {"type": "read", "id": "stdout", "payload": "out"},
+        {"type": "wait", "exit_code": 3}]}))
+    a, b = _spec(tmp_path / "a.wasm"), _spec(tmp_path / "b.wasm")
+    assert a == b
+    assert a["dirs"] == {"/": "r.dir"} and a["exit_code"] == 3 and a["stdout"] == "out"
+    assert _spec(tmp_path / "missing.wasm")["exit_code"] == 0
