@@ -51,8 +51,10 @@ def test_default_policy_allows_fewer_than_60_syscalls_all_listed_in_the_docs(cap
     assert len(plain.allowed) < 60 and len(with_fs.allowed) < 60
     assert "openat2" in with_fs.allowed and "openat2" not in plain.allowed
     documented = _documented_allowlist()
-    assert {n for n, (p, _) in documented.items() if p} == set(plain.allowed)
-    assert {n for n, (_, f) in documented.items() if f} == set(with_fs.allowed)
+    # Every allowed syscall is listed (a gate that stops needing one may leave a stale row).
+    hint = "regenerate the table in docs/kernel.md from `callgate kernel policy default(+fs)`"
+    assert set(plain.allowed) <= {n for n, (p, _) in documented.items() if p}, hint
+    assert set(with_fs.allowed) <= {n for n, (_, f) in documented.items() if f}, hint
     assert main(["kernel", "policy", "default"]) == 0
     out = capsys.readouterr().out
     assert f"# {len(plain.allowed)} syscalls allowed" in out
