@@ -150,7 +150,7 @@ def run(n: int) -> list:
     Path lengths are ``bench_kernel.py``'s rows (the same oracle function, more profiles).
     ``n`` >= 10 000 takes 15 compile-time samples, less takes 3.
     """
-    from common import Row  # benchmarks/ is on sys.path when run.py imports this module
+    from common import Row, in_ms, timed_row  # benchmarks/ is on sys.path under run.py
 
     group = "Policy compiler (Docker-like profile)"
     runs = 15 if n >= 10_000 else 3
@@ -159,14 +159,19 @@ def run(n: int) -> list:
     allowed = {name for r in same.rules if r.action == SECCOMP_RET_ALLOW for name in r.names}
     heavy = arg_heavy(sorted(allowed & set(arch.numbers)), same.default)
     rows = []
-    for label, section in (("compile time", same), ("compile time, 120 syscalls arg-checked",
-                                                     heavy)):
+    for label, section in (("compile time", same),
+                           ("compile time, 120 syscalls arg-checked", heavy)):
         theirs = f"{label}: libseccomp optimize=2 (incl. export_bpf)"
-        rows.append(Row(f"{label}: callgate",
-                        median_ms(lambda s=section: compile_section(s, arch), runs), 1, runs,
-                        "", theirs, group, "ms"))
-        rows.append(Row(theirs, median_ms(lambda s=section: libseccomp_program(s, arch), runs),
-                        1, runs, "", None, group, "ms"))
+        for name, compile_once, baseline in (
+            (f"{label}: callgate", lambda s=section: compile_section(s, arch), theirs),
+            (theirs, lambda s=section: libseccomp_program(s, arch), None),
+        ):
+            def batch(count: int, compile_once: Callable[[], object] = compile_once) -> None:
+                for _ in range(count):
+                    compile_once()
+
+            rows.append(in_ms(timed_row(name, batch, inner=1, repeats=runs, group=group,
+                                        baseline=baseline)))
     theirs = "program length: libseccomp optimize=2"
     rows.append(Row("program length: callgate", len(compile_section(same, arch)), 1, 1,
                     "without runc's -ENOSYS stub", theirs, group, "insns"))
