@@ -339,12 +339,99 @@ static void poll_tests(void) {
     __wasi_fd_close(fd);
 }
 
+static void more(__wasi_fd_t root) {
+    dir = root;
+    /* readdir over many entries with a small buffer, continuing from the last whole entry */
+    line("mkdir lots", __wasi_path_create_directory(dir, "lots"));
+    __wasi_fd_t lots;
+    line("open lots", op("lots", 0, __WASI_OFLAGS_DIRECTORY, __WASI_RIGHTS_FD_READDIR
+                         | __WASI_RIGHTS_PATH_OPEN | __WASI_RIGHTS_PATH_CREATE_FILE
+                         | __WASI_RIGHTS_PATH_FILESTAT_SET_SIZE, 0, &lots));
+    dir = lots;
+    char name[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(name, sizeof name, "file.%d", i);
+        __wasi_fd_close(make_file(name, ""));
+    }
+    dir = root;
+    __wasi_dircookie_t cookie = 0;
+    int total = 0, calls = 0;
+    for (;;) {
+        uint8_t buf[256];
+        __wasi_size_t used = 0;
+        if (__wasi_fd_readdir(lots, buf, sizeof buf, cookie, &used) != 0)
+            break;
+        calls++;
+        size_t pos = 0;
+        while (pos + sizeof(__wasi_dirent_t) <= used) {
+            __wasi_dirent_t d;
+            memcpy(&d, buf + pos, sizeof d);
+            if (pos + sizeof d + d.d_namlen > used)
+                break;
+            pos += sizeof d + d.d_namlen;
+            total++;
+            cookie = d.d_next;
+        }
+        if (used < sizeof buf)
+            break;
+    }
+    printf("readdir lots total=%d\n", total);
+    (void)calls;
+
+    /* fdflags given at open are reported; SYNC and APPEND */
+    __wasi_fd_t fd;
+    __wasi_errno_t e = op("lots/file.1", 0, 0, __WASI_RIGHTS_FD_WRITE | __WASI_RIGHTS_FD_READ,
+                          __WASI_FDFLAGS_APPEND | __WASI_FDFLAGS_SYNC, &fd);
+    __wasi_fdstat_t fs;
+    __wasi_fd_fdstat_get(fd, &fs);
+    printf("open sync|append %d flags=%d\n", e, fs.fs_flags);
+    __wasi_fd_close(fd);
+    e = op(".", 0, 0, 0, __WASI_FDFLAGS_NONBLOCK, &fd);
+    printf("open . nonblock %d\n", e);
+    __wasi_fd_close(fd);
+
+    /* filestat_set_times keeps atim when only MTIM is set */
+    fd = make_file("times", "x");
+    __wasi_filestat_t st, st2;
+    __wasi_fd_filestat_get(fd, &st);
+    e = __wasi_fd_filestat_set_times(fd, 0, st.mtim - 100, __WASI_FSTFLAGS_MTIM);
+    __wasi_fd_filestat_get(fd, &st2);
+    printf("set mtim only %d atim_same=%d mtim_ok=%d\n", e, st.atim == st2.atim,
+           st2.mtim == st.mtim - 100);
+    e = __wasi_fd_filestat_set_times(fd, 0, 0, __WASI_FSTFLAGS_MTIM_NOW | __WASI_FSTFLAGS_ATIM_NOW);
+    printf("set now %d\n", e);
+
+    /* stdio renumbered onto a file; renumber over a preopen; close a preopen */
+    __wasi_fd_t f2 = make_file("stdio_target", "");
+    printf("renumber stdin %d\n", __wasi_fd_renumber(0, f2));
+    printf("fdstat old stdin %d\n", __wasi_fd_fdstat_get(0, &fs));
+    printf("fdstat new %d type=%d\n", __wasi_fd_fdstat_get(f2, &fs), fs.fs_filetype);
+    __wasi_fd_t sub;
+    op(".", 0, __WASI_OFLAGS_DIRECTORY, __WASI_RIGHTS_FD_READDIR | __WASI_RIGHTS_FD_FILESTAT_GET
+       | __WASI_RIGHTS_PATH_OPEN | __WASI_RIGHTS_PATH_CREATE_FILE
+       | __WASI_RIGHTS_PATH_FILESTAT_SET_SIZE, 0, &sub);
+    __wasi_filestat_t before, after;
+    __wasi_fd_filestat_get(sub, &before);
+    printf("renumber over preopen %d\n", __wasi_fd_renumber(sub, root));
+    __wasi_fd_filestat_get(root, &after);
+    printf("same dir %d\n", before.ino == after.ino);
+    __wasi_prestat_t pre;
+    printf("prestat after renumber %d\n", __wasi_fd_prestat_get(root, &pre));
+    printf("dangling fd reuse %d\n", __wasi_fd_fdstat_get(sub, &fs));
+    __wasi_fd_t again = make_file("dangling", "");
+    printf("lowest fd reused %d\n", again == sub);
+    printf("close reopened %d\n", __wasi_fd_close(again));
+    printf("close preopen %d then %d\n", __wasi_fd_close(root), __wasi_fd_fdstat_get(root, &fs));
+    (void)fd;
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: wasi_probe NAME\n");
         return 2;
     }
-    for (__wasi_fd_t fd = 3;; fd++) {
+    __wasi_fd_t fd;
+    for (fd = 3;; fd++) {
         __wasi_prestat_t pre;
         if (__wasi_fd_prestat_get(fd, &pre) != 0)
             return 3;
@@ -365,6 +452,8 @@ int main(int argc, char **argv) {
     removals();
     fdops();
     poll_tests();
+    __wasi_fd_t root = dir;
     readdir_tests();
+    more(root);
     return 0;
 }
