@@ -61,3 +61,23 @@ def test_pipe_with_data_is_read_normally() -> None:
         os.dup2(saved, 0)
         os.close(saved)
         os.close(read_end)
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_fd_exhaustion_is_capped_and_released(tmp_path: Path) -> None:
+    """A guest that never closes gets EMFILE at the fd-table cap; closing the plugin
+    closes every host fd it held."""
+    out = bytearray()
+    config = WasiConfig(args=("hostile_fd_exhaust", "/d"), preopens=[Preopen(tmp_path, "/d")],
+                        stdout=out, stderr=bytearray(), max_fds=64)
+    plugin = Plugin(WASM / "hostile_fd_exhaust.wasm", providers=[WasiProvider(config)])
+    with plugin:
+        loaded = _open_fds()  # the preopen is open from here on
+        plugin.call_int("_start")
+        # 64 table slots: stdio (3), the preopen, and 60 opened by the guest.
+        assert out.decode().startswith("opened 60, then: ")
+        assert _open_fds() == loaded + 60
+    assert _open_fds() == loaded - 1
