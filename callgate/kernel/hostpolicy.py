@@ -56,6 +56,7 @@ ALWAYS_DENIED: Mapping[str, str] = MappingProxyType(
         "process_madvise": "acts on another process's memory",
         "bpf": "loads programs into the kernel",
         "mount": "changes the filesystem namespace",
+        "umount": "changes the filesystem namespace",
         "umount2": "changes the filesystem namespace",
         "pivot_root": "changes the filesystem namespace",
         "move_mount": "changes the filesystem namespace",
@@ -85,7 +86,7 @@ ALWAYS_DENIED: Mapping[str, str] = MappingProxyType(
 _CLONE = "clone"
 _PERSONALITY = "personality"
 _CLONE3 = "clone3"
-_WX_NAMES = ("mmap", "mprotect", "pkey_mprotect")
+_WX_NAMES = ("mmap", "mmap2", "mprotect", "pkey_mprotect")  # mmap2: 32-bit arches
 
 # Actions after which a gate implementation runs (TRAP: the broker may let it).
 _DENYING = {SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_KILL_THREAD, SECCOMP_RET_ERRNO}

@@ -24,6 +24,7 @@ from callgate.kernel.hostpolicy import (
     load_baseline,
 )
 from callgate.policy import load_policy_text
+from callgate.policy.names import is_known_syscall
 
 ARCH = native_arch()
 KILLED = SyscallOutcome("killed", signal.SIGSYS)
@@ -72,7 +73,7 @@ def test_baseline_file_teaches_one_syscall_per_rule():
         assert len(rule["names"]) == 1, rule
         assert rule["action"] == "allow"
         assert len(rule["comment"]) > 30, f"{rule['names'][0]} needs a comment saying why"
-        assert rule["names"][0] in ARCH.numbers
+        assert is_known_syscall(rule["names"][0])
 
 
 def test_baseline_reaches_nothing_outside_the_process():
@@ -257,3 +258,19 @@ def test_an_oci_profile_keeps_its_enosys_stub_and_default():
     assert denied == SyscallOutcome("errno", errno.EPERM)  # the profile's default
     assert allowed.kind == "returned"
     assert newer == SyscallOutcome("errno", errno.ENOSYS)
+
+
+def test_w_xor_x_holds_on_a_32_bit_arch_through_mmap2():
+    from callgate.arch import get_arch
+
+    x86 = get_arch("x86")
+    host = derive_host_policy(policy('[kernel]\ndefault = "kill_process"\n'), [], arch=x86)
+    program = host.compile()
+
+    def verdict(prot: int) -> int:
+        data = SeccompData.make(x86.number("mmap2"), x86.audit_arch, (0, 4096, prot, 0x22, -1, 0))
+        return interpret(program, data).ret
+
+    assert verdict(mmap.PROT_READ | mmap.PROT_WRITE) == SECCOMP_RET_ALLOW
+    assert verdict(mmap.PROT_READ | mmap.PROT_EXEC) == SECCOMP_RET_KILL_PROCESS
+    assert verdict(mmap.PROT_WRITE | mmap.PROT_EXEC) == SECCOMP_RET_KILL_PROCESS
