@@ -17,6 +17,7 @@ import pytest
 import wasmtime
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from native_wasi import WASM
 
 from callgate.arch import native_arch
 from callgate.gates import wasi_errno as E
@@ -25,6 +26,7 @@ from callgate.gates.numbers import WASI_NUMBERS
 from callgate.gates.spec import GateCall, GuestExit
 from callgate.gates.wasi import Preopen, WasiConfig, WasiProvider, WasiState, wasi_specs
 from callgate.gates.wasi import types as T
+from callgate.runtime import Plugin
 
 MEM = 65536
 SPECS = {spec.name: spec for spec in wasi_specs()}
@@ -431,3 +433,27 @@ def test_provider_gives_each_plugin_its_own_state(tmp_path: Path) -> None:
     assert a.table is not b.table and a.table.get(3).host_fd != b.table.get(3).host_fd
     a.close()
     b.close()
+
+
+def test_guest_echoes_over_a_socket_the_host_passed_in() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    client = socket.create_connection(listener.getsockname())
+    client.sendall(b"hello, gated world")
+    client.shutdown(socket.SHUT_WR)
+    out = bytearray()
+    config = WasiConfig(args=("wasi_sockecho",), sockets=[listener], stdout=out,
+                        stderr=bytearray())
+    with Plugin(WASM / "wasi_sockecho.wasm", providers=[WasiProvider(config)]) as plugin:
+        try:
+            plugin.call_int("_start")
+        except GuestExit as exc:
+            assert exc.code == 0
+    echoed = b""
+    while chunk := client.recv(256):
+        echoed += chunk
+    assert echoed == b"HELLO, GATED WORLD"
+    assert out == (b"echoed 18\nshutdown 0\nshutdown stdin %d\nclose 0\n" % W["ENOTSOCK"])
+    client.close()
+    listener.close()
