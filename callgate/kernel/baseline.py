@@ -22,6 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from callgate.errors import CallgateError
 from callgate.kernel.binding import raw_syscall
 
 # Unassigned syscall numbers strace shows as syscall_0x3e8 / syscall_0x3e9.
@@ -129,6 +130,10 @@ def host_loop(rounds: int) -> None:
     broker_calls.clear()
 
 
+class MeasurementError(CallgateError):
+    """The baseline cannot be measured here (no strace, or the loop failed)."""
+
+
 _LINE = re.compile(r"^\d+\s+(?:<\.\.\. )?([a-z_0-9]+)[( ]")
 
 
@@ -155,7 +160,7 @@ def measure(rounds: int = 20) -> tuple[collections.Counter[str], collections.Cou
     """Run the host loop under ``strace -f``; return (steady-state, exit) syscall counts."""
     strace = shutil.which("strace")
     if strace is None:
-        raise FileNotFoundError("strace is not installed (apt-get install strace)")
+        raise MeasurementError("strace is not installed; install it (apt-get install strace)")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "trace"
         cmd = [
@@ -169,7 +174,10 @@ def measure(rounds: int = 20) -> tuple[collections.Counter[str], collections.Cou
             "callgate.kernel.baseline",
             "--loop",
         ]
-        subprocess.run([*cmd, str(rounds)], check=True, timeout=300)
+        try:
+            subprocess.run([*cmd, str(rounds)], check=True, timeout=300)
+        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+            raise MeasurementError(f"the measurement loop failed: {exc}") from None
         return steady_state(out.read_text())
 
 
