@@ -263,7 +263,8 @@ ffi.cdef(
 
 _SA_SIGINFO = 4
 _STARTED, _DONE = 1, 2
-_KINDS: tuple[OutcomeKind, ...] = ("returned", "errno", "trap")
+_KINDS: tuple[OutcomeKind, ...] = ("returned", "errno", "trap")  # probe_slot.kind indexes this
+_RETURNED, _ERRNO, _TRAP = range(3)
 
 # The trap record the SIGSYS handler writes to; set in the child before the filter.
 _trap_record: Any = None
@@ -346,11 +347,11 @@ def _probe_child(
         ret = libc.syscall(nr, *args)
         err = ffi.errno
         if trap.count != slot.traps_at_start:
-            slot.kind, slot.value = 2, trap.si_errno
+            slot.kind, slot.value = _TRAP, trap.si_errno
         elif ret == -1:
-            slot.kind, slot.value = 1, err
+            slot.kind, slot.value = _ERRNO, err
         else:
-            slot.kind, slot.value = 0, ret
+            slot.kind, slot.value = _RETURNED, ret
         slot.state = _DONE
 
 
