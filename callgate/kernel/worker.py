@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -299,11 +300,22 @@ class Worker:
             return self._exchange(method, self._timeout)
 
     def _exchange(self, method: str | None, timeout: float | None) -> Any:
-        """Receive until the answer to ``method`` (or ``ready`` when None) arrives."""
+        """Receive until the answer to ``method`` (or ``ready`` when None) arrives.
+
+        ``timeout`` bounds the whole exchange, forwarded requests included, so a worker
+        cannot keep the parent busy forever by asking questions.
+        """
         assert self._sock is not None
-        self._sock.settimeout(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             try:
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError
+                    self._sock.settimeout(left)
+                else:
+                    self._sock.settimeout(None)
                 message, fds = wire.recv(self._sock)
             except TimeoutError:
                 self._kill_and_reap()

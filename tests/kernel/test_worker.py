@@ -231,3 +231,18 @@ def test_a_memory_read_answered_with_the_wrong_length_is_refused():
         with pytest.raises(WorkerError, match="instead of 32 bytes"):
             w.call("forward_lying")
         assert w.call("echo", 1) == [1]
+
+
+def test_a_worker_that_keeps_asking_is_stopped_by_the_call_timeout():
+    asked = []
+
+    def gate(message, memory):
+        asked.append(message["name"])
+        return 0
+
+    w = worker(handlers={"gate": gate})
+    w._timeout = 0.5
+    with w:
+        with pytest.raises(WorkerTimeout):
+            w.call("chatter")
+        assert not w.alive and len(asked) > 1

@@ -41,6 +41,9 @@ class ProbeService:
                 "gate", {"name": "g", "args": [], "memory_size": 64}, _LyingMemory()
             )
             return [answer]
+        if method == "chatter":  # a worker that keeps asking instead of answering
+            while True:
+                self.link.request("gate", {"name": "g", "args": []})
         if method == "segfault":
             ctypes.string_at(8, 1)  # address 0 would mean "allocate" to CPython
         if method == "sleep":
