@@ -220,12 +220,17 @@ def plugin_fds(plugin: Any) -> set[int]:
     return fds
 
 
-def lock_plugin(plugin: Any, policy: Policy | str | os.PathLike[str] | None) -> LockdownReport:
+def lock_plugin(
+    plugin: Any,
+    policy: Policy | str | os.PathLike[str] | None,
+    *,
+    extra_fds: Iterable[int] = (),
+) -> LockdownReport:
     """Lock this process down for ``plugin``, already compiled and instantiated.
 
     The kernel filter is derived from ``policy`` (the one the plugin runs under) and the
-    gates of the plugin's table; stdio and :func:`plugin_fds` stay open. What
-    ``callgate run --kernel`` calls.
+    gates of the plugin's table; stdio, :func:`plugin_fds` and ``extra_fds`` (the
+    application's own, e.g. a log file) stay open. What ``callgate run --kernel`` calls.
     """
     from callgate.policy import load_policy
 
@@ -234,5 +239,6 @@ def lock_plugin(plugin: Any, policy: Policy | str | os.PathLike[str] | None) -> 
     elif not isinstance(policy, Policy):
         names = [spec.name for spec in plugin.table if spec.module != "wasi_snapshot_preview1"]
         policy = load_policy(policy, gate_names=names)
-    _, report = lock_host(policy, list(plugin.table), keep_fds={0, 1, 2, *plugin_fds(plugin)})
+    keep = {0, 1, 2, *plugin_fds(plugin), *extra_fds}
+    _, report = lock_host(policy, list(plugin.table), keep_fds=keep)
     return report

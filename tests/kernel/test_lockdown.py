@@ -351,3 +351,31 @@ def test_a_wasmtime_host_keeps_working_under_the_baseline_alone():
         "UNREACHABLE",
         110,
     ]
+
+
+def test_lock_plugin_seals_an_embedded_wasi_plugin(tmp_path):
+    from pathlib import Path
+
+    from callgate.gates.wasi import Preopen, WasiConfig, WasiProvider
+    from callgate.runtime import Plugin
+
+    guests = Path(__file__).resolve().parents[2] / "guests" / "wasm"
+    (tmp_path / "in.txt").write_text("read after lockdown\n")
+    policy = guests.parents[1] / "policies" / "default.toml"
+    fs_policy = '[gates]\ndefault = "allow"\n[kernel]\ndefault = "errno(EPERM)"\n'
+
+    def child():
+        out = bytearray()
+        config = WasiConfig(
+            args=["cat", "/d/in.txt"], preopens=[Preopen(tmp_path, "/d")], stdout=out
+        )
+        plugin = Plugin(guests / "cat.wasm", policy=fs_policy, providers=[WasiProvider(config)])
+        report = lockdown_mod.lock_plugin(plugin, fs_policy, extra_fds=[child_report_fd()])
+        plugin.call_int("_start")
+        denied = raw_syscall(ARCH.number("socket"), 2, 1, 0)
+        return bytes(out), report.held_fds, denied
+
+    out, held, denied = run_in_child(child).unwrap()
+    assert out == b"read after lockdown\n"
+    assert len(held) == 5  # stdio, the preopened directory, the report pipe
+    assert denied == (-1, errno.EPERM)
