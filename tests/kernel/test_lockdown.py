@@ -361,7 +361,6 @@ def test_lock_plugin_seals_an_embedded_wasi_plugin(tmp_path):
 
     guests = Path(__file__).resolve().parents[2] / "guests" / "wasm"
     (tmp_path / "in.txt").write_text("read after lockdown\n")
-    policy = guests.parents[1] / "policies" / "default.toml"
     fs_policy = '[gates]\ndefault = "allow"\n[kernel]\ndefault = "errno(EPERM)"\n'
 
     def child():
