@@ -32,29 +32,23 @@ class PeerClosed(CallgateError, EOFError):
     """The other end closed the socket (it exited or was killed)."""
 
 
-def _encode(value: Any) -> Any:
+def _bytes_as_json(value: Any) -> Any:
+    """``json.dumps`` hook: bytes become ``{"$b": base64}``; anything else is an error."""
     if isinstance(value, bytes | bytearray | memoryview):
         return {"$b": base64.b64encode(bytes(value)).decode("ascii")}
-    if isinstance(value, list | tuple):
-        return [_encode(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _encode(v) for k, v in value.items()}
-    return value
+    raise TypeError(f"{type(value).__name__} cannot cross to the other process")
 
 
-def _decode(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_decode(v) for v in value]
-    if isinstance(value, dict):
-        if set(value) == {"$b"} and isinstance(value["$b"], str):
-            return base64.b64decode(value["$b"], validate=True)
-        return {k: _decode(v) for k, v in value.items()}
-    return value
+def _json_as_bytes(obj: dict[str, Any]) -> Any:
+    """``json.loads`` hook: the inverse of :func:`_bytes_as_json`."""
+    if len(obj) == 1 and isinstance(obj.get("$b"), str):
+        return base64.b64decode(obj["$b"], validate=True)
+    return obj
 
 
 def send(sock: socket.socket, message: dict[str, Any], fds: tuple[int, ...] = ()) -> None:
     """Send one message, with ``fds`` duplicated into the receiver."""
-    body = json.dumps(_encode(message), separators=(",", ":")).encode()
+    body = json.dumps(message, separators=(",", ":"), default=_bytes_as_json).encode()
     if len(body) > MAX_FRAME:
         raise WireError(f"message of {len(body)} bytes exceeds the {MAX_FRAME}-byte frame limit")
     if len(fds) > MAX_FDS:
@@ -77,11 +71,15 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
     return bytes(chunks)
 
 
-def _recv_header(sock: socket.socket) -> tuple[bytes, list[int]]:
+# The first read takes the header and, usually, the whole body with it: one syscall.
+_FIRST_READ = 64 * 1024
+
+
+def _recv_first(sock: socket.socket) -> tuple[bytes, list[int]]:
     """recvmsg with close-on-exec fds (``socket.recv_fds`` drops its flags on 3.11)."""
     fds = array.array("i")
     data, ancillary, _, _ = sock.recvmsg(
-        _HEADER.size, socket.CMSG_SPACE(MAX_FDS * fds.itemsize), socket.MSG_CMSG_CLOEXEC
+        _FIRST_READ, socket.CMSG_SPACE(MAX_FDS * fds.itemsize), socket.MSG_CMSG_CLOEXEC
     )
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
@@ -90,19 +88,28 @@ def _recv_header(sock: socket.socket) -> tuple[bytes, list[int]]:
 
 
 def recv(sock: socket.socket) -> tuple[dict[str, Any], list[int]]:
-    """Receive one message and the fds that came with it (close-on-exec, caller owns them)."""
-    data, fds = _recv_header(sock)
+    """Receive one message and the fds that came with it (close-on-exec, caller owns them).
+
+    The conversation strictly alternates (each side sends one message, then waits), so
+    bytes beyond the frame are a protocol violation, not the start of the next message.
+    """
+    data, fds = _recv_first(sock)
     try:
         if not data:
             raise PeerClosed("the peer closed the connection")
-        header = data + _recv_exact(sock, _HEADER.size - len(data))
-        length, nfds = _HEADER.unpack(header)
+        if len(data) < _HEADER.size:
+            data += _recv_exact(sock, _HEADER.size - len(data))
+        length, nfds = _HEADER.unpack_from(data)
         if length > MAX_FRAME or nfds != len(fds):
             raise WireError(
                 f"bad frame header: {length} bytes, {nfds} fds declared, {len(fds)} received"
             )
+        body = data[_HEADER.size :]
+        if len(body) > length:
+            raise WireError(f"{len(body) - length} bytes after a {length}-byte frame")
+        body += _recv_exact(sock, length - len(body))
         try:
-            message = _decode(json.loads(_recv_exact(sock, length)))
+            message = json.loads(body, object_hook=_json_as_bytes)
         except (ValueError, RecursionError) as exc:
             raise WireError(f"undecodable message: {exc}") from None
         if not isinstance(message, dict) or not isinstance(message.get("op"), str):

@@ -64,6 +64,8 @@ def test_closed_peer(pair):
         struct.pack("<II", 3, 0) + b"[1]",  # not an object
         struct.pack("<II", 9, 0) + b'{"op": 1}',  # op is not a string
         struct.pack("<II", 14, 0) + b'{"op":"x","b":',  # truncated body
+        struct.pack("<II", 10, 0) + b'{"op":"x"}trailing',  # more than the frame
+        struct.pack("<II", 26, 0) + b'{"op":"x","v":{"$b":"!!"}}',  # bad base64
     ],
 )
 def test_hostile_frames_are_refused(pair, raw):
