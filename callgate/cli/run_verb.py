@@ -57,8 +57,9 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
                         help="after loading, lock this process down with a kernel seccomp "
                         "filter derived from the policy (see docs/kernel.md)")
     parser.add_argument("--isolate", action="store_true", default=None,
-                        help="run the plugin in a locked-down worker process, with the "
-                        "preopened directories handed over as fds (see docs/kernel.md)")
+                        help="run the plugin in a worker process locked down as with "
+                        "--kernel, the preopened directories handed over as fds "
+                        "(see docs/kernel.md)")
 
 
 def _late_options(args: argparse.Namespace) -> list[str]:
