@@ -156,6 +156,10 @@ def run_in_child(fn: Callable[[], T], *, timeout: float = 10.0) -> ChildResult[T
         if timed_out:
             os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
+    except BaseException:  # interrupted while waiting: leave no child behind
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        raise
     finally:
         os.close(read_fd)
     return _result(status, b"".join(chunks), timed_out, timeout)

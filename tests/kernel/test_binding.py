@@ -493,3 +493,28 @@ def test_packed_bytes_and_instructions_install_alike():
 )
 def test_probe_is_exact_when_the_action_applies_to_every_syscall(action, expected):
     assert probe_syscalls([ret(action)], [(1000, ()), (1001, (1, 2))]) == [expected] * 2
+
+
+def test_an_interrupted_wait_kills_and_reaps_the_child(monkeypatch):
+    import callgate.kernel.child as child_mod
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(child_mod, "_collect", interrupted)
+    seen = []
+    real_fork = os.fork
+
+    def remember_fork():
+        pid = real_fork()
+        if pid:
+            seen.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", remember_fork)
+    before = fd_set()
+    with pytest.raises(KeyboardInterrupt):
+        run_in_child(lambda: time.sleep(30))
+    with pytest.raises(ChildProcessError):
+        os.waitpid(seen[0], os.WNOHANG)  # already reaped
+    assert fd_set() == before
