@@ -297,7 +297,15 @@ class Worker:
                 wire.send(self._sock, {"op": "call", "method": method, "args": list(args)})
             except OSError:
                 raise self._crashed() from None
-            return self._exchange(method, self._timeout)
+            try:
+                return self._exchange(method, self._timeout)
+            except (WorkerError, WorkerCrashed):
+                raise
+            except BaseException:
+                # Interrupted mid-conversation (Ctrl-C, a bug): the worker's state is
+                # unknown and its answer would reach the next call, so it goes.
+                self._kill_and_reap()
+                raise
 
     def _exchange(self, method: str | None, timeout: float | None) -> Any:
         """Receive until the answer to ``method`` (or ``ready`` when None) arrives.
