@@ -246,3 +246,15 @@ def test_a_worker_that_keeps_asking_is_stopped_by_the_call_timeout():
         with pytest.raises(WorkerTimeout):
             w.call("chatter")
         assert not w.alive and len(asked) > 1
+
+
+def test_an_interrupted_call_retires_the_worker():
+    def gate(message, memory):
+        raise KeyboardInterrupt
+
+    with worker(handlers={"gate": gate}) as w:
+        with pytest.raises(KeyboardInterrupt):
+            w.call("forward", "g")
+        assert not w.alive
+        w.restart()
+        assert w.call("echo", 2) == [2]
