@@ -29,7 +29,7 @@ from functools import cache
 from typing import Any, Generic, Literal, NamedTuple, TypeVar
 
 from callgate.bpf.actions import SECCOMP_RET_ALLOW, SECCOMP_RET_TRAP
-from callgate.bpf.insn import Insn
+from callgate.bpf.insn import Insn, unpack
 from callgate.bpf.opcodes import BPF_ABS, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_RET, BPF_W
 from callgate.bpf.seccomp_data import OFF_NR, U64_MASK
 from callgate.errors import CallgateError
@@ -372,6 +372,8 @@ def probe_syscalls(
     re-installs the program for the calls after it. Raises :class:`ChildError`
     if the install fails or the child dies outside any probed call.
     """
+    if isinstance(program, bytes | bytearray):
+        unpack(bytes(program))  # a ragged byte string is the caller's error, not the child's
     for nr, args in calls:
         if len(args) > 6:
             raise ValueError(f"syscall {nr}: at most 6 args, got {len(args)}")
