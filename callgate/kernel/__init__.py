@@ -12,5 +12,54 @@ One module per concern (see docs/kernel.md):
 * :mod:`~callgate.kernel.isolated`: a plugin in a worker;
 * :mod:`~callgate.kernel.supervisor`: answering USER_NOTIF syscalls from another process.
 
-Nothing is imported here, so ``import callgate.kernel.binding`` stays light.
+The binding's API is re-exported here (``from callgate.kernel import install_filter``);
+everything else is imported from its module.
 """
+
+from callgate.kernel.binding import (
+    SECCOMP_FILTER_FLAG_LOG,
+    SECCOMP_FILTER_FLAG_NEW_LISTENER,
+    SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+    SECCOMP_FILTER_FLAG_TSYNC,
+    SECCOMP_FILTER_FLAG_TSYNC_ESRCH,
+    SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV,
+    SECCOMP_USER_NOTIF_FLAG_CONTINUE,
+    Notification,
+    NotifSizes,
+    SeccompError,
+    SeccompInstallError,
+    action_available,
+    install_filter,
+    no_new_privs,
+    notif_addfd,
+    notif_id_valid,
+    notif_recv,
+    notif_send,
+    notif_sizes,
+    raw_syscall,
+    set_no_new_privs,
+)
+
+__all__ = [
+    "SECCOMP_FILTER_FLAG_LOG",
+    "SECCOMP_FILTER_FLAG_NEW_LISTENER",
+    "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
+    "SECCOMP_FILTER_FLAG_TSYNC",
+    "SECCOMP_FILTER_FLAG_TSYNC_ESRCH",
+    "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV",
+    "SECCOMP_USER_NOTIF_FLAG_CONTINUE",
+    "NotifSizes",
+    "Notification",
+    "SeccompError",
+    "SeccompInstallError",
+    "action_available",
+    "install_filter",
+    "no_new_privs",
+    "notif_addfd",
+    "notif_id_valid",
+    "notif_recv",
+    "notif_send",
+    "notif_sizes",
+    "raw_syscall",
+    "set_no_new_privs",
+]
