@@ -108,6 +108,7 @@ def host_loop(rounds: int) -> None:
     words = Plugin(_guest("wordcount"), limits=limits)
     hello = Plugin(_guest("hello"), limits=limits)
     traps = Plugin(_guest("hostile_traps"), limits=limits)
+    tables = Plugin(_guest("hostile_tablebomb"), limits=limits)
 
     def one_round() -> None:
         for arg in (1, 3, 5, 7, 9, 9):
@@ -119,8 +120,12 @@ def host_loop(rounds: int) -> None:
         for name in ("unreachable", "div_zero", "oob_load", "bad_indirect"):
             with contextlib.suppress(PluginError):
                 traps.call_int(name)
+        tables.call_int("grow_all")  # table.grow up to the cap: a reallocating host buffer
         junk = [bytes(1 << k) for k in range(8, 24)] + [bytes(100) for _ in range(2000)]
-        del junk
+        growing = bytearray()
+        for _ in range(8):
+            growing += bytes(1 << 20)  # realloc of an mmapped block
+        del junk, growing
         gc.collect()
 
     raw_syscall(BEGIN_MARKER)  # the lockdown point

@@ -121,7 +121,7 @@ class IsolatedPlugin:
         finally:
             for fd in dirs.values():  # the worker object keeps its own duplicates
                 os.close(fd)
-        self.worker.start()
+        self._start(self.worker.start)
 
     def _load(self, policy: Policy | str | os.PathLike[str] | bytes | None) -> Policy | None:
         if policy is None or isinstance(policy, Policy):
@@ -198,8 +198,16 @@ class IsolatedPlugin:
 
     def restart(self) -> IsolatedPlugin:
         """A fresh worker (and plugin instance) after a crash or a kill."""
-        self.worker.restart()
+        self._start(self.worker.restart)
         return self
+
+    def _start(self, start: Any) -> None:
+        """Start the worker; a plugin that fails to load raises the runtime's own error."""
+        try:
+            start()
+        except WorkerError as exc:
+            self.worker.close()
+            raise _local_error(exc) from None
 
     def close(self) -> None:
         self.worker.close()

@@ -260,3 +260,27 @@ def test_kernel_user_notif_rules_are_answered_by_the_parent_for_a_real_guest(tmp
         assert _run_command(p) == 0
     assert seen and all(nr == getrandom for nr, _ in seen)
     assert "random draws differ: yes" in out.read_text()
+
+
+@pytest.mark.parametrize(
+    ("guest", "export", "error"),
+    [
+        ("hostile_tablebomb", "run", "DeadlineExceeded"),  # table growth reallocates (mremap)
+        ("hostile_membomb", "run", "FuelExhausted"),
+        ("hostile_recursion", "run", "StackOverflow"),
+        ("hostile_traps", "div_zero", "GuestTrap"),
+    ],
+)
+def test_hostile_guests_end_with_their_typed_error_in_a_locked_worker(guest, export, error):
+    with IsolatedPlugin(GUESTS / f"{guest}.wasm", limits=Limits(fuel=10**9, timeout=1)) as p:
+        with pytest.raises(Exception) as raised:
+            p.call_int(export)
+        assert type(raised.value).__name__ == error
+        assert p.worker.alive  # the worker survived its guest
+
+
+def test_a_plugin_that_cannot_load_in_the_worker_raises_the_runtimes_error():
+    from callgate.runtime.errors import MemoryLimitExceeded
+
+    with pytest.raises(MemoryLimitExceeded):
+        IsolatedPlugin(GUESTS / "hostile_big_memory.wasm")
