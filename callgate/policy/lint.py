@@ -57,15 +57,17 @@ def lint(result: LoadResult, arch: Arch | None = None,
             continue
         layer_arch = get_arch("callgate") if layer is Layer.GATES else (arch or native_arch())
         paths = [result.rule_path(layer, i) for i in range(len(section.rules))]
-        findings += _SectionLint(source, layer, section, paths, layer_arch).run()
+        findings += _SectionLint(source, layer, section, paths, layer_arch,
+                                 oci=result.format == "oci").run()
     return findings
 
 
 class _SectionLint:
     def __init__(self, source: str, layer: Layer, section: Section, paths: list[str],
-                 arch: Arch) -> None:
+                 arch: Arch, oci: bool = False) -> None:
         self.source = source
         self.layer = layer
+        self.oci = oci
         self.section = section
         self.paths = paths
         self.arch = arch
@@ -95,6 +97,8 @@ class _SectionLint:
         self._shadowed(by_name)
         self._same_as_default(by_name)
         self._ties(by_name)
+        if self.oci:
+            self._libseccomp_conflicts(by_name)
         order = {path: i for i, path in enumerate(self.paths)}
         return sorted(self.findings, key=lambda f: order.get(f.key_path, -1))
 
@@ -172,6 +176,25 @@ class _SectionLint:
                              f"with an action of equal rank ({format_action(first.action)} vs "
                              f"{format_action(second.action)}); {format_action(win)} wins "
                              "(the smaller data)")
+
+
+    def _libseccomp_conflicts(self, by_name: dict[str, list[int]]) -> None:
+        """Overlapping rules with different actions: where Docker's filter may differ."""
+        flagged: set[tuple[int, int]] = set()
+        for name, indexes in by_name.items():
+            for x in indexes:
+                for y in indexes:
+                    first, second = self.section.rules[x], self.section.rules[y]
+                    if (x >= y or (x, y) in flagged or first.action == second.action
+                            or not overlap(first.args, second.args)):
+                        continue
+                    flagged.add((x, y))
+                    self.add("warning", y, f"overlaps {self.paths[x]} on {name!r} with another "
+                             f"action ({format_action(second.action)} vs "
+                             f"{format_action(first.action)}): callgate applies the most "
+                             "restrictive, but libseccomp under runc does not (an unconditional "
+                             "rule replaces conditional ones, else the first match in its "
+                             "argument order wins), so Docker's filter may decide otherwise")
 
 
 def _why_never(checks: list[ArgCheck]) -> str:

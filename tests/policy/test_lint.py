@@ -113,9 +113,10 @@ def probes(checks):
                 for lo in (v - 1, v, v + 1):
                     out.add((hi << 32 | lo & U32) & U64)
                     out.add((v + lo - v) & U64)
+    base = list(out)
     for c in checks:
         if c.op is Op.MASKED_EQ:
-            out |= {p ^ (1 << b) for p in list(out) for b in range(64) if c.value >> b & 1}
+            out |= {p ^ (1 << b) for p in base for b in range(64) if c.value >> b & 1}
     return out
 
 
@@ -333,3 +334,22 @@ def test_lint_permissive_arch_mismatch(tmp_path, mismatch, warned):
     _, findings = findings_of(tmp_path, text)
     assert [(f.level, f.key_path) for f in findings] == (
         [("warning", "kernel.arch_mismatch")] if warned else [])
+
+
+def test_lint_oci_overlaps_with_different_actions_only_for_oci(tmp_path):
+    profile = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        {"names": ["read", "write"], "action": "SCMP_ACT_ALLOW"},
+        {"names": ["read"], "action": "SCMP_ACT_LOG",
+         "args": [{"index": 0, "value": 3, "op": "SCMP_CMP_GT"}]},
+        {"names": ["write"], "action": "SCMP_ACT_TRAP",  # disjoint from nothing: overlaps
+         "args": [{"index": 0, "value": 3, "op": "SCMP_CMP_LT"}]}]}
+    _, findings = findings_of(tmp_path, json.dumps(profile), "p.json")
+    assert [(f.level, f.key_path) for f in findings] == [
+        ("warning", "syscalls[1]"), ("warning", "syscalls[2]")]
+    assert "LOG vs ALLOW" in findings[0].message
+    # The same rules in TOML mean exactly what they say: no such warning.
+    text = ('[kernel]\ndefault = "errno(EPERM)"\n[[kernel.rules]]\nnames = ["read"]\n'
+            'action = "allow"\n[[kernel.rules]]\nnames = ["read"]\naction = "log"\n'
+            'args = [{ index = 0, op = "gt", value = 3 }]\n')
+    _, toml_findings = findings_of(tmp_path, text)
+    assert toml_findings == []

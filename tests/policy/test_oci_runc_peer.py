@@ -23,7 +23,8 @@ from callgate.arch import native_arch
 from callgate.bpf import compile_program
 from callgate.bpf.insn import unpack
 from callgate.bpf.seccomp_data import SeccompData
-from callgate.policy import load_policy_text
+from callgate.policy import load_policy_result, load_policy_text
+from callgate.policy.lint import lint
 from callgate.policy.reference import decide
 
 try:
@@ -193,3 +194,22 @@ def test_same_decisions_as_runc_with_libseccomp(profile):
     native_libseccomp()
     section = load_policy_text(json.dumps(profile), arch=ARCH.name, format="oci").policy.kernel
     assert_same_decisions(profile, section)
+
+
+def test_conflicting_entries_are_where_docker_differs_and_the_lint_says_so():
+    """libseccomp lets an unconditional ALLOW replace a conditional ERRNO for one syscall;
+    callgate keeps the most restrictive. The lint warns about exactly this overlap."""
+    native_libseccomp()
+    profile = {"defaultAction": "SCMP_ACT_ERRNO", "syscalls": [
+        {"names": ["read"], "action": "SCMP_ACT_ALLOW"},
+        {"names": ["read"], "action": "SCMP_ACT_ERRNO", "errnoRet": 5,
+         "args": [{"index": 0, "value": 3, "op": "SCMP_CMP_EQ"}]}]}
+    program, _ = runc_program(profile)
+    read = ARCH.number("read")
+    assert compile_program(program)(read, ARCH.audit_arch, 0, 3, 0, 0, 0, 0, 0) == 0x7FFF0000
+    result = load_policy_result(json.dumps(profile), arch=ARCH.name, format="oci")
+    data = SeccompData.make(read, ARCH.audit_arch, [3])
+    assert decide(result.policy.kernel, ARCH, data) == 0x00050005
+    warnings = [f for f in lint(result, ARCH) if f.level == "warning"]
+    assert [(f.key_path, "libseccomp under runc does not" in f.message) for f in warnings] == [
+        ("syscalls[1]", True)]
