@@ -239,7 +239,9 @@ def derive_host_policy(
     mismatch = kernel.mismatch_action if kernel is not None else base.mismatch_action
     enosys_above = kernel.enosys_above if kernel is not None else None
     section = Section(default, tuple(rules), mismatch, enosys_above)
-    known = {name for name in reasons if name in arch.numbers}
+    # A name some argument-free rule denies is denied whatever else allows it.
+    blocked = {n for rule in rules if not rule.args and not _allowing(rule) for n in rule.names}
+    known = {name for name in reasons if name in arch.numbers and name not in blocked}
     return HostPolicy(
         section=section,
         arch=arch,

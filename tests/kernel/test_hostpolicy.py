@@ -274,3 +274,19 @@ def test_w_xor_x_holds_on_a_32_bit_arch_through_mmap2():
     assert verdict(mmap.PROT_READ | mmap.PROT_WRITE) == SECCOMP_RET_ALLOW
     assert verdict(mmap.PROT_READ | mmap.PROT_EXEC) == SECCOMP_RET_KILL_PROCESS
     assert verdict(mmap.PROT_WRITE | mmap.PROT_EXEC) == SECCOMP_RET_KILL_PROCESS
+
+
+def test_a_syscall_the_kernel_section_denies_outright_is_not_listed_as_allowed():
+    specs = [spec("path_open", {"openat", "fstat"})]
+    text = (
+        '[gates]\ndefault = "allow"\n[kernel]\ndefault = "kill_process"\n'
+        '[[kernel.rules]]\nnames = ["openat"]\naction = "errno(EACCES)"\n'
+        '[[kernel.rules]]\nnames = ["fstat"]\naction = "errno(EACCES)"\n'
+        'args = [{ index = 0, op = "eq", value = 99 }]\n'
+    )
+    host = derive_host_policy(policy(text), specs)
+    assert "openat" not in host.allowed  # denied for every argument
+    assert "fstat" in host.allowed  # denied only for fd 99
+    assert probe_syscalls(host.compile(), [(nr("openat"), (-1, 0, 0))]) == [
+        SyscallOutcome("errno", errno.EACCES)
+    ]
