@@ -518,3 +518,37 @@ def test_an_interrupted_wait_kills_and_reaps_the_child(monkeypatch):
     with pytest.raises(ChildProcessError):
         os.waitpid(seen[0], os.WNOHANG)  # already reaped
     assert fd_set() == before
+
+
+def test_log_and_spec_allow_flags_are_accepted_and_unknown_flags_refused():
+    from callgate.kernel.binding import (
+        SECCOMP_FILTER_FLAG_LOG,
+        SECCOMP_FILTER_FLAG_SPEC_ALLOW,
+    )
+
+    program = per_nr({1001: SECCOMP_RET_ERRNO | 4})
+    for flags in (SECCOMP_FILTER_FLAG_LOG, SECCOMP_FILTER_FLAG_SPEC_ALLOW):
+        assert probe_syscalls(program, [(1001, ())], flags=flags) == [SyscallOutcome("errno", 4)]
+    err, message, _ = run_in_child(lambda: _install_error(program, 1 << 12)).unwrap()
+    assert err == errno.EINVAL and "flags" in message
+
+
+def test_new_listener_with_tsync_needs_tsync_esrch():
+    program = per_nr({UNASSIGNED: SECCOMP_RET_USER_NOTIF})
+
+    def child():
+        refused = _install_error(
+            program, SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_TSYNC
+        )
+        set_no_new_privs()
+        fd = install_filter(
+            program,
+            SECCOMP_FILTER_FLAG_NEW_LISTENER
+            | SECCOMP_FILTER_FLAG_TSYNC
+            | SECCOMP_FILTER_FLAG_TSYNC_ESRCH,
+        )
+        return refused, fd > 2
+
+    refused, got_listener = run_in_child(child).unwrap()
+    assert refused[0] == errno.EINVAL and "TSYNC_ESRCH" in refused[1]
+    assert got_listener
