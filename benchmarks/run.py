@@ -29,7 +29,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-sys.path.insert(1, str(HERE.parent))  # a fresh checkout works without `pip install -e .`
 
 from common import (  # noqa: E402
     CALL_INT,
@@ -428,6 +427,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--chart", type=Path, default=CHART, help="PNG chart to write")
     parser.add_argument("--only", nargs="+", choices=MODULES, help="run only these modules")
     args = parser.parse_args(argv)
+    if str(HERE.parent) not in sys.path:  # a fresh checkout runs without `pip install -e .`
+        sys.path.insert(1, str(HERE.parent))
 
     n = QUICK_N if args.quick else DEFAULT_N
     start = time.monotonic()
