@@ -136,7 +136,7 @@ def test_baseline_calls_succeed(devnull_fds, buffers):
     assert set(outcomes[3:]) == {SyscallOutcome("returned", 1)}
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_kernel_agrees_with_reference(devnull_fds, buffers, data):
     section = data.draw(kernel_sections(devnull_fds))

@@ -25,7 +25,7 @@ ARCHES = [get_arch("x86_64"), get_arch("aarch64"), get_arch("x86"), get_arch("x3
 
 
 @pytest.mark.parametrize("arch", ARCHES, ids=lambda a: a.name)
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=70, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_compiled_decision_equals_reference(arch, data):
     section = data.draw(sections(arch))
