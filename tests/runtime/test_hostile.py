@@ -10,9 +10,11 @@ so leaked stores, callbacks or fds would pile up 100-fold).
 from __future__ import annotations
 
 import gc
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from conftest import require
@@ -20,9 +22,11 @@ from rt_helpers import gate_policy, guest
 
 from callgate.gates.app import AppGates
 from callgate.gates.memory import GuestMemoryError
+from callgate.gates.spec import GuestExit
 from callgate.runtime import Limits, Plugin
 from callgate.runtime.errors import (
     AbiError,
+    DeadlineExceeded,
     FuelExhausted,
     GateViolation,
     GuestAllocError,
@@ -65,8 +69,9 @@ def probe1_gates() -> AppGates:
 @dataclass
 class Case:
     name: str
-    run: Callable[[], None]  # one run; asserts its own documented outcome
+    run: Callable[..., None]  # one run; asserts its own documented outcome
     needs_wasi: bool = False
+    needs_dir: bool = False  # run(tmp_dir): a fresh host directory to preopen
 
 
 def expect(error: type[BaseException], action: Callable[[], object]) -> None:
@@ -147,11 +152,14 @@ def bad_signature() -> None:
 
 
 def denied_loop_errno() -> None:
-    with Plugin(guest("hostile_denied_loop"), providers=default_providers(),
+    written = bytearray()
+    with Plugin(guest("hostile_denied_loop"), providers=_wasi(stdout=written),
                 gates=probe1_gates(), policy=gate_policy("errno(EPERM)"),
-                limits=Limits(fuel=1_000_000)) as p:
+                limits=Limits(fuel=20_000)) as p:  # every denial is audited: keep runs short
         assert p.call_int("run_n", 10) == 20
         expect(FuelExhausted, lambda: p.call_int("run"))
+        assert p.counters["fd_write"]["errno"] == p.counters["probe1"]["errno"] > 10
+    assert written == b""  # no denied write reached stdout
 
 
 def denied_loop_kill() -> None:
@@ -174,6 +182,55 @@ def huge_output() -> None:
         expect(GuestMemoryError, lambda: p.call("wild_len", b""))
 
 
+def _wasi(**config: object) -> list:
+    from callgate.gates.wasi import WasiConfig, WasiProvider
+    return [WasiProvider(WasiConfig(**config))]
+
+
+def run_command(plugin: Plugin) -> int:
+    """Run a WASI command's ``_start``: its exit code (returning from main is 0)."""
+    try:
+        plugin.call_int("_start")
+    except GuestExit as exc:
+        return exc.code
+    return 0
+
+
+def huge_output_flood() -> None:
+    written = bytearray()
+    with Plugin(guest("hostile_huge_output"), providers=_wasi(stdout=written, stderr=written),
+                limits=Limits(output=256 * 1024, fuel=10**9)) as p:
+        expect(OutputLimitExceeded, lambda: p.call_int("flood"))
+    assert len(written) <= 256 * 1024  # refused before writing past the cap
+
+
+def sleep() -> None:
+    with Plugin(guest("hostile_sleep"), providers=_wasi(), limits=Limits(timeout=0.01)) as p:
+        expect(DeadlineExceeded, lambda: p.call_int("run"))
+
+
+def bad_pointers(tmp: Path) -> None:
+    from callgate.gates.wasi import Preopen
+    out = bytearray()
+    providers = _wasi(args=["bad"], env={"K": "V"}, preopens=[Preopen(tmp, "/sandbox")],
+                      stdout=out)
+    with Plugin(guest("hostile_bad_pointers"), providers=providers) as p:
+        code = run_command(p)
+    lines = out.decode().splitlines()
+    assert lines[-1] == "total 113 efault 113", [x for x in lines if not x.endswith(" 21")]
+    assert code == 0
+
+
+def fd_exhaust(tmp: Path) -> None:
+    from callgate.gates.wasi import Preopen
+    out = bytearray()
+    providers = _wasi(args=["fd_exhaust", "/d"], preopens=[Preopen(tmp, "/d")], stdout=out,
+                      max_fds=32)
+    with Plugin(guest("hostile_fd_exhaust"), providers=providers) as p:
+        assert run_command(p) == 0
+    assert out.decode().startswith("opened 2"), out  # 32 minus stdio and the preopen
+
+
 CASES = [
     Case("spin", spin),
     Case("recursion", recursion),
@@ -189,18 +246,42 @@ CASES = [
     Case("denied_loop_errno", denied_loop_errno, needs_wasi=True),
     Case("denied_loop_kill", denied_loop_kill, needs_wasi=True),
     Case("huge_output", huge_output, needs_wasi=True),
+    Case("huge_output_flood", huge_output_flood, needs_wasi=True),
+    Case("sleep", sleep, needs_wasi=True),
+    Case("bad_pointers", bad_pointers, needs_wasi=True, needs_dir=True),
+    Case("fd_exhaust", fd_exhaust, needs_wasi=True, needs_dir=True),
 ]
 
 
+@pytest.fixture
+def quiet_audit():
+    """pytest keeps every captured log record in memory, which would swamp the RSS check;
+    the denials still produce records (AuditRecord, JSON) — only the logger is muted."""
+    audit_logger = logging.getLogger("callgate.audit")
+    level = audit_logger.level
+    audit_logger.setLevel(logging.CRITICAL + 1)
+    yield
+    audit_logger.setLevel(level)
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_hostile_guest_100_runs(case: Case) -> None:
+def test_hostile_guest_100_runs(case: Case, quiet_audit: None, tmp_path: Path) -> None:
     if case.needs_wasi:
         require(HAVE_WASI, "the WASI preview1 gate provider (callgate.gates.wasi)")
-    case.run()  # warm-up: compile caches, engine code memory, lazy imports
+    runs = iter(range(RUNS + 1))
+
+    def once() -> None:
+        if not case.needs_dir:
+            return case.run()
+        directory = tmp_path / f"run{next(runs)}"
+        directory.mkdir()
+        return case.run(directory)
+
+    once()  # warm-up: compile caches, engine code memory, lazy imports
     gc.collect()
     fds, start = fd_count(), rss()
     for _ in range(RUNS):
-        case.run()
+        once()
     gc.collect()
     assert fd_count() == fds
     grown = rss() - start
