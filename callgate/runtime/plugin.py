@@ -132,7 +132,9 @@ class Plugin:
       for the gate arch. None allows every gate of the table (the table itself
       is then the only allowlist) — pass a policy for anything untrusted;
     * ``gates``: app-defined gates (:class:`~callgate.gates.app.AppGates`);
-    * ``providers``: further gate providers, e.g. the WASI preview1 provider;
+    * ``providers``: gate providers besides ``gates``; default: WASI preview1 with
+      its default configuration (no args, env or preopens; stdio inherited) —
+      pass ``[WasiProvider(WasiConfig(...))]`` to configure it, ``[]`` for none;
     * ``limits``: :class:`~callgate.runtime.limits.Limits`;
     * ``broker``: decides TRAP and USER_NOTIF verdicts (see
       :mod:`callgate.runtime.broker`); ``tracer``: hook for TRACE verdicts;
@@ -146,7 +148,7 @@ class Plugin:
         *,
         policy: PolicySource = None,
         gates: AppGates | None = None,
-        providers: Iterable[GateProvider] = (),
+        providers: Iterable[GateProvider] | None = None,
         limits: Limits | None = None,
         broker: Any = None,
         tracer: Any = None,
@@ -175,6 +177,8 @@ class Plugin:
 
         data, default_name = _module_bytes(module)
         self.name = name or f"{default_name}#{next(_ids)}"
+        if providers is None:
+            providers = default_providers()
         all_providers = [*providers, *([gates] if gates is not None else [])]
         self.table = GateTable(all_providers)
         self._shared = SharedEngine.for_limits(self.limits)
@@ -241,11 +245,13 @@ class Plugin:
         self._budgeted = self.limits.fuel is not None or self.limits.timeout is not None
         lib.wasmtime_context_set_epoch_deadline(self._ctx, self._deadline)
 
+        # State only for providers this module imports from (a WASI fd table is not free).
         states: dict[str, Any] = {}
-        for provider in self.table.providers:
-            state = provider.instance_state(self)
-            states[provider.module] = state
-            self._states.append(state)
+        for _, provider in resolved:
+            if provider.module not in states:
+                state = provider.instance_state(self)
+                states[provider.module] = state
+                self._states.append(state)
         imports = []
         evaluator = self.evaluator
         functypes = [imp.type for imp in self.module.imports]
