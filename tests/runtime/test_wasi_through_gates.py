@@ -70,8 +70,8 @@ def test_kill_on_a_wasi_gate_poisons(wasi):
 
 def test_a_wasi_command_runs_with_the_default_provider(capfd):
     require(bool(default_providers()), "the WASI preview1 gate provider (callgate.gates.wasi)")
-    with Plugin(guest("lines")) as p:  # default providers: WASI, stdio inherited
-        with pytest.raises(GuestExit) as info:
-            p.call_int("_start")  # no arguments: a usage error
+    # Default providers: WASI, stdio inherited; no arguments is a usage error.
+    with Plugin(guest("lines")) as p, pytest.raises(GuestExit) as info:
+        p.call_int("_start")
     assert info.value.code == 2
     assert "usage: lines" in capfd.readouterr().err
