@@ -119,7 +119,7 @@ def default_policy(with_fs: bool) -> Policy:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from callgate.runtime.errors import GateViolation, PluginError, PluginLoadError
+    from callgate.runtime.errors import AbiError, GateViolation, PluginError, PluginLoadError
     from callgate.runtime.plugin import Plugin
 
     guest_args = _late_options(args)
@@ -151,6 +151,9 @@ def _run(args: argparse.Namespace) -> int:
         return KILLED_EXIT
     except PluginLoadError:
         raise  # a module that cannot run: exit 2 with the loader's message
+    except AbiError as exc:  # no _start: a library module, not a command
+        raise CallgateError(f"{args.wasm} is not a WASI command ({exc}); "
+                            "for a library module use callgate call") from None
     except PluginError as exc:
         print(f"callgate run: {exc}", file=sys.stderr)
         return TRAP_EXIT

@@ -62,9 +62,16 @@ def test_policy_file_overrides_the_default(tmp_path: Path) -> None:
     assert b"fd_write" in done.stderr
 
 
-def test_bad_dir_argument_is_a_usage_error() -> None:
+def test_bad_dir_argument_is_a_usage_error(tmp_path: Path) -> None:
     done = run(str(WASM / "lines.wasm"), "--dir", "::/x")
     assert done.returncode == 2 and b"HOST::GUEST" in done.stderr
+    done = run(str(WASM / "lines.wasm"), "--dir", f"{tmp_path}/missing::/x")
+    assert done.returncode == 2 and b"cannot preopen" in done.stderr
+
+
+def test_a_module_without_start_is_not_a_command() -> None:
+    done = run(str(WASM / "hello.wasm"))
+    assert done.returncode == 2 and b"not a WASI command" in done.stderr
 
 
 @pytest.mark.parametrize("with_fs", [False, True])
