@@ -28,8 +28,7 @@ def _blob(name: str, ctype: type[ctypes.Structure]) -> str:
     return f"typedef struct {{ uint64_t _opaque[{size // 8}]; }} {name};\n"
 
 
-# Raw slots are read as u64 (zero-extends i32 when the upper half is clear; the
-# dispatcher masks i32 slots anyway) and written whole.
+# Raw slots are read as u64 (the dispatcher masks i32 slots to 32 bits) and written whole.
 _CDEF = (
     "typedef struct wasm_trap_t wasm_trap_t;\n"
     "typedef struct wasmtime_error_t wasmtime_error_t;\n"
@@ -56,8 +55,8 @@ void wasm_trap_delete(wasm_trap_t *);
 void wasmtime_error_message(const wasmtime_error_t *, wasm_byte_vec_t *);
 void wasmtime_error_delete(wasmtime_error_t *);
 void wasm_byte_vec_delete(wasm_byte_vec_t *);
-wasmtime_context_t *wasmtime_caller_context(wasmtime_caller_t *);
-bool wasmtime_caller_export_get(wasmtime_caller_t *, const char *, size_t, wasmtime_extern_t *);
+wasmtime_context_t *wasmtime_caller_context(uintptr_t);
+bool wasmtime_caller_export_get(uintptr_t, const char *, size_t, wasmtime_extern_t *);
 uint8_t *wasmtime_memory_data(const wasmtime_context_t *, const wasmtime_memory_t *);
 size_t wasmtime_memory_data_size(const wasmtime_context_t *, const wasmtime_memory_t *);
 wasmtime_error_t *wasmtime_context_set_fuel(wasmtime_context_t *, uint64_t);
@@ -70,6 +69,12 @@ ffi.cdef(_CDEF)
 lib = ffi.dlopen(str(wffi.filename))
 
 NULL = ffi.NULL
+# The raw host-function callback, as ctypes builds it: ctypes callbacks enter Python
+# faster than cffi's (measured: ~0.3 vs ~0.45 µs empty, 0.67 vs 0.91 µs reading 7
+# args). The caller arrives as an int (declared uintptr_t above, same ABI as a pointer),
+# the slots as a u64 pointer; returning None is NULL (no trap), an int a trap pointer.
+CALLBACK = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                            ctypes.POINTER(ctypes.c_uint64), ctypes.c_size_t)
 EXTERN_MEMORY = wffi.WASMTIME_EXTERN_MEMORY.value
 EXTERN_MEMORY_OFFSET = wb.wasmtime_extern.of.offset
 SLOT_BYTES = ctypes.sizeof(wb.wasmtime_val_raw)

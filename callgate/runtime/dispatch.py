@@ -45,12 +45,13 @@ from callgate.gates.spec import GateCall, GateSpec
 from callgate.gates.wasi_errno import ENOSYS, EPERM
 from callgate.runtime import audit
 from callgate.runtime.broker import Allow, Errno, GateRequest, Value
-from callgate.runtime.capi import NULL
 from callgate.runtime.errors import GateViolation, PluginKilled
 
 if TYPE_CHECKING:
     from callgate.runtime.plugin import Plugin
 
+# What a raw callback returns for "no trap" (ctypes turns None into NULL).
+NULL = None
 M32 = 0xFFFFFFFF
 M64 = 0xFFFFFFFFFFFFFFFF
 FILTER_ARGS = 6
@@ -107,7 +108,7 @@ class GateBinding:
     # -- the slow path: every verdict but a plain ALLOW ---------------------------------
 
     def verdict(self, caller: Any, raw: Any, ret: int, args: tuple[int, ...]) -> Any:
-        """Act on filter result ``ret`` for a call with ``args``; returns NULL or raises."""
+        """Act on filter result ``ret`` for a call with ``args``; returns None or raises."""
         action = ret & SECCOMP_RET_ACTION_FULL
         data = ret & SECCOMP_RET_DATA
         if action == SECCOMP_RET_ALLOW:

@@ -18,6 +18,7 @@ calls (a lock), and a gate may call back into its plugin from the same thread.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import itertools
 import os
@@ -44,6 +45,7 @@ from callgate.policy.compiler import compile_section
 from callgate.runtime import abi
 from callgate.runtime import audit as audit_mod
 from callgate.runtime.capi import (
+    CALLBACK,
     EXTERN_MEMORY,
     EXTERN_MEMORY_OFFSET,
     NULL,
@@ -258,11 +260,12 @@ class Plugin:
         for ip, (spec, provider) in enumerate(resolved):
             binding = GateBinding(self, spec, ip, states[provider.module], evaluator.function,
                                   evaluator.constant.get(spec.number & M32))
-            callback = ffi.callback("cg_callback_t", binding.callback)
+            callback = CALLBACK(binding.callback)
             raw = ffi.new("wasmtime_func_t *")
             lib.wasmtime_func_new_unchecked(
                 self._ctx, ffi.cast("wasm_functype_t *", address(functypes[ip].ptr())),
-                callback, NULL, ffi.cast("void (*)(void *)", 0), raw)
+                ffi.cast("cg_callback_t", ctypes.cast(callback, ctypes.c_void_p).value),
+                NULL, ffi.cast("void (*)(void *)", 0), raw)
             imports.append(wasmtime.Func._from_raw(
                 wb.wasmtime_func_t.from_buffer_copy(ffi.buffer(raw))))
             self._bindings.append(binding)
@@ -361,12 +364,12 @@ class Plugin:
             return pending
         return _trap_error(code, f"{self.name}: {_cause(message)}", message)
 
-    def trap(self, exc: BaseException) -> Any:
+    def trap(self, exc: BaseException) -> int:
         """Stash ``exc`` (raised under a gate) and return a trap that unwinds the guest."""
         if self._pending is None:
             self._pending = exc
         text = f"callgate: {type(exc).__name__} in gate".encode()
-        return lib.wasmtime_trap_new(text, len(text))
+        return int(ffi.cast("uintptr_t", lib.wasmtime_trap_new(text, len(text))))
 
     def poison(self, error: PluginKilled) -> None:
         self._poisoned = error
