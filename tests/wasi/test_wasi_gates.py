@@ -457,3 +457,23 @@ def test_guest_echoes_over_a_socket_the_host_passed_in() -> None:
     assert out == (b"echoed 18\nshutdown 0\nshutdown stdin %d\nclose 0\n" % W["ENOTSOCK"])
     client.close()
     listener.close()
+
+
+def test_inherited_stdio_flags_stay_the_hosts() -> None:
+    """fd_fdstat_set_flags on inherited stdio is recorded, never applied to the host's fd."""
+    read_end, write_end = os.pipe()
+    saved = os.dup(1)
+    os.dup2(write_end, 1)
+    try:
+        g = Guest(WasiConfig(stdout="inherit"))
+        assert g.call("fd_fdstat_set_flags", 1, T.FDFLAGS_NONBLOCK | T.FDFLAGS_APPEND) == 0
+        stat = g.put(bytes(24))
+        assert g.call("fd_fdstat_get", 1, stat) == 0
+        assert g.buf[stat + 2] == T.FDFLAGS_NONBLOCK | T.FDFLAGS_APPEND
+        assert os.get_blocking(1)
+        g.close()
+        assert os.fstat(1)  # closing the plugin's state left the host's stdout open
+    finally:
+        os.dup2(saved, 1)
+        for fd in (saved, read_end, write_end):
+            os.close(fd)

@@ -243,7 +243,9 @@ def fd_fdstat_set_flags(call: Any, fd: int, flags: int) -> None:
     sync = T.FDFLAGS_DSYNC | T.FDFLAGS_RSYNC | T.FDFLAGS_SYNC
     if (flags ^ entry.flags) & sync:
         raise WasiError(ENOTSUP)
-    if entry.host_fd is not None:
+    # Inherited stdio is the host's own fd: its file status flags are shared with the
+    # host process, so a guest may not make the host's terminal non-blocking.
+    if entry.host_fd is not None and entry.owns_fd:
         host = fcntl.fcntl(entry.host_fd, fcntl.F_GETFL)
         host &= ~(os.O_APPEND | os.O_NONBLOCK)
         host |= (os.O_APPEND if flags & T.FDFLAGS_APPEND else 0)
