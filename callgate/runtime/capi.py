@@ -3,7 +3,9 @@
 wasmtime-py marshals every host call and every export call through Python
 objects (6.5–14 µs each). Its shared library also exports the *unchecked* API,
 which passes arguments as a flat array of 16-byte ``wasmtime_val_raw_t`` slots;
-driven from a cffi callback that costs well under a microsecond. We load the very
+a host function entered through a raw callback (ctypes, see :data:`CALLBACK`) and
+an export called through ``wasmtime_func_call_unchecked`` (cffi) each cost well
+under a microsecond of overhead. We load the very
 library wasmtime-py already loaded (found through its own loader, so versions
 always match) and exchange objects with wasmtime-py as integer addresses.
 
