@@ -353,3 +353,14 @@ def test_a_gate_can_call_back_into_its_plugin():
     with Plugin(guest("gatecall1"), gates=gates) as p:
         holder["p"] = p
         assert p.call_int("once", 3) == 103
+
+
+def test_kills_are_audited_in_the_json_file(recorder, tmp_path):
+    path = tmp_path / "kills.jsonl"
+    with load(recorder, gate_policy("kill_process"), audit=path, name="k") as p, \
+            pytest.raises(PluginKilled):
+        p.call_int("once", 9)
+    (record,) = [json.loads(line) for line in path.read_text().splitlines()]
+    assert (record["plugin"], record["gate"], record["number"], record["args"],
+            record["action"], record["outcome"]) == \
+        ("k", "probe1", 0x1001, [9], "KILL_PROCESS", "plugin killed")
