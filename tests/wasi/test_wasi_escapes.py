@@ -93,9 +93,11 @@ def test_symlinks_inside_still_work(tmp_path: Path) -> None:
     assert (sandbox / "real" / "secret").read_bytes() == b"PWNED"
 
 
-def test_race_swapping_dir_for_symlink(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", ["open", "unlink", "rename", "mkdir", "utimes"])
+def test_race_swapping_dir_for_symlink(mode: str, tmp_path: Path) -> None:
     """A host thread flips sandbox/flip between a directory and a symlink to ../outside
-    while the guest opens flip/secret for writing in a loop."""
+    while the guest works on flip/secret in a loop (open for writing, unlink, rename
+    away, mkdir beside it, set its times)."""
     outside, sandbox = _layout(tmp_path)
     (sandbox / "flip").mkdir()
     (sandbox / "flip" / "secret").write_bytes(b"inside")
@@ -111,6 +113,8 @@ def test_race_swapping_dir_for_symlink(tmp_path: Path) -> None:
             os.rename(link, flip)      # flip -> ../outside
             os.rename(flip, link)
             os.rename(parked, flip)    # flip is a directory again
+            if not (flip / "secret").exists():
+                (flip / "secret").write_bytes(b"inside")  # give unlink something to do
             flips[0] += 1
 
     old_interval = sys.getswitchinterval()
@@ -118,13 +122,13 @@ def test_race_swapping_dir_for_symlink(tmp_path: Path) -> None:
     thread = threading.Thread(target=flipper)
     thread.start()
     try:
-        run = run_gated("escape_race", ("3000",), dirs={"/sandbox": sandbox})
+        run = run_gated("escape_race", ("2000", mode), dirs={"/sandbox": sandbox})
     finally:
         stop.set()
         thread.join()
         sys.setswitchinterval(old_interval)
     opened, denied = (int(x) for x in run.stdout.split()[1::2])
-    assert opened + denied == 3000
+    assert opened + denied == 2000
     assert flips[0] > 0 and denied > 0, "the race never happened; the test proved nothing"
     assert _host_view(tmp_path) == before
     assert (outside / "secret").read_bytes() == OUTSIDE_FILES["secret"]
