@@ -68,7 +68,8 @@ class IsolatedPlugin:
     text (None allows every gate, as in ``Plugin``); ``gates``: app-defined gates,
     run here; ``broker``: decides TRAP/USER_NOTIF gate verdicts, here; ``timeout``:
     seconds the parent waits for one call before killing the worker; ``wasi``: a
-    :class:`~callgate.gates.wasi.WasiConfig` - its preopened directories are opened
+    :class:`~callgate.gates.wasi.WasiConfig` (default, as for ``Plugin``: WASI with
+    nothing preopened) - its preopened directories are opened
     here and handed over as fds, and the guest's stdio is the worker's, which
     ``stdio`` sets (stdin ``/dev/null``, stdout and stderr inherited by default);
     ``supervise``: answers the policy's ``user_notif`` kernel rules from here
@@ -89,6 +90,8 @@ class IsolatedPlugin:
         stdio: tuple[Any, Any, Any] = (subprocess.DEVNULL, None, None),
         supervise: Decide | None = None,
     ) -> None:
+        # As Plugin: WASI by default, with nothing preopened and the worker's stdio.
+        wasi = wasi or WasiConfig(stdin="inherit", stdout="inherit", stderr="inherit")
         self._gates = gates or AppGates()
         self._specs = {spec.name: spec for spec in self._gates.specs()}
         self._state = self._gates.instance_state(self)
@@ -103,14 +106,14 @@ class IsolatedPlugin:
             "limits": dataclasses.asdict(limits or Limits()),
             "broker": broker is not None,
             "name": name,
-            "wasi": None if wasi is None else _describe_wasi(wasi),
+            "wasi": _describe_wasi(wasi),
         }
-        dirs = {} if wasi is None else _open_preopens(wasi)
+        dirs = _open_preopens(wasi)
         try:
             self.worker = Worker(
                 SERVICE,
                 policy=self._kernel_view(),
-                gate_specs=wasi_specs() if wasi is not None else (),
+                gate_specs=wasi_specs(),
                 config=config,
                 fds=dirs,
                 handlers={"gate": self._app_gate, "broker": self._broker},
@@ -383,10 +386,8 @@ def plugin_service(config: dict[str, Any], fds: dict[str, int], link: ParentLink
     """Build the plugin in the worker (compiled and instantiated before lockdown)."""
     from callgate.runtime import Plugin
 
-    providers = []
     try:
-        if config.get("wasi") is not None:
-            providers.append(WasiProvider(_worker_wasi(config["wasi"], fds)))
+        providers = [WasiProvider(_worker_wasi(config["wasi"], fds))]
         plugin = Plugin(
             bytes(config["module"]),
             policy=tuple(unpack(bytes(config["gate_program"]))),

@@ -284,3 +284,14 @@ def test_a_plugin_that_cannot_load_in_the_worker_raises_the_runtimes_error():
 
     with pytest.raises(MemoryLimitExceeded):
         IsolatedPlugin(GUESTS / "hostile_big_memory.wasm")
+
+
+def test_wasi_is_there_by_default_as_for_plugin():
+    gates = AppGates()
+    gates.add("probe1", lambda call, x: 0, params=("i64",), results=("i64",), uses_memory=False)
+    policy = (
+        '[gates]\ndefault = "allow"\n'
+        '[[gates.rules]]\nnames = ["fd_write", "probe1"]\naction = "errno(EPERM)"\n'
+    )
+    with IsolatedPlugin(GUESTS / "hostile_denied_loop.wasm", policy=policy, gates=gates) as p:
+        assert p.call_int("run_n", 3) == 6  # every fd_write and probe1 call was denied
