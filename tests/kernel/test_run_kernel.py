@@ -135,3 +135,21 @@ def test_run_isolate_reports_a_kernel_killed_worker_like_a_killed_process(tmp_pa
     )
     assert result.returncode == 128 + signal.SIGSYS
     assert "SIGSYS" in result.stderr
+
+
+def test_run_kernel_keeps_the_audit_file_open_and_writes_to_it(tmp_path):
+    import json
+
+    policy = tmp_path / "policy.toml"
+    policy.write_text(
+        '[gates]\ndefault = "allow"\n'
+        '[[gates.rules]]\nnames = ["environ_sizes_get"]\naction = "errno(EPERM)"\n'
+    )
+    audit = tmp_path / "audit.jsonl"
+    plain = run(str(GUESTS / "envargs.wasm"), "--policy", str(policy))
+    locked = run(
+        str(GUESTS / "envargs.wasm"), "--kernel", "--policy", str(policy), "--audit", str(audit)
+    )
+    assert locked.returncode == plain.returncode  # wasi-libc's start-up gives up the same way
+    records = [json.loads(line) for line in audit.read_text().splitlines()]
+    assert [r["gate"] for r in records] == ["environ_sizes_get"]
