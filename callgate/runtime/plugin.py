@@ -33,6 +33,7 @@ import wasmtime
 from wasmtime import _bindings as wb
 
 from callgate.bpf.actions import SECCOMP_RET_ALLOW
+from callgate.bpf.compiled import CompiledFilter, compile_program
 from callgate.bpf.evaluator import Evaluator
 from callgate.bpf.insn import Insn
 from callgate.gates.app import AppGates
@@ -77,6 +78,7 @@ from callgate.runtime.errors import (
     TableLimitExceeded,
 )
 from callgate.runtime.limits import Limits, SharedEngine
+from callgate.runtime.specialize import specialize
 
 PolicySource = Policy | str | os.PathLike[str] | bytes | Sequence[Insn] | None
 _ids = itertools.count(1)
@@ -113,6 +115,12 @@ def _compile_filter(policy: Policy | tuple[Insn, ...], table_key: tuple[tuple[st
                                   "needs one to decide its gate calls")
         program = compile_section(policy.gates, Arch("callgate", AUDIT_ARCH_CALLGATE, numbers))
     return Evaluator(program, AUDIT_ARCH_CALLGATE, numbers.values())
+
+
+@lru_cache(maxsize=1024)
+def _gate_filter(program: tuple[Insn, ...], nr: int, arch: int) -> CompiledFilter:
+    """The filter one gate calls: ``program`` specialised for its ``nr`` (see specialize)."""
+    return compile_program(specialize(program, nr, arch))
 
 
 _ALLOW_ALL = (Insn(0x06, 0, 0, SECCOMP_RET_ALLOW),)  # BPF_RET|BPF_K ALLOW
@@ -258,8 +266,10 @@ class Plugin:
         evaluator = self.evaluator
         functypes = [imp.type for imp in self.module.imports]
         for ip, (spec, provider) in enumerate(resolved):
-            binding = GateBinding(self, spec, ip, states[provider.module], evaluator.function,
-                                  evaluator.constant.get(spec.number & M32))
+            constant = evaluator.constant.get(spec.number & M32)
+            filter_fn = evaluator.function if constant is not None else \
+                _gate_filter(evaluator.program, spec.number & M32, evaluator.arch)
+            binding = GateBinding(self, spec, ip, states[provider.module], filter_fn, constant)
             callback = CALLBACK(binding.callback)
             raw = ffi.new("wasmtime_func_t *")
             lib.wasmtime_func_new_unchecked(
