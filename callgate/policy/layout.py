@@ -6,7 +6,8 @@ of 350 syscalls is a few dozen ranges. A binary tree of ``A >= start`` tests fin
 the range (Kafel's and Chromium's bpf_dsl approach). The tree is balanced by how
 many of the arch's real syscall numbers each side holds, which minimises the path
 for real calls: a range that no real syscall falls in costs the same as one deep
-leaf, not half the tree.
+leaf, not half the tree. Up to 160 ranges the tree is the optimal one for that
+weighting; beyond, a weight-balanced split (within a couple of tests of optimal).
 """
 
 from __future__ import annotations
@@ -56,22 +57,58 @@ def _weights(ranges: list[tuple[int, Node]], numbers: Iterable[int]) -> list[int
     ]
 
 
+# Up to this many ranges the tree is the optimal one (Knuth's O(n^2) dynamic program);
+# beyond, where the table would grow quadratically, the weight-balanced split is used.
+OPTIMAL_TREE_MAX_RANGES = 160
+
+
+def _balanced_split(prefix: list[int], lo: int, hi: int) -> int:
+    """The split k (ranges lo..k-1 go left) nearest to half the weight of lo..hi-1."""
+    half = (prefix[lo] + prefix[hi]) / 2
+    k = bisect_left(prefix, half, lo + 1, hi)
+    if k > lo + 1 and half - prefix[k - 1] <= prefix[k] - half:
+        k -= 1
+    return min(max(k, lo + 1), hi - 1)
+
+
+def _optimal_splits(prefix: list[int]) -> dict[tuple[int, int], int]:
+    """Splits of the tree with least total weighted depth (an optimal alphabetic tree).
+
+    cost(lo, hi) = min over k of cost(lo, k) + cost(k, hi), plus the weight of lo..hi-1
+    (every leaf below one more test). Knuth's monotonicity bounds the best k between
+    the best splits of the two intervals one shorter, which makes the table O(n^2).
+    """
+    n = len(prefix) - 1
+    cost = [[0] * (n + 1) for _ in range(n + 1)]
+    best = [[0] * (n + 1) for _ in range(n + 1)]
+    for lo in range(n - 1):
+        best[lo][lo + 2] = lo + 1
+        cost[lo][lo + 2] = prefix[lo + 2] - prefix[lo]
+    for length in range(3, n + 1):
+        for lo in range(n - length + 1):
+            hi = lo + length
+            left, right = cost[lo], cost
+            k_best, c_best = 0, None
+            for k in range(best[lo][hi - 1], best[lo + 1][hi] + 1):
+                c = left[k] + right[k][hi]
+                if c_best is None or c < c_best:
+                    k_best, c_best = k, c
+            best[lo][hi] = k_best
+            cost[lo][hi] = c_best + prefix[hi] - prefix[lo]
+    return {(lo, hi): best[lo][hi] for lo in range(n) for hi in range(lo + 2, n + 1)}
+
+
 def search_tree(b: ProgramBuilder, ranges: list[tuple[int, Node]], numbers: Iterable[int]) -> Node:
     """A JGE tree over ``ranges`` (A holds ``nr``), weighted by the real ``numbers``."""
-    weights = _weights(ranges, numbers)
     prefix = [0]
-    for w in weights:
+    for w in _weights(ranges, numbers):
         prefix.append(prefix[-1] + w)
+    optimal = _optimal_splits(prefix) if len(ranges) <= OPTIMAL_TREE_MAX_RANGES else None
 
     def subtree(lo: int, hi: int) -> Node:  # ranges lo..hi-1
         if hi - lo == 1:
             return ranges[lo][1]
-        half = (prefix[lo] + prefix[hi]) / 2
-        # The split k puts ranges lo..k-1 left; choose the k nearest to half the weight.
-        k = bisect_left(prefix, half, lo + 1, hi)
-        if k > lo + 1 and half - prefix[k - 1] <= prefix[k] - half:
-            k -= 1
-        k = min(max(k, lo + 1), hi - 1)
+        k = optimal[lo, hi] if optimal is not None else _balanced_split(prefix, lo, hi)
         return b.jge(ranges[k][0], subtree(k, hi), subtree(lo, k))
 
     return subtree(0, len(ranges))

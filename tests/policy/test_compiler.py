@@ -10,6 +10,8 @@ import math
 from types import MappingProxyType
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from callgate.arch import AUDIT_ARCH_CALLGATE, GATE_ARCH, Arch, get_arch
 from callgate.bpf import compile_program, interpret, verify
@@ -24,6 +26,7 @@ from callgate.bpf.opcodes import BPF_ABS, BPF_JA, BPF_JEQ, BPF_JMP, BPF_K, BPF_L
 from callgate.bpf.seccomp_data import OFF_ARCH, SeccompData, arg_lo
 from callgate.gates.numbers import APP_GATE_FIRST
 from callgate.policy.compiler import PolicyCompileError, compile_policy, compile_section
+from callgate.policy.layout import _optimal_splits
 from callgate.policy.model import ArgCheck, Op, Policy, Rule, Section
 from callgate.policy.pfc import render_pfc
 from callgate.policy.plan import plan_section
@@ -215,3 +218,33 @@ def test_pfc_reads_as_the_decision_order():
         "action KILL_PROCESS;\n"
         "#\n# pseudo filter code end\n#\n"
     )
+
+
+def _tree_cost(prefix, splits, lo, hi):
+    if hi - lo == 1:
+        return 0
+    k = splits[lo, hi]
+    inner = _tree_cost(prefix, splits, lo, k) + _tree_cost(prefix, splits, k, hi)
+    return inner + prefix[hi] - prefix[lo]
+
+
+def _brute_force_cost(prefix):
+    n = len(prefix) - 1
+    cost = {(i, i + 1): 0 for i in range(n)}
+    for length in range(2, n + 1):
+        for lo in range(n - length + 1):
+            hi = lo + length
+            best = min(cost[lo, k] + cost[k, hi] for k in range(lo + 1, hi))
+            cost[lo, hi] = best + prefix[hi] - prefix[lo]
+    return cost[0, n]
+
+
+@given(st.lists(st.integers(1, 50), min_size=1, max_size=14))
+@settings(max_examples=200, deadline=None)
+def test_dispatch_tree_is_optimal(weights):
+    """Knuth's O(n^2) table gives the least weighted depth the cubic search finds."""
+    prefix = [0]
+    for w in weights:
+        prefix.append(prefix[-1] + w)
+    splits = _optimal_splits(prefix)
+    assert _tree_cost(prefix, splits, 0, len(weights)) == _brute_force_cost(prefix)
