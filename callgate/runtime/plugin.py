@@ -84,6 +84,7 @@ PolicySource = Policy | str | os.PathLike[str] | bytes | Sequence[Insn] | None
 _ids = itertools.count(1)
 M32 = 0xFFFFFFFF
 M64 = 0xFFFFFFFFFFFFFFFF
+_call_unchecked = lib.wasmtime_func_call_unchecked
 # A module file bigger than this is refused before reading it whole.
 MAX_MODULE_BYTES = 256 * 1024 * 1024
 
@@ -392,7 +393,9 @@ class Plugin:
         func, slots, nparams, count, convert = entry
         if len(args) != nparams:
             raise TypeError(f"{name} takes {nparams} argument(s), got {len(args)}")
-        with self._lock:
+        lock = self._lock
+        lock.acquire()  # cheaper than `with` on this path; released in `finally`
+        try:
             if not self._usable:
                 self._check_open()
             i = 0
@@ -403,10 +406,12 @@ class Plugin:
             if self._budgeted:
                 self._prepare_call()
             trap = self._trap_out
-            err = lib.wasmtime_func_call_unchecked(self._ctx, func, slots, count, trap)
+            err = _call_unchecked(self._ctx, func, slots, count, trap)
             if err or trap[0]:
                 raise self._call_failure(err, trap)
             return convert(slots)
+        finally:
+            lock.release()
 
     def _raw_export(self, name: str) -> Any:
         self._check_open()
