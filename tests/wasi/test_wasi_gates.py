@@ -477,3 +477,24 @@ def test_inherited_stdio_flags_stay_the_hosts() -> None:
         os.dup2(saved, 1)
         for fd in (saved, read_end, write_end):
             os.close(fd)
+
+
+def test_set_times_follows_symlinks_only_when_asked(guest: Guest, tmp_path: Path) -> None:
+    (tmp_path / "file").write_bytes(b"")
+    (tmp_path / "link").symlink_to("file")
+    os.utime(tmp_path / "file", ns=(10**18, 10**18))
+    os.utime(tmp_path / "link", ns=(10**18, 10**18), follow_symlinks=False)
+    ptr, n = guest.path("link")
+    assert guest.call("path_filestat_set_times", 3, 0, ptr, n, 0, 5 * 10**18,
+                      T.FSTFLAGS_MTIM) == 0
+    assert (tmp_path / "link").lstat().st_mtime_ns == 5 * 10**18
+    assert (tmp_path / "file").stat().st_mtime_ns == 10**18
+    assert guest.call("path_filestat_set_times", 3, T.LOOKUPFLAGS_SYMLINK_FOLLOW, ptr, n,
+                      0, 7 * 10**18, T.FSTFLAGS_MTIM) == 0
+    assert (tmp_path / "file").stat().st_mtime_ns == 7 * 10**18
+    assert (tmp_path / "link").lstat().st_mtime_ns == 5 * 10**18
+    stat = guest.put(bytes(64))
+    assert guest.call("path_filestat_get", 3, T.LOOKUPFLAGS_SYMLINK_FOLLOW, ptr, n, stat) == 0
+    assert T.FILESTAT.unpack_from(guest.buf, stat)[2] == T.FILETYPE_REGULAR_FILE
+    assert guest.call("path_filestat_get", 3, 0, ptr, n, stat) == 0
+    assert T.FILESTAT.unpack_from(guest.buf, stat)[2] == T.FILETYPE_SYMBOLIC_LINK
