@@ -358,7 +358,12 @@ def fd_prestat_get(call: Any, fd: int, ret: int) -> None:
 
 @wasi_gate("i32 i32 i32")
 def fd_prestat_dir_name(call: Any, fd: int, buf: int, buf_len: int) -> None:
-    """The guest path of a preopen; ENAMETOOLONG if the buffer is too small."""
+    """The guest path of a preopen; ENAMETOOLONG if the buffer is too small.
+
+    The whole declared buffer must lie in memory (EFAULT otherwise), even though
+    only the name's bytes are written: a buffer past the end is a guest bug.
+    """
+    call.memory.check(buf, buf_len)
     entry = call.state.table.get(fd)
     if entry.preopen is None:
         raise WasiError(E.EBADF)

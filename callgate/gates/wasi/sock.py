@@ -2,7 +2,9 @@
 
 A guest cannot create or connect sockets (preview1 has no such call); it may
 accept on a listening socket it was given and talk over the result. Any other
-fd answers ENOTSOCK.
+fd answers ENOTSOCK. Guest pointers are checked before the fd, so a bad
+pointer is EFAULT whatever the fd is: the guest learns nothing about fds from
+a call it could not have made correctly.
 """
 
 from __future__ import annotations
@@ -31,10 +33,10 @@ def _socket(call: Any, fd: int, right: int) -> tuple[FdEntry, socket.socket]:
                                     "getsockname"})
 def sock_accept(call: Any, fd: int, flags: int, ret: int) -> None:
     """Accept a connection on a listening socket; only NONBLOCK is a valid flag."""
+    call.memory.check(ret, 4)
     _, sock = _socket(call, fd, T.R["SOCK_ACCEPT"])
     if flags & ~T.FDFLAGS_NONBLOCK:
         raise WasiError(E.EINVAL)
-    call.memory.check(ret, 4)
     conn, _addr = sock.accept()
     conn.setblocking(not flags & T.FDFLAGS_NONBLOCK)
     new = socket_entry(conn)
@@ -46,12 +48,12 @@ def sock_accept(call: Any, fd: int, flags: int, ret: int) -> None:
 def sock_recv(call: Any, fd: int, ri_data: int, ri_data_len: int, ri_flags: int,
               ret_len: int, ret_flags: int) -> None:
     """Receive into an iovec array (PEEK and WAITALL honoured)."""
-    _, sock = _socket(call, fd, T.R["FD_READ"])
-    if ri_flags & ~(T.RIFLAGS_RECV_PEEK | T.RIFLAGS_RECV_WAITALL):
-        raise WasiError(E.EINVAL)
     vecs = call.memory.iovecs(ri_data, ri_data_len)
     call.memory.check(ret_len, 4)
     call.memory.check(ret_flags, 2)
+    _, sock = _socket(call, fd, T.R["FD_READ"])
+    if ri_flags & ~(T.RIFLAGS_RECV_PEEK | T.RIFLAGS_RECV_WAITALL):
+        raise WasiError(E.EINVAL)
     host_flags = (socket.MSG_PEEK if ri_flags & T.RIFLAGS_RECV_PEEK else 0) | \
         (socket.MSG_WAITALL if ri_flags & T.RIFLAGS_RECV_WAITALL else 0)
     data, _anc, msg_flags, _addr = sock.recvmsg(_capacity(vecs), 0, host_flags)
@@ -65,11 +67,11 @@ def sock_recv(call: Any, fd: int, ri_data: int, ri_data_len: int, ri_flags: int,
 def sock_send(call: Any, fd: int, si_data: int, si_data_len: int, si_flags: int,
               ret: int) -> None:
     """Send a ciovec array (no send flags are defined)."""
+    data = gather(call, si_data, si_data_len)
+    call.memory.check(ret, 4)
     _, sock = _socket(call, fd, T.R["FD_WRITE"])
     if si_flags:
         raise WasiError(E.EINVAL)
-    data = gather(call, si_data, si_data_len)
-    call.memory.check(ret, 4)
     if call.plugin is not None and data:
         call.plugin.charge_output(len(data))
     call.memory.set_u32(ret, sock.send(data))
