@@ -21,6 +21,7 @@ from collections.abc import Iterable, Sequence
 
 from callgate.bpf import opcodes as op
 from callgate.bpf.insn import Insn
+from callgate.bpf.interpreter import alu
 from callgate.bpf.seccomp_data import OFF_ARCH, OFF_NR, SECCOMP_DATA_SIZE, U32_MASK
 from callgate.bpf.verifier import verify
 
@@ -44,23 +45,7 @@ def _alu(operation: int, a: Value, operand: Value) -> Value:
         return 0
     if a is None or operand is None:
         return None
-    if operation == op.BPF_ADD:
-        return (a + operand) & U32_MASK
-    if operation == op.BPF_SUB:
-        return (a - operand) & U32_MASK
-    if operation == op.BPF_MUL:
-        return (a * operand) & U32_MASK
-    if operation == op.BPF_DIV:
-        return a // operand
-    if operation == op.BPF_OR:
-        return a | operand
-    if operation == op.BPF_AND:
-        return a & operand
-    if operation == op.BPF_XOR:
-        return a ^ operand
-    if operation == op.BPF_LSH:
-        return (a << (operand & 31)) & U32_MASK
-    return a >> (operand & 31)  # BPF_RSH
+    return alu(operation, a, operand)
 
 
 def _branch(operation: int, a: Value, operand: Value) -> bool | None:

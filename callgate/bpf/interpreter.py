@@ -30,7 +30,8 @@ class Execution(NamedTuple):
     path: tuple[int, ...]
 
 
-def _alu(operation: int, a: int, operand: int) -> int:
+def alu(operation: int, a: int, operand: int) -> int:
+    """One 32-bit ALU step as the kernel computes it (wraparound, shifts by ``& 31``)."""
     if operation == op.BPF_ADD:
         return (a + operand) & U32_MASK
     if operation == op.BPF_SUB:
@@ -117,7 +118,7 @@ def interpret(program: Sequence[Insn], data: SeccompData) -> Execution:
             operand = x if op.bpf_src(code) == op.BPF_X else k
             if operation == op.BPF_DIV and operand == 0:
                 return Execution(0, tuple(path))
-            a = _alu(operation, a, operand)
+            a = alu(operation, a, operand)
         elif cls == op.BPF_JMP:
             operation = op.bpf_op(code)
             if operation == op.BPF_JA:
