@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import mmap
 import os
 import signal
@@ -317,34 +318,46 @@ def test_unknown_filter_flag_is_refused():
     assert lockdown_mod.filter_flags(["SECCOMP_FILTER_FLAG_LOG"]) == 2
 
 
+def run_fresh_python(script: str, *args: str) -> object:
+    """Run ``script`` in a new interpreter and return the value it prints as JSON.
+
+    Wasm work cannot go through a forked child once this pytest process has compiled
+    a module: wasmtime's compile thread pool does not survive fork, so a child that
+    compiles again hangs or crashes. A fresh interpreter has no such history.
+    """
+    proc = subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
 def test_a_wasmtime_host_keeps_working_under_the_baseline_alone():
     """Compile and instantiate, lock down with no grants beyond the baseline, then run:
     host calls, memory.grow, both kinds of trap, and a fresh instance."""
-    import wasmtime
-
-    from callgate.kernel.baseline import GUEST_WAT
-    from callgate.policy import Policy
-
-    def child():
-        engine = wasmtime.Engine()
-        module = wasmtime.Module(engine, wasmtime.wat2wasm(GUEST_WAT))
-        linker = wasmtime.Linker(engine)
-        i32 = wasmtime.ValType.i32()
-        linker.define_func("env", "host", wasmtime.FuncType([i32], [i32]), lambda x: x * 2)
-        store = wasmtime.Store(engine)
-        exports = linker.instantiate(store, module).exports(store)
-        lockdown_mod.lock_host(Policy(), [], keep_fds=(0, 1, 2, child_report_fd()))
-        out = [exports["run"](store, 100), exports["grow"](store)]
-        for name in ("oob", "unreachable"):
-            try:
-                exports[name](store)
-            except wasmtime.Trap as trap:
-                out.append(trap.trap_code.name)
-        fresh = wasmtime.Store(engine)
-        out.append(linker.instantiate(fresh, module).exports(fresh)["run"](fresh, 10))
-        return out
-
-    assert run_in_child(child).unwrap() == [
+    script = r"""
+import json, wasmtime
+from callgate.kernel import lockdown
+from callgate.kernel.baseline import GUEST_WAT
+from callgate.policy import Policy
+engine = wasmtime.Engine()
+module = wasmtime.Module(engine, wasmtime.wat2wasm(GUEST_WAT))
+linker = wasmtime.Linker(engine)
+i32 = wasmtime.ValType.i32()
+linker.define_func("env", "host", wasmtime.FuncType([i32], [i32]), lambda x: x * 2)
+store = wasmtime.Store(engine)
+exports = linker.instantiate(store, module).exports(store)
+lockdown.lock_host(Policy(), [], keep_fds=(0, 1, 2))
+out = [exports["run"](store, 100), exports["grow"](store)]
+for name in ("oob", "unreachable"):
+    try:
+        exports[name](store)
+    except wasmtime.Trap as trap:
+        out.append(trap.trap_code.name)
+fresh = wasmtime.Store(engine)
+out.append(linker.instantiate(fresh, module).exports(fresh)["run"](fresh, 10))
+print(json.dumps(out))
+"""
+    assert run_fresh_python(script) == [
         sum(2 * n for n in range(1, 101)),
         1,
         "MEMORY_OUT_OF_BOUNDS",
@@ -356,25 +369,26 @@ def test_a_wasmtime_host_keeps_working_under_the_baseline_alone():
 def test_lock_plugin_seals_an_embedded_wasi_plugin(tmp_path):
     from pathlib import Path
 
-    from callgate.gates.wasi import Preopen, WasiConfig, WasiProvider
-    from callgate.runtime import Plugin
-
     guests = Path(__file__).resolve().parents[2] / "guests" / "wasm"
     (tmp_path / "in.txt").write_text("read after lockdown\n")
-    fs_policy = '[gates]\ndefault = "allow"\n[kernel]\ndefault = "errno(EPERM)"\n'
-
-    def child():
-        out = bytearray()
-        config = WasiConfig(
-            args=["cat", "/d/in.txt"], preopens=[Preopen(tmp_path, "/d")], stdout=out
-        )
-        plugin = Plugin(guests / "cat.wasm", policy=fs_policy, providers=[WasiProvider(config)])
-        report = lockdown_mod.lock_plugin(plugin, fs_policy, extra_fds=[child_report_fd()])
-        plugin.call_int("_start")
-        denied = raw_syscall(ARCH.number("socket"), 2, 1, 0)
-        return bytes(out), report.held_fds, denied
-
-    out, held, denied = run_in_child(child).unwrap()
-    assert out == b"read after lockdown\n"
-    assert len(held) == 5  # stdio, the preopened directory, the report pipe
-    assert denied == (-1, errno.EPERM)
+    script = r"""
+import json, os, sys
+from callgate.arch import native_arch
+from callgate.gates.wasi import Preopen, WasiConfig, WasiProvider
+from callgate.kernel import lockdown
+from callgate.kernel.binding import raw_syscall
+from callgate.runtime import Plugin
+guest, data = sys.argv[1], sys.argv[2]
+fs_policy = '[gates]\ndefault = "allow"\n[kernel]\ndefault = "errno(EPERM)"\n'
+out = bytearray()
+config = WasiConfig(args=["cat", "/d/in.txt"], preopens=[Preopen(data, "/d")], stdout=out)
+plugin = Plugin(guest, policy=fs_policy, providers=[WasiProvider(config)])
+report = lockdown.lock_plugin(plugin, fs_policy)
+plugin.call_int("_start")
+denied = raw_syscall(native_arch().number("socket"), 2, 1, 0)
+print(json.dumps([out.decode(), len(report.held_fds), list(denied)]))
+"""
+    out, held, denied = run_fresh_python(script, str(guests / "cat.wasm"), str(tmp_path))
+    assert out == "read after lockdown\n"
+    assert held == 4  # stdio and the preopened directory
+    assert denied == [-1, errno.EPERM]
