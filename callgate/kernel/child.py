@@ -129,6 +129,10 @@ def run_in_child(fn: Callable[[], T], *, timeout: float = 10.0) -> ChildResult[T
     The value must be picklable. The child is killed with SIGKILL after
     ``timeout`` seconds. Grandchildren the child leaves behind may keep running,
     but never hold up the parent: it stops waiting as soon as the child exits.
+
+    Only the forking thread survives in the child. Once this process has compiled
+    wasm, wasmtime's compile threads are gone in the child and compiling again
+    there hangs or crashes: do wasm work in a fresh interpreter (a subprocess).
     """
     sys.stdout.flush()
     sys.stderr.flush()
