@@ -1,8 +1,7 @@
 """Gate calls: callgate's gated host calls and Python→wasm calls against wasmtime-py's own.
 
-Usage: ``python benchmarks/bench_gate.py [N]`` prints the table and rewrites the
-``## Gate calls`` section of ``benchmarks/RESULTS.md``; ``benchmarks/run.py`` calls
-:func:`run` with everything else.
+Usage: ``python benchmarks/bench_gate.py [N]`` prints these rows alone;
+``benchmarks/run.py`` calls :func:`run` with everything else and writes ``RESULTS.md``.
 
 All rows are measured in one process, side by side:
 
@@ -21,11 +20,7 @@ All rows are measured in one process, side by side:
 
 from __future__ import annotations
 
-import os
-import platform
 import sys
-import time
-from importlib import metadata
 from pathlib import Path
 
 import wasmtime
@@ -46,8 +41,6 @@ from callgate.runtime import Plugin
 
 HERE = Path(__file__).resolve().parent
 GUESTS = HERE.parent / "guests" / "wasm"
-RESULTS = HERE / "RESULTS.md"
-SECTION = "## Gate calls"
 GROUP_HOST = "wasm → host call"
 GROUP_CALL = "Python → wasm call"
 GATED_1 = "callgate gate, 1 arg, constant allow (cached)"
@@ -140,43 +133,9 @@ def run(n: int) -> list[Row]:
     return rows
 
 
-def _markdown(rows: list[Row], n: int) -> str:
-    by_name = {row.name: row for row in rows}
-    load = " / ".join(f"{x:.2f}" for x in os.getloadavg())
-    lines = [SECTION, "",
-             f"`python benchmarks/bench_gate.py {n}` on {platform.machine()}, "
-             f"{os.cpu_count()} cores, Python {platform.python_version()}, wasmtime "
-             f"{metadata.version('wasmtime')}, {time.strftime('%Y-%m-%d %H:%M', time.gmtime())} "
-             f"UTC, load average {load} (1/5/15 min; the machine is shared, so absolute "
-             "times scale with load while the ratios hold). Medians per call, all rows "
-             "from one run in one process.", "",
-             "| measure | median | against | ratio | note |", "| --- | ---: | --- | ---: | --- |"]
-    for row in rows:
-        base = by_name.get(row.baseline or "")
-        ratio = (f"{base.median_ns / row.median_ns:.1f}× faster"
-                 if base is not None and base.median_ns and row.median_ns else "")
-        value = (f"{row.median_ns / 1000:.2f} µs" if row.median_ns is not None else "—")
-        lines.append(f"| {row.name} | {value} | {row.baseline or ''} | {ratio} | {row.note} |")
-    return "\n".join(lines) + "\n"
-
-
-def _write_section(text: str) -> None:
-    old = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    if SECTION in old:
-        head, rest = old.split(SECTION, 1)
-        tail = rest.split("\n## ", 1)
-        new = head + text + ("\n## " + tail[1] if len(tail) > 1 else "")
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    RESULTS.write_text(new)
-
-
 N_DEFAULT = 100_000
 
 
 if __name__ == "__main__":
-    count = int(sys.argv[1]) if len(sys.argv) > 1 else N_DEFAULT
-    result = run(count)
-    section = _markdown(result, count)
-    print(section)
-    _write_section(section)
+    for row in run(int(sys.argv[1]) if len(sys.argv) > 1 else N_DEFAULT):
+        print(f"{row.name:50} {row.median_ns or 0:10.1f} ns  {row.note}")
