@@ -183,6 +183,7 @@ class Plugin:
         self._memory: Any = None
         self._exports: dict[str, Any] = {}
         self._raw_cache: dict[str, Any] = {}
+        self._signatures: dict[str, tuple[tuple[str, ...], tuple[str, ...]] | None] = {}
         self._bindings: list[GateBinding] = []
         self._callbacks: list[Any] = []
 
@@ -436,8 +437,10 @@ class Plugin:
     def export_signature(self, name: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
         """``(params, results)`` of an exported function, or None if there is none."""
         self._check_open()
-        item = self._exports.get(name)
-        return None if item is None else _signature(item.type(self._store))
+        if name not in self._signatures:  # exports never change; asking wasmtime is slow
+            item = self._exports.get(name)
+            self._signatures[name] = None if item is None else _signature(item.type(self._store))
+        return self._signatures[name]
 
     def call(self, name: str, data: bytes | bytearray | memoryview = b"") -> bytes:
         """Call a bytes-ABI export: copy ``data`` in, return the bytes it returns."""
@@ -542,6 +545,7 @@ class Plugin:
             self.__dict__.pop(attr, None)
         self._exports = {}
         self._raw_cache = {}
+        self._signatures = {}
         self._memory = None
         self._callbacks = []
         if self._owns_sink:
