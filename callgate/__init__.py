@@ -27,4 +27,7 @@ def __getattr__(name: str) -> object:
     if name == "AppGates":
         from callgate.gates.app import AppGates
         return AppGates
+    if name == "IsolatedPlugin":  # Plugin's API, in a locked-down worker process
+        from callgate.kernel.isolated import IsolatedPlugin
+        return IsolatedPlugin
     raise AttributeError(f"module 'callgate' has no attribute {name!r}")

@@ -295,3 +295,10 @@ def test_wasi_is_there_by_default_as_for_plugin():
     )
     with IsolatedPlugin(GUESTS / "hostile_denied_loop.wasm", policy=policy, gates=gates) as p:
         assert p.call_int("run_n", 3) == 6  # every fd_write and probe1 call was denied
+
+
+def test_isolated_plugin_is_offered_next_to_plugin() -> None:
+    import callgate
+
+    assert callgate.IsolatedPlugin is IsolatedPlugin
+    assert callgate.Plugin is not IsolatedPlugin
