@@ -187,7 +187,7 @@ class Plugin:
         self._bindings: list[GateBinding] = []
         self._callbacks: list[Any] = []
 
-        data, default_name = _module_bytes(module)
+        data, default_name = module_bytes(module)
         self.name = name or f"{default_name}#{next(_ids)}"
         if providers is None:
             providers = default_providers()
@@ -198,11 +198,8 @@ class Plugin:
         if isinstance(module, wasmtime.Module):
             self.module = module
         else:
-            try:
-                self.module = _compile_module(engine, hashlib.sha256(data).digest(), data)
-            except wasmtime.WasmtimeError as exc:
-                raise PluginLoadError(_invalid_module(self.name, data, exc)) from None
-        resolved = self._resolve_imports()
+            self.module = compile_module(data, engine, self.name)
+        resolved = resolve_imports(self.module, self.table)
         self.evaluator = _compile_filter(*_filter_key(policy, self.table))
         if isinstance(audit, (str, os.PathLike)):
             self.audit_sink = audit_mod.AuditSink(audit)
@@ -216,31 +213,6 @@ class Plugin:
             raise
 
     # -- loading ---------------------------------------------------------------------------
-
-    def _resolve_imports(self) -> list[tuple[GateSpec, GateProvider]]:
-        problems: list[str] = []
-        resolved: list[tuple[GateSpec, GateProvider]] = []
-        for index, imp in enumerate(self.module.imports):
-            where = f"import #{index} {imp.module}.{imp.name}"
-            ty = imp.type
-            if not isinstance(ty, wasmtime.FuncType):
-                problems.append(f"{where}: a {type(ty).__name__.removesuffix('Type').lower()} "
-                                "import; only functions can be gates")
-                continue
-            found = self.table.find(imp.module, imp.name or "")
-            if found is None:
-                problems.append(f"{where}: no such gate")
-                continue
-            spec, provider = found
-            declared = _signature(ty)
-            if declared != (spec.params, spec.results):
-                problems.append(f"{where}: declared {format_signature(*declared)}, but the "
-                                f"gate is {format_signature(spec.params, spec.results)}")
-                continue
-            resolved.append((spec, provider))
-        if problems:
-            raise ImportRefused(problems)
-        return resolved
 
     def _instantiate(self, resolved: list[tuple[GateSpec, GateProvider]]) -> None:
         store = wasmtime.Store(self._shared.engine)
@@ -572,7 +544,7 @@ class Plugin:
 
 # -- helpers ---------------------------------------------------------------------------------
 
-def _module_bytes(module: str | os.PathLike[str] | bytes | wasmtime.Module) -> tuple[bytes, str]:
+def module_bytes(module: str | os.PathLike[str] | bytes | wasmtime.Module) -> tuple[bytes, str]:
     if isinstance(module, wasmtime.Module):
         return b"", "module"
     if isinstance(module, (bytes, bytearray, memoryview)):
@@ -586,6 +558,47 @@ def _module_bytes(module: str | os.PathLike[str] | bytes | wasmtime.Module) -> t
     if len(data) > MAX_MODULE_BYTES:
         raise PluginLoadError(f"plugin {path} is larger than {MAX_MODULE_BYTES} bytes")
     return data, path.stem
+
+
+def resolve_imports(module: wasmtime.Module, table: GateTable
+                    ) -> list[tuple[GateSpec, GateProvider]]:
+    """The gate (and its provider) each import of ``module`` resolves to, in import order.
+
+    Every import must be a function of ``table`` with exactly the gate's signature;
+    otherwise ``ImportRefused`` names every offending import at once. ``callgate learn``
+    calls this too, so its static analysis sees exactly what loading a plugin sees.
+    """
+    problems: list[str] = []
+    resolved: list[tuple[GateSpec, GateProvider]] = []
+    for index, imp in enumerate(module.imports):
+        where = f"import #{index} {imp.module}.{imp.name}"
+        ty = imp.type
+        if not isinstance(ty, wasmtime.FuncType):
+            problems.append(f"{where}: a {type(ty).__name__.removesuffix('Type').lower()} "
+                            "import; only functions can be gates")
+            continue
+        found = table.find(imp.module, imp.name or "")
+        if found is None:
+            problems.append(f"{where}: no such gate")
+            continue
+        spec, provider = found
+        declared = _signature(ty)
+        if declared != (spec.params, spec.results):
+            problems.append(f"{where}: declared {format_signature(*declared)}, but the "
+                            f"gate is {format_signature(spec.params, spec.results)}")
+            continue
+        resolved.append((spec, provider))
+    if problems:
+        raise ImportRefused(problems)
+    return resolved
+
+
+def compile_module(data: bytes, engine: wasmtime.Engine, name: str) -> wasmtime.Module:
+    """``data`` (wasm or WAT) compiled for ``engine``, cached by content; ``name`` for errors."""
+    try:
+        return _compile_module(engine, hashlib.sha256(data).digest(), data)
+    except wasmtime.WasmtimeError as exc:
+        raise PluginLoadError(_invalid_module(name, data, exc)) from None
 
 
 def _invalid_module(name: str, data: bytes, exc: Exception) -> str:
