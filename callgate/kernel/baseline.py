@@ -15,8 +15,6 @@ import argparse
 import collections
 import contextlib
 import gc
-import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -24,10 +22,13 @@ from pathlib import Path
 
 from callgate.errors import CallgateError
 from callgate.kernel.binding import raw_syscall
-
-# Unassigned syscall numbers strace shows as syscall_0x3e8 / syscall_0x3e9.
-BEGIN_MARKER = 1000
-END_MARKER = 1001
+from callgate.kernel.strace import (
+    BEGIN_MARKER,
+    END_MARKER,
+    StraceUnavailable,
+    steady_state,
+    strace_prefix,
+)
 
 GUEST_WAT = """
 (module
@@ -139,41 +140,16 @@ class MeasurementError(CallgateError):
     """The baseline cannot be measured here (no strace, or the loop failed)."""
 
 
-_LINE = re.compile(r"^\d+\s+(?:<\.\.\. )?([a-z_0-9]+)[( ]")
-
-
-def steady_state(trace: str) -> tuple[collections.Counter[str], collections.Counter[str]]:
-    """Syscall counts in the steady state and after it (exit), from ``strace -f`` output."""
-    during: collections.Counter[str] = collections.Counter()
-    after: collections.Counter[str] = collections.Counter()
-    phase = None
-    for line in trace.splitlines():
-        match = _LINE.match(line)
-        if not match:
-            continue
-        name = match.group(1)
-        if name == f"syscall_{BEGIN_MARKER:#x}":
-            phase = during
-        elif name == f"syscall_{END_MARKER:#x}":
-            phase = after
-        elif phase is not None and name != "resumed":
-            phase[name] += 1
-    return during, after
-
-
 def measure(rounds: int = 20) -> tuple[collections.Counter[str], collections.Counter[str]]:
     """Run the host loop under ``strace -f``; return (steady-state, exit) syscall counts."""
-    strace = shutil.which("strace")
-    if strace is None:
-        raise MeasurementError("strace is not installed; install it (apt-get install strace)")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "trace"
+        try:
+            prefix = strace_prefix(out)
+        except StraceUnavailable as exc:
+            raise MeasurementError(str(exc)) from None
         cmd = [
-            strace,
-            "-f",
-            "-qq",
-            "-o",
-            str(out),
+            *prefix,
             sys.executable,
             "-m",
             "callgate.kernel.baseline",
