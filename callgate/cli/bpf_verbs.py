@@ -85,10 +85,15 @@ def _read(path: str) -> bytes:
         raise CliInputError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
+def load_program_file(path: str, arch: str | None) -> tuple[list[Insn], Arch]:
+    """A program file in any form, and the arch its names resolve against (``--arch`` first)."""
+    name = "<stdin>" if path == "-" else path
+    program = read_program(_read(path), arch, name)
+    return program, choose_arch(arch, program_arch(program) if arch is None else None)
+
+
 def _load(args: argparse.Namespace) -> tuple[list[Insn], Arch]:
-    name = "<stdin>" if args.file == "-" else args.file
-    program = read_program(_read(args.file), args.arch, name)
-    return program, choose_arch(args.arch, program_arch(program) if args.arch is None else None)
+    return load_program_file(args.file, args.arch)
 
 
 def _asm(args: argparse.Namespace) -> int:
@@ -115,7 +120,8 @@ def _disasm(args: argparse.Namespace) -> int:
     return 0
 
 
-def _integer(text: str, what: str, bits: int) -> int:
+def parse_integer(text: str, what: str, bits: int) -> int:
+    """Decimal or 0x-hex, negative allowed (two's complement); must fit ``bits`` bits."""
     try:
         value = int(text, 0)
     except ValueError:
@@ -125,21 +131,29 @@ def _integer(text: str, what: str, bits: int) -> int:
     return value
 
 
+def call_number(text: str, arch: Arch) -> int:
+    """A syscall (or gate) given by number, or by name on ``arch``."""
+    try:
+        int(text, 0)
+    except ValueError:
+        return arch.number(text)
+    return parse_integer(text, "syscall number", 32)
+
+
+def call_args(texts: list[str]) -> list[int]:
+    """Up to six 64-bit arguments, as :func:`parse_integer` reads them."""
+    if len(texts) > MAX_ARGS:
+        raise CliInputError(f"a syscall has at most {MAX_ARGS} arguments, got {len(texts)}")
+    return [parse_integer(text, f"argument {i}", 64) for i, text in enumerate(texts)]
+
+
 def _emu(args: argparse.Namespace) -> int:
     program, arch = _load(args)
-    if len(args.args) > MAX_ARGS:
-        raise CliInputError(f"a syscall has at most {MAX_ARGS} arguments, got {len(args.args)}")
-    try:
-        int(args.nr, 0)
-    except ValueError:
-        nr = arch.number(args.nr)
-    else:
-        nr = _integer(args.nr, "syscall number", 32)
     data = SeccompData.make(
-        nr,
+        call_number(args.nr, arch),
         arch.audit_arch,
-        [_integer(a, f"argument {i}", 64) for i, a in enumerate(args.args)],
-        _integer(args.ip, "instruction pointer", 64) & ((1 << 64) - 1),
+        call_args(args.args),
+        parse_integer(args.ip, "instruction pointer", 64) & ((1 << 64) - 1),
     )
     try:
         verify(program)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from callgate.arch import AUDIT_ARCH_CALLGATE, GATE_ARCH, Arch, get_arch, native_arch
@@ -18,11 +20,11 @@ from callgate.bpf.formats import render
 from callgate.cli.check_verb import add_policy_target_arguments, policy_target_kwargs
 from callgate.errors import CallgateError
 from callgate.gates.numbers import APP_GATE_FIRST, APP_GATE_LAST
-from callgate.policy import load_policy
+from callgate.policy import LoadResult, PolicyWarning, load_policy_result
 from callgate.policy.compiler import compile_plan, section_for
-from callgate.policy.model import Layer, Policy
+from callgate.policy.model import Layer, Policy, Section
 from callgate.policy.pfc import render_pfc
-from callgate.policy.plan import plan_section
+from callgate.policy.plan import SectionPlan, plan_section
 
 FORMATS = ("raw", "asm", "c", "hex", "pfc")
 
@@ -42,12 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "policy", metavar="POLICY", help="policy file (.toml or .json); - for stdin"
     )
-    parser.add_argument(
-        "--layer",
-        choices=[layer.value for layer in Layer],
-        help="section to compile; default: kernel if the policy has one, else gates",
-    )
-    add_policy_target_arguments(parser)
+    add_section_arguments(parser)
     parser.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
     parser.add_argument(
         "-f",
@@ -89,21 +86,54 @@ def _arch(layer: Layer, args: argparse.Namespace) -> Arch:
     return get_arch(args.arch) if args.arch else native_arch()
 
 
-def _compile(args: argparse.Namespace) -> int:
-    source = sys.stdin.read() if args.policy == "-" else args.policy
-    policy = load_policy(source, **policy_target_kwargs(args))  # type: ignore[arg-type]
-    layer = _layer(policy, args.layer)
+@dataclass(frozen=True)
+class PolicyTarget:
+    """One section of a loaded policy, resolved for the arch it compiles for.
+
+    ``compile``, ``explain`` and ``graph`` all start here, so they agree on which
+    section and arch a command line means.
+    """
+
+    loaded: LoadResult
+    layer: Layer
+    arch: Arch
+    section: Section
+    plan: SectionPlan
+
+
+def add_section_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--layer`` plus the options that say what the policy is read for."""
+    parser.add_argument(
+        "--layer",
+        choices=[layer.value for layer in Layer],
+        help="section to compile; default: kernel if the policy has one, else gates",
+    )
+    add_policy_target_arguments(parser)
+
+
+def load_target(path: str, args: argparse.Namespace, verb: str) -> PolicyTarget:
+    """Load the policy at ``path`` (``-``: stdin) and resolve the section the options name."""
+    source = sys.stdin.read() if path == "-" else path
+    loaded = load_policy_result(source, **policy_target_kwargs(args))  # type: ignore[arg-type]
+    for problem in loaded.warnings:  # as load_policy reports them
+        warnings.warn(str(problem), PolicyWarning, stacklevel=2)
+    layer = _layer(loaded.policy, args.layer)
     arch = _arch(layer, args)
-    section = section_for(policy, layer, arch)
+    section = section_for(loaded.policy, layer, arch)
     unnumbered = sorted({n for rule in section.rules for n in rule.names} - set(arch.numbers))
     if layer is Layer.GATES and unnumbered:
         print(
-            f"callgate compile: note: no number for app gate(s) {', '.join(unnumbered)}; their "
+            f"callgate {verb}: note: no number for app gate(s) {', '.join(unnumbered)}; their "
             "rules are left out. The runtime numbers app gates; list them in order with "
             "--gate-names to number them from 0x1000",
             file=sys.stderr,
         )
-    plan = plan_section(section, arch)
+    return PolicyTarget(loaded, layer, arch, section, plan_section(section, arch))
+
+
+def _compile(args: argparse.Namespace) -> int:
+    target = load_target(args.policy, args, "compile")
+    plan, arch = target.plan, target.arch
     fmt = args.format or ("raw" if args.output else "asm")
     data = render_pfc(plan).encode() if fmt == "pfc" else render(compile_plan(plan), fmt, arch)
     if args.output and args.output != "-":
