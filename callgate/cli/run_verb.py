@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
@@ -41,16 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--policy", metavar="P", help="policy file; default: the shipped "
                         "least-privilege policy (see docs/wasi.md)")
-    parser.add_argument("--dir", action="append", default=[], metavar="HOST::GUEST[:ro]",
-                        type=_dir_arg, help="preopen host directory HOST as GUEST (read-only "
-                        "with :ro); repeatable")
-    parser.add_argument("--env", action="append", default=[], metavar="K=V", type=_env_arg,
-                        help="environment variable for the guest (nothing is inherited)")
-    parser.add_argument("--fuel", type=parse_int, metavar="N", help="fuel for the run")
-    parser.add_argument("--timeout", type=parse_seconds, metavar="S",
-                        help="wall-clock seconds for the run")
-    parser.add_argument("--memory", type=parse_size, metavar="BYTES",
-                        help="linear memory cap (e.g. 16M)")
+    add_guest_options(parser)
+    add_limit_options(parser)
     parser.add_argument("--audit", metavar="FILE",
                         help="append audit records (JSON lines) for denied/trapped/logged calls")
     parser.add_argument("--kernel", action="store_true", default=None,
@@ -62,10 +55,37 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
                         "(see docs/kernel.md)")
 
 
-def _late_options(args: argparse.Namespace) -> list[str]:
+def add_guest_options(parser: argparse.ArgumentParser) -> None:
+    """``--dir`` and ``--env``: what a WASI guest is given (shared with ``callgate learn``)."""
+    parser.add_argument("--dir", action="append", default=[], metavar="HOST::GUEST[:ro]",
+                        type=_dir_arg, help="preopen host directory HOST as GUEST (read-only "
+                        "with :ro); repeatable")
+    parser.add_argument("--env", action="append", default=[], metavar="K=V", type=_env_arg,
+                        help="environment variable for the guest (nothing is inherited)")
+
+
+def add_limit_options(parser: argparse.ArgumentParser) -> None:
+    """``--fuel``, ``--timeout``, ``--memory``: the run's limits (see :func:`limits_from`)."""
+    parser.add_argument("--fuel", type=parse_int, metavar="N", help="fuel for the run")
+    parser.add_argument("--timeout", type=parse_seconds, metavar="S",
+                        help="wall-clock seconds for the run")
+    parser.add_argument("--memory", type=parse_size, metavar="BYTES",
+                        help="linear memory cap (e.g. 16M)")
+
+
+def limits_from(args: argparse.Namespace) -> Limits:
+    """The limits ``add_limit_options`` asked for; the runtime's default memory cap otherwise."""
+    memory = args.memory if args.memory is not None else Limits().memory
+    return Limits(fuel=args.fuel, timeout=args.timeout, memory=memory)
+
+
+def late_options(args: argparse.Namespace, add_options: Callable[[argparse.ArgumentParser], None],
+                 prog: str) -> list[str]:
     """Options written after WASM (argparse leaves them in ``rest``); return the guest's args.
 
-    Everything after the first ``--`` belongs to the guest; before it, only options.
+    Everything after the first ``--`` belongs to the guest; before it, only options
+    ``add_options`` declares. Repeatable options add to what came before WASM, others
+    replace it.
     """
     rest = list(args.rest)
     if "--" in rest:
@@ -73,15 +93,17 @@ def _late_options(args: argparse.Namespace) -> list[str]:
         options, guest = rest[:cut], rest[cut + 1:]
     else:
         options, guest = rest, []
-    late = argparse.ArgumentParser(prog="callgate run WASM", add_help=False)
-    _add_options(late)
+    late = argparse.ArgumentParser(prog=prog, add_help=False)
+    add_options(late)
     late.add_argument("guest", nargs="*")
     parsed = late.parse_args(options)
-    for key in ("dir", "env"):
-        getattr(args, key).extend(getattr(parsed, key))
-    for key in ("policy", "fuel", "timeout", "memory", "audit", "kernel", "isolate"):
-        if getattr(parsed, key) is not None:
-            setattr(args, key, getattr(parsed, key))
+    for key, value in vars(parsed).items():
+        if key == "guest":
+            continue
+        if isinstance(getattr(args, key), list):
+            getattr(args, key).extend(value)
+        elif value is not None:
+            setattr(args, key, value)
     return [*parsed.guest, *guest]
 
 
@@ -122,14 +144,12 @@ def _run(args: argparse.Namespace) -> int:
     from callgate.runtime.errors import AbiError, GateViolation, PluginError, PluginLoadError
     from callgate.runtime.plugin import Plugin
 
-    guest_args = _late_options(args)
+    guest_args = late_options(args, _add_options, "callgate run WASM")
     policy = args.policy if args.policy else default_policy(bool(args.dir))
     config = WasiConfig(args=[Path(args.wasm).name, *guest_args], env=dict(args.env),
                         preopens=args.dir, stdin="inherit", stdout="inherit",
                         stderr="inherit")
-    defaults = Limits()
-    limits = Limits(fuel=args.fuel, timeout=args.timeout,
-                    memory=args.memory if args.memory is not None else defaults.memory)
+    limits = limits_from(args)
     sys.stdout.flush()
     try:
         if args.isolate:
