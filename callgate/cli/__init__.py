@@ -24,6 +24,7 @@ VERB_MODULES: tuple[str, ...] = (
     "callgate.cli.kernel_verbs",
     "callgate.cli.runtime_verbs",
     "callgate.cli.run_verb",
+    "callgate.cli.teach_verbs",
 )
 
 

@@ -1,0 +1,173 @@
+"""``callgate explain`` and ``callgate graph``: why a policy answers a call so; its code's shape.
+
+``explain POLICY NAME [ARG…]`` compiles the section as ``callgate compile`` would,
+then decides the call twice, on the policy model (reference semantics) and by
+running the compiled program, and prints both. It exits 1 when they disagree,
+which is a compiler bug.
+
+``graph INPUT`` draws the control-flow graph of a policy's compiled section (a
+``.toml`` or ``.json`` INPUT) or of a program file (raw, hex or assembly), as DOT,
+or as SVG through Graphviz's ``dot``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from callgate.arch import Arch, UnknownNameError, get_arch
+from callgate.bpf.seccomp_data import U64_MASK, SeccompData
+from callgate.cli.bpf_verbs import (
+    CliInputError,
+    call_args,
+    call_number,
+    load_program_file,
+    parse_integer,
+)
+from callgate.cli.compile_verb import add_section_arguments, load_target
+from callgate.policy.compiler import compile_plan
+from callgate.policy.names import suggestion
+from callgate.policy.reference import reported_arch
+from callgate.teach.explain import explain_call
+from callgate.teach.explain_text import render_json, render_text
+from callgate.teach.graph import program_dot, render_svg
+
+POLICY_SUFFIXES = (".toml", ".json")
+GRAPH_FORMATS = {".dot": "dot", ".gv": "dot", ".svg": "svg"}
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    explain = subparsers.add_parser(
+        "explain",
+        help="explain why a policy gives one call its verdict, rule by rule and line by line",
+        description="Decide one call with POLICY twice: on the policy (which rules name it, "
+        "each argument comparison, which rule wins and why) and by running the compiled BPF "
+        "program (the executed lines, as `callgate emu` prints them). Exit status 1 if the "
+        "two disagree, which would be a compiler bug.",
+    )
+    explain.add_argument("policy", metavar="POLICY",
+                         help="policy file (.toml or .json); - for stdin")
+    explain.add_argument("name", metavar="NAME", help="syscall or gate name (or number)")
+    explain.add_argument("args", metavar="ARG", nargs="*",
+                         help="up to six arguments: decimal or 0x-hex, negative = two's complement")
+    add_section_arguments(explain)
+    explain.add_argument("--ip", default="0", help="instruction_pointer (default 0)")
+    explain.add_argument("--arch-value", metavar="ARCH|VALUE",
+                         help="seccomp_data.arch to send, as an arch name or number; default: "
+                         "the filter's own (try another to see the mismatch action)")
+    explain.add_argument("--json", action="store_true", help="print the explanation as JSON")
+    explain.set_defaults(func=_explain)
+
+    graph = subparsers.add_parser(
+        "graph",
+        help="draw the control-flow graph of a policy's compiled section or a BPF program",
+        description="Draw the control-flow graph of INPUT: a policy (.toml/.json), compiled as "
+        "`callgate compile` would, or a program file (raw BPF, hex or assembly). Writes DOT; "
+        "SVG (-o FILE.svg) needs Graphviz's `dot`.",
+    )
+    graph.add_argument("input", metavar="POLICY|PROG",
+                       help="a .toml/.json policy, or a program file; - for a program on stdin")
+    graph.add_argument("-o", "--output", metavar="OUT",
+                       help="FILE.dot or FILE.svg; default: DOT on stdout")
+    graph.add_argument("-f", "--format", choices=("dot", "svg"),
+                       help="output format; default: from OUT's suffix")
+    add_section_arguments(graph)
+    graph.set_defaults(func=_graph)
+
+
+def _explain(args: argparse.Namespace) -> int:
+    target = load_target(args.policy, args, "explain")
+    arch = target.arch
+    data = SeccompData.make(
+        _number(args.name, arch),
+        _call_arch(args.arch_value, arch),
+        call_args(args.args),
+        parse_integer(args.ip, "instruction pointer", 64) & U64_MASK,
+    )
+    explanation = explain_call(
+        target.section, arch, data, compile_plan(target.plan),
+        target.loaded.rule_paths.get(target.layer, ()),
+    )
+    source = target.loaded.policy.source
+    if args.json:
+        sys.stdout.write(render_json(explanation, policy=source, layer=target.layer.value))
+    else:
+        rules = len(target.section.rules)
+        title = f"{source} [{target.layer.value}], {rules} rule{'s' * (rules != 1)}"
+        sys.stdout.write(render_text(explanation, title))
+    if not explanation.agree:
+        print("callgate explain: the policy and its compiled program disagree (a compiler "
+              "bug); see DISAGREEMENT above", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _number(text: str, arch: Arch) -> int:
+    try:
+        return call_number(text, arch)
+    except UnknownNameError as exc:
+        hint = suggestion(text, arch.numbers)
+        if arch.is_gate_layer:
+            hint += "; app-defined gates have numbers only when --gate-names lists them"
+        raise CliInputError(f"{exc}{hint}") from None
+
+
+def _call_arch(text: str | None, arch: Arch) -> int:
+    if text is None:
+        return reported_arch(arch)
+    try:
+        int(text, 0)
+    except ValueError:
+        return reported_arch(get_arch(text))
+    return parse_integer(text, "--arch-value", 32) & 0xFFFFFFFF
+
+
+def _graph(args: argparse.Namespace) -> int:
+    fmt = args.format or _format_of(args.output)
+    if Path(args.input).suffix.lower() in POLICY_SUFFIXES:
+        target = load_target(args.input, args, "graph")
+        program, arch = compile_plan(target.plan), target.arch
+        title = f"{args.input} [{target.layer.value}] for {arch.name}"
+    else:
+        _no_policy_options(args)
+        program, arch = load_program_file(args.input, args.arch)
+        title = f"{'<stdin>' if args.input == '-' else args.input} ({arch.name} names)"
+    dot = program_dot(program, arch, title)
+    data = render_svg(dot) if fmt == "svg" else dot.encode()
+    if args.output and args.output != "-":
+        try:
+            Path(args.output).write_bytes(data)
+        except OSError as exc:
+            raise CliInputError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+        return 0
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+    return 0
+
+
+def _format_of(output: str | None) -> str:
+    if not output or output == "-":
+        return "dot"
+    fmt = GRAPH_FORMATS.get(Path(output).suffix.lower())
+    if fmt is None:
+        raise CliInputError(
+            f"cannot tell the format from {output!r}; name it .dot or .svg, or pass --format"
+        )
+    return fmt
+
+
+def _no_policy_options(args: argparse.Namespace) -> None:
+    """Options that only mean something for a policy are an error with a program file."""
+    given = [
+        flag
+        for flag, value in (("--layer", args.layer), ("--caps", args.caps),
+                            ("--kernel-version", args.kernel_version),
+                            ("--gate-names", args.gate_names))
+        if value
+    ]
+    if given:
+        raise CliInputError(
+            f"{', '.join(given)} only apply to a policy (.toml or .json), and "
+            f"{args.input} is read as a BPF program file"
+        )
