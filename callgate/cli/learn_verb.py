@@ -1,0 +1,70 @@
+"""``callgate learn``: write a least-privilege policy for a WASI command from one run of it.
+
+The policy is what the module's import table allows at most, narrowed to what a
+learning run actually called (with the fds, clocks and flags it used), plus the host
+syscalls the run needed beyond the derived defaults (``[kernel]``, learned with strace
+unless ``--no-kernel``). See docs/learn.md.
+
+Where output goes: with ``-o POLICY`` the guest's stdout is this process's stdout;
+without it the policy is printed on stdout, and the guest's stdout is sent to stderr so
+the two never mix. The summary always goes to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from callgate.cli.run_verb import add_guest_options, add_limit_options, late_options, limits_from
+from callgate.errors import CallgateError
+from callgate.gates.wasi import WasiConfig
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    learn = subparsers.add_parser(
+        "learn",
+        help="learn a least-privilege policy from a module's imports and one run of it",
+        description="Run WASM's _start once with every gate allowed and recorded, and write "
+        "a commented TOML policy that allows only the gates it used (pinning fds, clocks "
+        "and flags to the values seen) and, from strace, the host syscalls it needed. "
+        "Without -o the policy goes to stdout and the guest's stdout to stderr.",
+    )
+    learn.add_argument("wasm", metavar="WASM", help="the WASI command module (.wasm or .wat)")
+    _add_options(learn)
+    learn.add_argument("rest", metavar="[-- ARGS]", nargs=argparse.REMAINDER,
+                       help="arguments for the guest, after --")
+    learn.set_defaults(func=_learn)
+
+
+def _add_options(parser: argparse.ArgumentParser) -> None:
+    add_guest_options(parser)
+    add_limit_options(parser)
+    parser.add_argument("-o", "--output", metavar="POLICY",
+                        help="write the policy to this file (default: stdout)")
+    parser.add_argument("--no-kernel", action="store_true", default=None,
+                        help="do not learn the [kernel] section (no strace needed)")
+
+
+def _learn(args: argparse.Namespace) -> int:
+    from callgate.learn import learn
+
+    guest_args = late_options(args, _add_options, "callgate learn WASM")
+    config = WasiConfig(args=[Path(args.wasm).name, *guest_args], env=dict(args.env),
+                        preopens=args.dir)
+    sys.stdout.flush()
+    learned = learn(args.wasm, config, limits_from(args), kernel=not args.no_kernel,
+                    stdout=None if args.output else sys.stderr)
+    if args.output:
+        try:
+            Path(args.output).write_text(learned.text)
+        except OSError as exc:
+            raise CallgateError(f"cannot write {args.output}: {exc.strerror}") from None
+    else:
+        sys.stdout.write(learned.text)
+        sys.stdout.flush()
+    for line in learned.summary():
+        print(f"callgate learn: {line}", file=sys.stderr)
+    if args.output:
+        print(f"callgate learn: wrote {args.output}", file=sys.stderr)
+    return 0

@@ -1,0 +1,39 @@
+"""The learning run's own process: ``python -m callgate.learn.child REQUEST RESULT``.
+
+``callgate learn`` runs the guest in a fresh interpreter, for two reasons: strace
+watches that process alone (and from its first instruction), and the guest's stdout
+can be pointed elsewhere than the learned policy's. REQUEST and RESULT are JSON files:
+data in, data out, never pickle.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from callgate.errors import CallgateError
+from callgate.gates.wasi import Preopen, WasiConfig
+from callgate.learn.recorder import record
+from callgate.runtime.limits import Limits
+
+
+def main(argv: list[str]) -> int:
+    request_file, result_file = argv
+    request = json.loads(Path(request_file).read_text())
+    config = WasiConfig(args=request["args"], env=request["env"],
+                        preopens=[Preopen(host, guest, readonly)
+                                  for host, guest, readonly in request["preopens"]],
+                        stdin="inherit", stdout="inherit", stderr="inherit")
+    limits = Limits(**request["limits"])
+    try:
+        recording = record(request["module"], config, limits, mark=request["mark"])
+        result = {"recording": recording.to_json()}
+    except CallgateError as exc:
+        result = {"error": str(exc)}
+    Path(result_file).write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,64 @@
+"""Running the learning run in its own process, optionally under strace.
+
+The parent (``callgate learn``) writes a request, starts :mod:`callgate.learn.child`
+- under ``strace -f`` when the ``[kernel]`` section is to be learned - waits for it,
+and reads back the :class:`~callgate.learn.recorder.Recording` and the host syscalls.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from callgate.gates.wasi import WasiConfig
+from callgate.learn.kernel_trace import run_syscalls, traced_command
+from callgate.learn.recorder import LearningFailed, Recording
+from callgate.runtime.limits import Limits
+
+
+@dataclass(frozen=True, slots=True)
+class LearningRun:
+    """The recorded gate calls and, when traced, the host syscalls of the run's steady state."""
+
+    recording: Recording
+    syscalls: collections.Counter[str] | None
+
+
+def run_learning(module: str | os.PathLike[str], config: WasiConfig, limits: Limits, *,
+                 kernel: bool = True, stdout: IO[str] | int | None = None) -> LearningRun:
+    """Run ``module``'s ``_start`` once in a child process with every gate recorded.
+
+    ``config`` gives args, env and preopens (the child's stdio is inherited, except that
+    the guest's stdout goes to ``stdout`` when given). ``kernel`` traces the child's host
+    syscalls with strace.
+    """
+    with tempfile.TemporaryDirectory(prefix="callgate-learn-") as tmp:
+        work = Path(tmp)
+        request, result, trace = work / "request.json", work / "result.json", work / "trace"
+        request.write_text(json.dumps({
+            "module": os.fspath(module),
+            "args": list(config.args),
+            "env": dict(config.env),
+            "preopens": [[os.fspath(p.host), p.guest, p.readonly] for p in config.preopens],
+            "limits": dataclasses.asdict(limits),
+            "mark": kernel,
+        }))
+        argv = [sys.executable, "-m", "callgate.learn.child", str(request), str(result)]
+        command = traced_command(argv, trace) if kernel else argv
+        done = subprocess.run(command, stdout=stdout, check=False)
+        if not result.exists():
+            raise LearningFailed(f"the learning run's process ended with status "
+                                 f"{done.returncode} before reporting; no policy was written")
+        answer = json.loads(result.read_text())
+        if "error" in answer:
+            raise LearningFailed(answer["error"])
+        recording = Recording.from_json(answer["recording"])
+        return LearningRun(recording, run_syscalls(trace) if kernel else None)
