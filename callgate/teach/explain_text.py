@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import textwrap
 
 from callgate.bpf.actions import format_action
 from callgate.bpf.seccomp_data import U32_MASK
@@ -18,6 +19,7 @@ from callgate.policy.model import Op
 from callgate.teach.explain import CheckResult, Explanation, RuleResult, Stage
 
 OP_SYMBOLS = {Op.EQ: "==", Op.NE: "!=", Op.LT: "<", Op.LE: "<=", Op.GT: ">", Op.GE: ">="}
+REASON_WIDTH = 92
 # Keys whose values are seccomp return values; the JSON adds their spelling as KEY_text.
 _ACTION_KEYS = frozenset({"action", "default", "explained", "reference", "bpf"})
 
@@ -96,7 +98,8 @@ def render_text(e: Explanation, title: str) -> str:
         out.append(f"  arch {e.call_arch:#x} is the filter's arch ({e.arch})")
         for rule in e.rules:
             out += _rule_lines(rule, e.winners)
-    out += [f"  => {e.reason}", ""]
+    out += [textwrap.fill(e.reason, REASON_WIDTH, initial_indent="  => ",
+                          subsequent_indent="     ", break_on_hyphens=False), ""]
     out.append(f"The compiled program ({e.program_length} instructions), the path it takes:")
     listing = [step.listing for step in e.path]
     width = max(len(line) for line in listing)

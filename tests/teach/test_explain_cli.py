@@ -74,7 +74,9 @@ def test_the_rule_that_matches_and_why(policy, capsys):
     assert "  rule 3 (kernel.rules[2]) write -> ERRNO(13): does not match" in lines
     assert any(line.split() == ["args[0]", "==", "0x63", "0x63", "==", "0x63", "true"]
                for line in lines)
-    assert any("most restrictive" in line and "KILL_PROCESS" in line for line in lines)
+    reason = " ".join(out.split("  => ")[1].split("\n\n")[0].split())
+    assert reason.startswith("rules 1 (ALLOW), 2 (KILL_PROCESS) match; the most restrictive")
+    assert reason.endswith(": KILL_PROCESS")
     assert lines[-1].startswith("Verdict: KILL_PROCESS (the policy and the compiled program agree")
 
 

@@ -130,6 +130,7 @@ def test_policy_graph_matches_the_compiled_program(tmp_path):
     dot = graph_to(tmp_path, policy, "-a", "x86_64").read_text()
     returns = check_graph(dot, program)
     assert set(returns.values()) == {"return ALLOW", "return ERRNO(1)", "return KILL_PROCESS"}
+    assert "dashed" not in dot  # compiled programs have no unreachable lines
     assert 'label="p.toml' not in dot and f"{policy} [kernel] for x86_64" in dot
 
 
