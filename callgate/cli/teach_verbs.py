@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from callgate.arch import Arch, UnknownNameError, get_arch
-from callgate.bpf.seccomp_data import U64_MASK, SeccompData
+from callgate.bpf.seccomp_data import U32_MASK, U64_MASK, SeccompData
 from callgate.cli.bpf_verbs import (
     CliInputError,
     call_args,
@@ -120,7 +120,7 @@ def _call_arch(text: str | None, arch: Arch) -> int:
         int(text, 0)
     except ValueError:
         return reported_arch(get_arch(text))
-    return parse_integer(text, "--arch-value", 32) & 0xFFFFFFFF
+    return parse_integer(text, "--arch-value", 32) & U32_MASK
 
 
 def _graph(args: argparse.Namespace) -> int:

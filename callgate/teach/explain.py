@@ -89,6 +89,8 @@ class PathStep:
 
 @dataclass(frozen=True)
 class Explanation:
+    """One call's verdict with its reasons: plain data, so text, JSON and tests read the same."""
+
     arch: str
     filter_arch: int  # the seccomp_data.arch value the filter expects
     name: str | None  # the call's name on this arch, if it has one
