@@ -1,0 +1,276 @@
+"""docs/tutorial.md is an acceptance test: every command in it runs, and prints what it shows.
+
+The tutorial is parsed into steps (tests/teach/console_doc.py states the convention). A
+reader starts at the root of a checkout; the session here starts in a scratch directory
+whose ``guests``, ``policies`` and ``docs`` are links to this checkout's, so nothing the
+tutorial does can write into the repository. ``callgate`` and ``python`` on PATH are this
+interpreter. Kernel filters are installed only by the commands' own processes
+(``callgate run --kernel``, the tutorial's scripts), never by pytest's.
+
+One test per step, named by its line (``test_step[L0123-callgate-run-...]``). The steps run
+in document order, once, the first time any of them is asked for; selecting one step runs
+every step before it first, because the tutorial's state builds up.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import require
+from console_doc import (
+    DocFormatError,
+    Outcome,
+    ShellSession,
+    Step,
+    explain_mismatch,
+    fences,
+    output_matches,
+    parse,
+    session_steps,
+    unrun_shell_blocks,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+TUTORIAL = ROOT / "docs" / "tutorial.md"
+STEP_TIMEOUT = 30.0  # seconds; the slowest step takes about one
+
+# Each topic the tutorial must teach (issue 8), as a heading.
+REQUIRED_HEADINGS = (
+    "## The syscall boundary",
+    "## An allowlist",
+    "## Filters up close: asm, disasm, emu",
+    "## Explaining a decision",
+    "## EPERM or ENOSYS: how a program reads a denial",
+    "## TRAP: asking a broker",
+    "## Kill: an intrusion signal",
+    "## The kernel layer",
+    "## W^X",
+    "## What a filter cannot see",
+    "## Learning a policy",
+)
+
+STEPS: list[Step] = parse(TUTORIAL.read_text())
+
+
+class TutorialRun:
+    """Runs the tutorial's steps in order on first demand and remembers each outcome."""
+
+    def __init__(self, steps: list[Step], scratch: Path) -> None:
+        checkout = scratch / "checkout"
+        checkout.mkdir()
+        for name in ("guests", "policies", "docs"):
+            (checkout / name).symlink_to(ROOT / name)
+        bin_dir = scratch / "bin"
+        bin_dir.mkdir()
+        (bin_dir / "python").symlink_to(sys.executable)
+        shim = bin_dir / "callgate"
+        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m callgate "$@"\n')
+        shim.chmod(0o755)
+        tmp = scratch / "tmp"  # where the tutorial's `mktemp -d` lands
+        tmp.mkdir()
+        env = {
+            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "HOME": str(scratch),
+            "TMPDIR": str(tmp),
+            "LC_ALL": "C.UTF-8",
+            "PYTHONPATH": str(ROOT),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "TERM": "dumb",
+        }
+        self.steps = steps
+        self.shell = ShellSession(checkout, env, scratch)
+        self.outcomes: list[Outcome | BaseException] = []
+
+    def outcome(self, index: int) -> Outcome | BaseException:
+        while len(self.outcomes) <= index:
+            step = self.steps[len(self.outcomes)]
+            try:
+                if step.kind == "file":
+                    self.shell.write_file(step.name, step.text)
+                    self.outcomes.append(Outcome(0, ""))
+                else:
+                    self.outcomes.append(self.shell.run(step.text, STEP_TIMEOUT))
+            except (OSError, RuntimeError) as exc:
+                self.outcomes.append(exc)
+        return self.outcomes[index]
+
+
+@pytest.fixture(scope="module")
+def tutorial(tmp_path_factory: pytest.TempPathFactory):
+    require(platform.machine() == "x86_64", "an x86_64 machine (the tutorial shows its output)")
+    run = TutorialRun(STEPS, tmp_path_factory.mktemp("tutorial"))
+    yield run
+    run.shell.close()
+
+
+@pytest.mark.parametrize("index", range(len(STEPS)), ids=[step.id for step in STEPS])
+def test_step(tutorial: TutorialRun, index: int) -> None:
+    step = STEPS[index]
+    outcome = tutorial.outcome(index)
+    if isinstance(outcome, BaseException):
+        pytest.fail(f"line {step.line}: {step.kind} step could not run: {outcome}")
+    problem = explain_mismatch(step, outcome.status, outcome.output)
+    assert problem is None, problem
+
+
+# --- the tutorial keeps the convention --------------------------------------------------
+
+def test_every_section_runs_something() -> None:
+    """Each section teaches by running a command, unless it is still a marked TODO."""
+    lines = TUTORIAL.read_text().splitlines()
+    starts = [i + 1 for i, line in enumerate(lines) if line.startswith("## ")]
+    idle = []
+    for start, end in zip(starts, [*starts[1:], len(lines) + 1], strict=True):
+        heading = lines[start - 1]
+        body = "\n".join(lines[start:end - 1])
+        if heading == "## Where next" or "TODO(lead)" in body:
+            continue
+        if not any(s.kind == "command" and start < s.line < end for s in STEPS):
+            idle.append(heading)
+    assert idle == []
+
+
+def test_every_shell_block_is_run() -> None:
+    assert unrun_shell_blocks(TUTORIAL.read_text()) == []
+
+
+def test_required_topics_have_headings() -> None:
+    headings = {line.strip() for line in TUTORIAL.read_text().splitlines()
+                if line.startswith("## ")}
+    assert [h for h in REQUIRED_HEADINGS if h not in headings] == []
+
+
+def test_every_file_is_named_in_the_text_before_it() -> None:
+    """A reader on a plain Markdown viewer does not see `title=`: the prose must name the file."""
+    lines = TUTORIAL.read_text().splitlines()
+    blocks = {f.line: f for f in fences(TUTORIAL.read_text())}
+    unnamed = []
+    for step in (s for s in STEPS if s.kind == "file"):
+        previous_end = max((f.line + len(f.body) + 1 for f in blocks.values()
+                            if f.line < step.line), default=0)
+        prose = "\n".join(lines[previous_end:step.line - 1])
+        if f"`{step.name}`" not in prose:
+            unnamed.append(f"line {step.line}: {step.name}")
+    assert unnamed == []
+
+
+def test_every_file_is_used_by_a_later_command() -> None:
+    later = {s.name: [c for c in STEPS if c.kind == "command" and c.line > s.line]
+             for s in STEPS if s.kind == "file"}
+    unused = [name for name, commands in later.items()
+              if not any(Path(name).name in c.text for c in commands)]
+    assert unused == []
+
+
+@pytest.mark.parametrize("page", ["tutorial.md", "index.md"])
+def test_relative_links_resolve(page: str) -> None:
+    doc = ROOT / "docs" / page
+    targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text())
+    local = [t for t in targets if "://" not in t]
+    assert local, f"{page} links nowhere"
+    assert [t for t in local if not (doc.parent / t).exists()] == []
+
+
+# --- the harness itself: it must be able to say no ---------------------------------------
+
+SAMPLE = """\
+Intro.
+
+```console
+$ echo one; echo two >&2
+one
+two
+$ printf 'a\\nb\\nc\\n'
+a
+...
+$ false
+[exit 1]
+$ echo a \\
+  b
+a b
+```
+
+Save `p.toml`:
+
+```toml title="p.toml"
+x = 1
+```
+
+```sh
+ls
+```
+"""
+
+
+def test_parse_sample() -> None:
+    steps = parse(SAMPLE)
+    assert [(s.kind, s.line) for s in steps] == [("command", 4), ("command", 7), ("command", 10),
+                                                 ("command", 12), ("file", 19)]
+    assert steps[0].expected == ("one", "two")
+    assert steps[1].expected == ("a", "...")
+    assert steps[2].status == 1 and steps[2].expected == ()
+    assert steps[3].text == "echo a \\\n  b"
+    assert (steps[4].name, steps[4].text) == ("p.toml", "x = 1\n")
+    assert unrun_shell_blocks(SAMPLE) == ["line 23: ```sh block (only ```console blocks are run)"]
+
+
+@pytest.mark.parametrize(("expected", "actual", "fits"), [
+    (["a", "b"], ["a", "b"], True),
+    (["a", "b"], ["a", "c"], False),
+    (["a", "b"], ["a"], False),
+    (["a"], ["a", "b"], False),
+    (["a", "...", "d"], ["a", "b", "c", "d"], True),
+    (["a", "...", "d"], ["a", "d"], True),
+    (["a", "...", "d"], ["a", "b", "c"], False),
+    (["...", "c"], ["a", "b", "c"], True),
+    (["a", "..."], ["a"], True),
+    (['{"time":...,"gate":"fd_write"}'], ['{"time":17.5,"gate":"fd_write"}'], True),
+    (['{"time":...,"gate":"fd_write"}'], ['{"time":17.5,"gate":"fd_read"}'], False),
+    (["x...z"], ["x", "z"], False),
+    ([], [], True),
+    ([], ["noise"], False),
+])
+def test_output_matching(expected: list[str], actual: list[str], fits: bool) -> None:
+    assert output_matches(expected, actual) is fits
+
+
+def test_mismatch_report_names_line_status_and_diff() -> None:
+    step = session_steps(fences("```console\n$ true\nyes\n```\n")[0])[0]
+    assert explain_mismatch(step, 0, "yes\n\n") is None
+    report = explain_mismatch(step, 3, "no\n")
+    assert report is not None
+    assert report.startswith("line 2: $ true")
+    assert "exit status 3, the document says 0" in report and "-yes\n+no" in report
+
+
+@pytest.mark.parametrize("doc", [
+    "```console\nstray output\n$ true\n```\n",
+    "```console\n$ false\n[exit 1]\nmore\n```\n",
+    "```console\n```\n",
+    "```console\n$ true\n",
+])
+def test_convention_errors_are_refused(doc: str) -> None:
+    with pytest.raises(DocFormatError):
+        parse(doc)
+
+
+def test_session_keeps_state_and_reports_status(tmp_path: Path) -> None:
+    control = tmp_path / "control"
+    control.mkdir()
+    shell = ShellSession(tmp_path, {"PATH": os.environ["PATH"]}, control)
+    try:
+        shell.run("mkdir sub && cd sub && X=kept", 10)
+        assert shell.cwd == tmp_path / "sub"
+        shell.write_file("f.txt", "hello\n")
+        outcome = shell.run('cat f.txt; echo "$X" >&2; exit_with() { return "$1"; }; exit_with 7',
+                            10)
+        assert outcome == Outcome(7, "hello\nkept\n")
+        with pytest.raises(TimeoutError):
+            shell.run("sleep 5", 0.5)
+    finally:
+        shell.close()
