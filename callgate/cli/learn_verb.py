@@ -3,7 +3,7 @@
 The policy is what the module's import table allows at most, narrowed to what a
 learning run actually called (with the fds, clocks and flags it used), plus the host
 syscalls the run needed beyond the derived defaults (``[kernel]``, learned with strace
-unless ``--no-kernel``). See docs/learn.md.
+or a USER_NOTIF supervisor, unless ``--no-kernel``). See docs/learn.md.
 
 Where output goes: with ``-o POLICY`` the guest's stdout is this process's stdout;
 without it the policy is printed on stdout, and the guest's stdout is sent to stderr so
@@ -19,6 +19,7 @@ from pathlib import Path
 from callgate.cli.run_verb import add_guest_options, add_limit_options, late_options, limits_from
 from callgate.errors import CallgateError
 from callgate.gates.wasi import WasiConfig
+from callgate.learn.kernel_trace import METHODS
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="learn a least-privilege policy from a module's imports and one run of it",
         description="Run WASM's _start once with every gate allowed and recorded, and write "
         "a commented TOML policy that allows only the gates it used (pinning fds, clocks "
-        "and flags to the values seen) and, from strace, the host syscalls it needed. "
+        "and flags to the values seen) and the host syscalls it needed (watched with strace "
+        "or a USER_NOTIF supervisor). "
         "Without -o the policy goes to stdout and the guest's stdout to stderr.",
     )
     learn.add_argument("wasm", metavar="WASM", help="the WASI command module (.wasm or .wat)")
@@ -43,7 +45,11 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", metavar="POLICY",
                         help="write the policy to this file (default: stdout)")
     parser.add_argument("--no-kernel", action="store_true", default=None,
-                        help="do not learn the [kernel] section (no strace needed)")
+                        help="do not learn the [kernel] section")
+    parser.add_argument("--kernel-trace", choices=("auto", *METHODS), default=None,
+                        help="how to watch the run's host syscalls: strace -f, or a "
+                        "USER_NOTIF supervisor in this process (default auto: strace when "
+                        "installed)")
 
 
 def _learn(args: argparse.Namespace) -> int:
@@ -53,7 +59,8 @@ def _learn(args: argparse.Namespace) -> int:
     config = WasiConfig(args=[Path(args.wasm).name, *guest_args], env=dict(args.env),
                         preopens=args.dir)
     sys.stdout.flush()
-    learned = learn(args.wasm, config, limits_from(args), kernel=not args.no_kernel,
+    kernel = None if args.no_kernel else args.kernel_trace or "auto"
+    learned = learn(args.wasm, config, limits_from(args), kernel=kernel,
                     stdout=None if args.output else sys.stderr)
     if args.output:
         try:

@@ -64,11 +64,14 @@ class Learned:
 
 
 def learn(module: str | os.PathLike[str], config: WasiConfig, limits: Limits | None = None, *,
-          kernel: bool = True, stdout: IO[str] | int | None = None) -> Learned:
+          kernel: str | None = "auto", stdout: IO[str] | int | None = None) -> Learned:
     """Learn a policy for WASI command ``module`` from one run with ``config``'s args/env/dirs.
 
-    The guest's stdio is this process's, except stdout goes to ``stdout`` when given.
-    ``kernel`` also learns the ``[kernel]`` section (needs strace). Raises
+    The run happens in a child process whose stdio is this process's (``config``'s stdio
+    settings are not used), except that the guest's stdout goes to ``stdout`` when given.
+    ``kernel`` says how to watch the run's host syscalls for the ``[kernel]`` section:
+    ``auto`` (strace if installed, else USER_NOTIF), ``strace``, ``user_notif``, or
+    None for no ``[kernel]`` section. Raises
     ``ImportRefused`` for a module that could not be loaded at all, and
     :class:`LearningFailed` when the run does not finish.
     """
@@ -82,8 +85,8 @@ def learn(module: str | os.PathLike[str], config: WasiConfig, limits: Limits | N
         exit_code=run.recording.exit_code)
     name = Path(module).name
     kernel_plan = None
-    if run.syscalls is not None:
+    if run.syscalls is not None and run.method is not None:
         gates_only = load_policy(policy_text(name, static, plans, None, description))
-        kernel_plan = plan_kernel(run.syscalls, gates_only, static.table)
+        kernel_plan = plan_kernel(run.syscalls, gates_only, static.table, method=run.method)
     text = policy_text(name, static, plans, kernel_plan, description)
     return Learned(text, load_policy(text), static, run.recording, plans, kernel_plan)

@@ -32,8 +32,9 @@ from callgate.policy.model import ArgCheck, Op, Policy, Rule
 
 @dataclass(frozen=True, slots=True)
 class KernelPlan:
-    """Where each observed syscall went, and the rules to write."""
+    """Where each observed syscall went, and the rules to write; ``method`` watched them."""
 
+    method: str
     observed: Mapping[str, int]
     covered: Mapping[str, tuple[str, ...]]
     denied: Mapping[str, str]
@@ -44,7 +45,7 @@ class KernelPlan:
 
 
 def plan_kernel(observed: Mapping[str, int], policy: Policy, gate_specs: Iterable[GateSpec],
-                arch: Arch | None = None) -> KernelPlan:
+                arch: Arch | None = None, method: str = "strace") -> KernelPlan:
     """Sort ``observed`` syscall counts against the host policy ``policy`` derives to.
 
     ``policy`` is the learned policy *without* a ``[kernel]`` section, so its default is
@@ -73,7 +74,7 @@ def plan_kernel(observed: Mapping[str, int], policy: Policy, gate_specs: Iterabl
             checks = [c for rule in naming if (c := _complement(rule.args)) is not None]
             added.append(Rule((name,), SECCOMP_RET_ALLOW, tuple(checks),
                               comment=f"learned: {count} call(s) during the learning run"))
-    return KernelPlan(collections.Counter(observed), covered, denied, tuple(unknown),
+    return KernelPlan(method, collections.Counter(observed), covered, denied, tuple(unknown),
                       tuple(added), host.section.default, arch)
 
 

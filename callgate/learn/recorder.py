@@ -15,15 +15,13 @@ the capability filesystem still confines every path to the preopens.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from callgate.errors import CallgateError
 from callgate.gates.spec import GateSpec, GuestExit
 from callgate.gates.wasi import WasiConfig, WasiProvider
-from callgate.kernel.binding import raw_syscall
-from callgate.kernel.strace import BEGIN_MARKER, END_MARKER
 from callgate.learn.argkinds import pinnable
 from callgate.runtime.audit import AuditRecord, AuditSink
 from callgate.runtime.errors import AbiError, PluginError, PluginLoadError
@@ -101,13 +99,13 @@ class Recording:
 
 
 def record(module: str | os.PathLike[str] | bytes, config: WasiConfig,
-           limits: Limits | None = None, *, mark: bool = False) -> Recording:
+           limits: Limits | None = None, *, on_begin: Callable[[], None] | None = None,
+           on_end: Callable[[], None] | None = None) -> Recording:
     """Run WASI command ``module`` once with every gate allowed and recorded.
 
-    ``mark`` brackets the run with the marker syscalls of :mod:`callgate.kernel.strace`:
-    the first once the plugin is compiled and instantiated (where ``callgate run
-    --kernel`` locks down), the second when ``_start`` has returned, so a tracer can
-    tell the run's host syscalls from the interpreter's start-up and exit.
+    ``on_begin`` runs once the plugin is compiled and instantiated (where ``callgate
+    run --kernel`` locks down), ``on_end`` when ``_start`` has returned: the span whose
+    host syscalls a watcher (:mod:`.kernel_trace`) learns from.
     Raises :class:`LearningFailed` if the guest traps or runs out of a limit.
     """
     provider = WasiProvider(config)
@@ -115,16 +113,16 @@ def record(module: str | os.PathLike[str] | bytes, config: WasiConfig,
     try:
         with Plugin(module, policy=LEARNING_POLICY, providers=[provider], limits=limits,
                     audit=sink) as plugin:
-            if mark:
-                raw_syscall(BEGIN_MARKER)
+            if on_begin is not None:
+                on_begin()
             try:
                 plugin.call_int("_start")
                 code = 0
             except GuestExit as exc:
                 code = exc.code & 0xFF
             finally:
-                if mark:
-                    raw_syscall(END_MARKER)
+                if on_end is not None:
+                    on_end()
     except PluginLoadError:
         raise
     except AbiError as exc:

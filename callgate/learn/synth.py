@@ -23,6 +23,7 @@ from callgate.learn.kernel_section import KernelPlan
 from callgate.policy.model import ArgCheck, Op, Rule
 
 GATES_DEFAULT = "errno(ENOSYS)"
+WATCHED = {"strace": "with strace -f", "user_notif": "by a USER_NOTIF supervisor"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,7 +184,7 @@ def kernel_text(plan: KernelPlan | None) -> list[str]:
                    f"syscalls of each gate allowed above, and the rules here. The learning "
                    f"run's process made {len(plan.observed)} distinct syscalls (arch "
                    f"{plan.arch.name}) between instantiation and the end of _start, "
-                   f"watched with strace:")
+                   f"watched {WATCHED[plan.method]}:")
     for name, reasons in plan.covered.items():
         sources = dict.fromkeys(_source(reason) for reason in reasons)
         lines += _wrap(f"{name} ({_calls(plan.observed[name])}): already allowed - "

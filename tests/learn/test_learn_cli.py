@@ -206,13 +206,33 @@ def test_a_module_with_foreign_imports_is_refused_before_it_runs(tmp_path):
     assert not policy.exists()
 
 
-def test_without_strace_the_kernel_section_asks_for_strace_or_no_kernel(tmp_path):
+def test_without_strace_auto_watches_with_user_notif_and_strace_asks_to_install(tmp_path):
     policy = tmp_path / "p.toml"
     env = dict(os.environ, PATH=str(tmp_path))  # no strace on this PATH
-    done = cli("learn", LEARNME, "-o", str(policy), env=env)
+    done = cli("learn", LEARNME, "-o", str(policy), "--kernel-trace", "strace", env=env)
     assert done.returncode == 2
     assert "install it" in done.stderr and "--no-kernel" in done.stderr
     assert not policy.exists()
+    done = cli("learn", LEARNME, "-o", str(policy), env=env)
+    assert done.returncode == 0, done.stderr
+    assert "watched by a USER_NOTIF supervisor" in policy.read_text()
+    assert load_policy(policy).kernel is not None
+
+
+def test_user_notif_sees_the_file_work_and_its_policy_runs_locked(tmp_path):
+    """The other watcher: the syscalls behind path_open and fd_read, and a locked rerun."""
+    (tmp_path / "src").write_bytes(os.urandom(3000))
+    policy = tmp_path / "copy.toml"
+    args = ["--dir", f"{tmp_path}::/w", "--", "/w/src", "/w/dst", "512"]
+    done = cli("learn", str(WASM / "copyfile.wasm"), "--kernel-trace", "user_notif", "-o",
+               str(policy), *args)
+    assert done.returncode == 0, done.stderr
+    text = policy.read_text()
+    assert "watched by a USER_NOTIF supervisor" in text
+    assert "openat2" in text and "already allowed - gate path_open" in text
+    (tmp_path / "dst").unlink()
+    again = cli("run", str(WASM / "copyfile.wasm"), "--policy", str(policy), "--kernel", *args)
+    assert (again.returncode, again.stdout) == (0, "copied 3000 bytes\n"), again.stderr
 
 
 def test_options_may_follow_the_module(tmp_path):
