@@ -166,8 +166,7 @@ def _gate_comment(plan: GatePlan) -> list[str]:
     others = [names[i] for i in range(min(len(names), FILTER_ARGS))
               if i not in plan.pinned and i not in released]
     if others:
-        text += (f" Not pinned: {', '.join(others)} (pointers, lengths, sizes, offsets: they "
-                 "change with memory layout and input).")
+        text += f" Not pinned, as they vary with input and memory layout: {', '.join(others)}."
     if len(names) > FILTER_ARGS:
         text += (f" A filter sees six arguments, not {', '.join(names[FILTER_ARGS:])}.")
     return _wrap(text)
