@@ -59,6 +59,8 @@ def _learn(args: argparse.Namespace) -> int:
     config = WasiConfig(args=[Path(args.wasm).name, *guest_args], env=dict(args.env),
                         preopens=args.dir)
     sys.stdout.flush()
+    if args.output and not Path(args.output).parent.is_dir():
+        raise CallgateError(f"cannot write {args.output}: its directory does not exist")
     kernel = None if args.no_kernel else args.kernel_trace or "auto"
     learned = learn(args.wasm, config, limits_from(args), kernel=kernel,
                     stdout=None if args.output else sys.stderr)

@@ -78,11 +78,11 @@ def plan_gate(spec: GateSpec, use: GateUse) -> GatePlan:
         loosest = max(keep, key=lambda i: (distinct(i), i))
         keep.remove(loosest)
         released.append((loosest, f"released to keep the rules at most {MAX_RULES}"))
-    rules = tuple(
-        (tuple(ArgCheck(i, Op.EQ, value, width=width(spec, i)) for i, value in zip(keep, key,
-                                                                                    strict=True)),
-         calls)
-        for key, calls in sorted(combos.items()))
+    def checks(key: tuple[int, ...]) -> tuple[ArgCheck, ...]:
+        return tuple(ArgCheck(i, Op.EQ, value, width=width(spec, i))
+                     for i, value in zip(keep, key, strict=True))
+
+    rules = tuple((checks(key), calls) for key, calls in sorted(combos.items()))
     return GatePlan(spec, use.calls, tuple(keep), rules, tuple(sorted(released)))
 
 

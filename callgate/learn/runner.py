@@ -1,8 +1,9 @@
-"""Running the learning run in its own process, optionally under strace.
+"""Running the learning run in its own process, its host syscalls watched from outside.
 
-The parent (``callgate learn``) writes a request, starts :mod:`callgate.learn.child`
-- under ``strace -f`` when the ``[kernel]`` section is to be learned - waits for it,
-and reads back the :class:`~callgate.learn.recorder.Recording` and the host syscalls.
+The parent (``callgate learn``) writes a request, starts :mod:`callgate.learn.child` -
+under ``strace -f``, or supervising its USER_NOTIF filter, when the ``[kernel]`` section
+is to be learned (:mod:`.kernel_trace`) - waits for it, and reads back the
+:class:`~callgate.learn.recorder.Recording` and the host syscalls.
 """
 
 from __future__ import annotations

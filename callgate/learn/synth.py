@@ -137,8 +137,6 @@ def gates_text(plans: Sequence[GatePlan]) -> list[str]:
                 seen = ", ".join(f"{param_names(plan.spec)[c.index]} = {value_text(c.value)}"
                                  for c in checks)
                 lines.append(f"# {seen}: {_calls(calls)}")
-            elif number:
-                lines.append("")
             lines += rule_text("gates", [plan.spec.name], "allow", checks)
             if number + 1 < len(plan.combos):
                 lines.append("")
@@ -148,7 +146,8 @@ def gates_text(plans: Sequence[GatePlan]) -> list[str]:
 def _gate_comment(plan: GatePlan) -> list[str]:
     spec = plan.spec
     names = param_names(spec)
-    text = f"{spec.name} (gate {spec.number}): {spec.doc.rstrip('.')}."
+    text = f"{spec.name} (gate {spec.number})" + (f": {spec.doc.rstrip('.')}." if spec.doc
+                                                   else ".")
     if not plan.calls:
         return _wrap(f"{text} Not called by this run, allowed anyway: "
                      f"{ALLOWED_UNUSED[spec.name]}.")
