@@ -15,7 +15,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from callgate.bpf.actions import format_action
-from callgate.gates.numbers import WASI_MODULE
 from callgate.learn.argkinds import FILTER_ARGS, param_names
 from callgate.learn.gate_section import ALLOWED_UNUSED, GatePlan, describe_arg
 from callgate.learn.imports import StaticImports
@@ -152,10 +151,6 @@ def _gate_comment(plan: GatePlan) -> list[str]:
         return _wrap(f"{text} Not called by this run, allowed anyway: "
                      f"{ALLOWED_UNUSED[spec.name]}.")
     text += f" Called {_times(plan.calls)}."
-    if spec.module != WASI_MODULE:
-        text += " An app-defined gate: its arguments are not pinned (callgate cannot know "
-        text += "what they mean)."
-        return _wrap(text)
     if plan.pinned:
         pinned = ", ".join(describe_arg(spec, i) for i in plan.pinned)
         text += f" Pinned to the values seen: {pinned}."

@@ -41,7 +41,6 @@ def files(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def learned(tmp_path_factory) -> Path:
     """learnme's policy, learned from its default run (with the [kernel] section)."""
-    needs_strace()
     out = tmp_path_factory.mktemp("learned") / "learnme.toml"
     done = cli("learn", LEARNME, "-o", str(out))
     assert done.returncode == 0, done.stderr
@@ -52,7 +51,6 @@ def learned(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def learned_with_dir(tmp_path_factory, files) -> Path:
-    needs_strace()
     out = tmp_path_factory.mktemp("learned-dir") / "learnme.toml"
     done = cli("learn", LEARNME, "--dir", f"{files}::/d", "-o", str(out))
     assert done.returncode == 0, done.stderr
@@ -161,9 +159,11 @@ def test_copyfile_learned_with_a_dir_copies_again_and_locked(tmp_path):
     (tmp_path / "src").write_bytes(os.urandom(5000))
     policy = tmp_path / "copy.toml"
     args = ["--dir", f"{tmp_path}::/w", "--", "/w/src", "/w/dst", "512"]
-    done = cli("learn", str(WASM / "copyfile.wasm"), "-o", str(policy), *args)
+    done = cli("learn", str(WASM / "copyfile.wasm"), "--kernel-trace", "strace", "-o",
+               str(policy), *args)
     assert done.returncode == 0, done.stderr
     text = policy.read_text()
+    assert "watched with strace -f" in text
     # the kernel section saw the file work, and found it granted by path_open and fd_read
     assert "openat2" in text and "already allowed - gate path_open" in text
     assert "read (" in text and "gate fd_read" in text
