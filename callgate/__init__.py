@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 # policy and kernel tools must not pay for loading wasmtime.
 _RUNTIME_EXPORTS = frozenset({
     "ALLOW", "AbiError", "AuditRecord", "AuditSink", "DeadlineExceeded", "Errno",
-    "FuelExhausted", "GateDenied", "GateRequest", "GateViolation", "GuestAllocError",
+    "FuelExhausted", "GateDenied", "GateRequest", "GateViolation", "GuestExit", "GuestAllocError",
     "GuestMemoryError", "GuestTrap", "ImportRefused", "InstanceLimitExceeded", "LimitExceeded",
     "Limits", "MemoryLimitExceeded", "OutputLimitExceeded", "Plugin", "PluginClosed",
     "PluginError", "PluginKilled", "PluginLoadError", "PluginPoisoned", "StackOverflow",

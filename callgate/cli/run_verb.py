@@ -14,7 +14,14 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from callgate.cli.runtime_verbs import KILLED_EXIT, parse_int, parse_seconds, parse_size
+from callgate.cli.runtime_verbs import (
+    AUDIT_HELP,
+    KILLED_EXIT,
+    audit_target,
+    parse_int,
+    parse_seconds,
+    parse_size,
+)
 from callgate.errors import CallgateError
 from callgate.gates.spec import GuestExit
 from callgate.gates.wasi import Preopen, WasiConfig, WasiProvider, preopen_arg
@@ -44,8 +51,7 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
                         "least-privilege policy (see docs/wasi.md)")
     add_guest_options(parser)
     add_limit_options(parser)
-    parser.add_argument("--audit", metavar="FILE",
-                        help="append audit records (JSON lines) for denied/trapped/logged calls")
+    parser.add_argument("--audit", metavar="FILE", help=AUDIT_HELP)
     parser.add_argument("--kernel", action="store_true", default=None,
                         help="after loading, lock this process down with a kernel seccomp "
                         "filter derived from the policy (see docs/kernel.md)")
@@ -156,7 +162,8 @@ def _run(args: argparse.Namespace) -> int:
             from callgate.kernel.isolated import isolated_command
             opened = isolated_command(args.wasm, policy, limits, config, audit=args.audit)
         else:
-            opened = Plugin(args.wasm, policy=policy, limits=limits, audit=args.audit,
+            opened = Plugin(args.wasm, policy=policy, limits=limits,
+                            audit=audit_target(args.audit),
                             providers=[WasiProvider(config)])
         with opened as plugin:
             if args.kernel and not args.isolate:

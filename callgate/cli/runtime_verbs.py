@@ -21,6 +21,7 @@ import sys
 from callgate.gates.app import AppGates
 from callgate.gates.spec import GuestExit
 from callgate.runtime import abi
+from callgate.runtime.audit import AuditSink
 from callgate.runtime.errors import GateViolation
 from callgate.runtime.limits import Limits
 
@@ -55,6 +56,15 @@ def parse_seconds(text: str) -> float:
     return value
 
 
+AUDIT_HELP = ("append audit records (JSON lines) for denied, trapped and logged calls to "
+              "FILE; - writes them to stderr")
+
+
+def audit_target(value: str | None) -> AuditSink | str | None:
+    """``--audit``'s value as ``Plugin(audit=…)`` takes it: ``-`` is stderr, kept open."""
+    return AuditSink(stream=sys.stderr) if value == "-" else value
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     call = subparsers.add_parser(
         "call",
@@ -79,8 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="wall-clock seconds per call")
     call.add_argument("--memory", type=parse_size, metavar="BYTES",
                       help="linear memory cap (e.g. 65536, 16M)")
-    call.add_argument("--audit", metavar="FILE",
-                      help="append audit records (JSON lines) for denied/trapped/logged calls")
+    call.add_argument("--audit", metavar="FILE", help=AUDIT_HELP)
     call.add_argument("--gates", metavar="MODULE:ATTR", type=load_app_gates,
                       help="app-defined gates: an AppGates registry importable as "
                       "MODULE:ATTR (e.g. myapp.plugins:gates)")
@@ -127,7 +136,7 @@ def _call(args: argparse.Namespace) -> int:
     limits = Limits(fuel=args.fuel, timeout=args.timeout,
                     memory=args.memory if args.memory is not None else defaults.memory)
     try:
-        with Plugin(args.wasm, policy=args.policy, limits=limits, audit=args.audit,
+        with Plugin(args.wasm, policy=args.policy, limits=limits, audit=audit_target(args.audit),
                     providers=default_providers(), gates=args.gates) as plugin:
             signature = plugin.export_signature(args.function)
             if signature == abi.BYTES_SIGNATURE and not args.args:

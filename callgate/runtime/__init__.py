@@ -4,6 +4,7 @@ The public surface is :class:`~callgate.runtime.plugin.Plugin` plus the pieces i
 takes (limits, broker verdicts, audit sink) and the errors it raises.
 """
 
+from callgate.gates.spec import GuestExit
 from callgate.runtime.audit import AuditRecord, AuditSink
 from callgate.runtime.broker import ALLOW, Errno, GateRequest, Value
 from callgate.runtime.errors import *  # noqa: F403 - the error classes are the API
@@ -17,6 +18,7 @@ __all__ = [
     "AuditSink",
     "Errno",
     "GateRequest",
+    "GuestExit",
     "Limits",
     "Plugin",
     "Value",

@@ -57,14 +57,19 @@ class AuditRecord:
 
 
 class AuditSink:
-    """Where a plugin's records go: the logger, and optionally a JSON-lines file.
+    """Where a plugin's records go: the logger, and optionally JSON lines.
 
-    ``path`` is opened for appending; several plugins may share one sink (writes
-    are serialised by a lock).
+    ``path`` is opened for appending (and closed with the sink); ``stream`` is a text
+    stream that stays the caller's (``sys.stderr``, for a human watching a run).
+    Several plugins may share one sink: writes are serialised by a lock.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
-        self._file: IO[str] | None = open(path, "a", encoding="utf-8") if path else None  # noqa: SIM115
+    def __init__(self, path: str | os.PathLike[str] | None = None, *,
+                 stream: IO[str] | None = None) -> None:
+        if path and stream is not None:
+            raise ValueError("give an AuditSink a path or a stream, not both")
+        self._owned = bool(path)
+        self._file: IO[str] | None = open(path, "a", encoding="utf-8") if path else stream  # noqa: SIM115
         self._lock = threading.Lock()
 
     def emit(self, record: AuditRecord, kind: int) -> None:
@@ -84,9 +89,9 @@ class AuditSink:
 
     def close(self) -> None:
         with self._lock:
-            if self._file is not None:
+            if self._file is not None and self._owned:
                 self._file.close()
-                self._file = None
+            self._file = None
 
     def __enter__(self) -> AuditSink:
         return self

@@ -100,6 +100,19 @@ def test_denied_calls_are_audited_to_the_file(tmp_path, app_gates_module, capsys
         {("probe1", 0x1001, "ERRNO(63)")}
 
 
+def test_audit_dash_writes_records_to_stderr_and_leaves_stderr_open(tmp_path):
+    policy = tmp_path / "deny-stderr.toml"
+    policy.write_text('[gates]\ndefault = "allow"\n[[gates.rules]]\nnames = ["fd_write"]\n'
+                      'action = "errno(EPERM)"\nargs = [{index = 0, op = "eq", value = 2}]\n')
+    # lines without arguments writes its usage to fd 2: denied, so only the record shows.
+    done = callgate("run", str(guest("lines")), "--policy", str(policy), "--audit", "-")
+    assert done.returncode == 2 and done.stdout == b""
+    records = [json.loads(line) for line in done.stderr.decode().splitlines()]
+    assert [(r["gate"], r["args"][0], r["action"]) for r in records] == \
+        [("fd_write", 2, "ERRNO(63)")]
+    assert not (tmp_path / "-").exists()
+
+
 def test_unknown_export_and_refused_module_are_clear_errors():
     done = callgate("call", str(guest("hello")), "nope")
     assert done.returncode == 2 and "nope" in done.stderr.decode()
