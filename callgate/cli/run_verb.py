@@ -18,6 +18,7 @@ from callgate.cli.runtime_verbs import (
     AUDIT_HELP,
     KILLED_EXIT,
     audit_target,
+    gate_policy_arg,
     parse_int,
     parse_seconds,
     parse_size,
@@ -47,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--policy", metavar="P", help="policy file; default: the shipped "
+    parser.add_argument("--policy", metavar="P", help="policy file, or a gate filter program "
+                        "(raw BPF, .bpf/.asm/.hex); default: the shipped "
                         "least-privilege policy (see docs/wasi.md)")
     add_guest_options(parser)
     add_limit_options(parser)
@@ -151,7 +153,11 @@ def _run(args: argparse.Namespace) -> int:
     from callgate.runtime.plugin import Plugin
 
     guest_args = late_options(args, _add_options, "callgate run WASM")
-    policy = args.policy if args.policy else default_policy(bool(args.dir))
+    policy = gate_policy_arg(args.policy) if args.policy else default_policy(bool(args.dir))
+    if isinstance(policy, list) and (args.kernel or args.isolate):
+        raise CallgateError(f"--kernel and --isolate derive the kernel filter from a policy "
+                            f"file; {args.policy} is a gate filter program, which has no "
+                            "[kernel] section. Use a .toml policy.")
     config = WasiConfig(args=[Path(args.wasm).name, *guest_args], env=dict(args.env),
                         preopens=args.dir, stdin="inherit", stdout="inherit",
                         stderr="inherit")

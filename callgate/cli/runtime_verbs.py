@@ -17,7 +17,12 @@ import argparse
 import importlib
 import re
 import sys
+from pathlib import Path
 
+from callgate.arch import GATE_ARCH
+from callgate.bpf.formats import is_raw
+from callgate.bpf.insn import Insn
+from callgate.cli.bpf_verbs import load_program_file
 from callgate.gates.app import AppGates
 from callgate.gates.spec import GuestExit
 from callgate.runtime import abi
@@ -60,6 +65,31 @@ AUDIT_HELP = ("append audit records (JSON lines) for denied, trapped and logged 
               "FILE; - writes them to stderr")
 
 
+# --policy files with these suffixes (or not text at all) are gate filter programs.
+PROGRAM_SUFFIXES = (".bpf", ".asm", ".hex")
+
+
+def gate_policy_arg(path: str | None) -> str | list[Insn] | None:
+    """``--policy``: a policy file (.toml, .json), or a gate filter program run as it is.
+
+    A program (raw BPF, or assembly/hex text named ``*.asm``/``*.hex``) is what
+    ``callgate asm`` writes; its names resolve against the gate table.
+    """
+    if path is None:
+        return None
+    if Path(path).suffix.lower() in PROGRAM_SUFFIXES or _is_raw_file(path):
+        return load_program_file(path, GATE_ARCH.name)[0]
+    return path
+
+
+def _is_raw_file(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return is_raw(f.read(4096))
+    except OSError:
+        return False  # the policy loader says what is wrong with the path
+
+
 def audit_target(value: str | None) -> AuditSink | str | None:
     """``--audit``'s value as ``Plugin(audit=…)`` takes it: ``-`` is stderr, kept open."""
     return AuditSink(stream=sys.stderr) if value == "-" else value
@@ -82,7 +112,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="input bytes for a bytes export: a file, or - for stdin "
                       "(default: empty)")
     call.add_argument("--policy", metavar="P",
-                      help="policy file (TOML with a [gates] section); default: allow every "
+                      help="policy file (TOML with a [gates] section), or a gate filter "
+                      "program (raw BPF, .bpf/.asm/.hex); default: allow every "
                       "gate in the table")
     call.add_argument("--fuel", type=parse_int, metavar="N", help="fuel per call")
     call.add_argument("--timeout", type=parse_seconds, metavar="S",
@@ -136,7 +167,8 @@ def _call(args: argparse.Namespace) -> int:
     limits = Limits(fuel=args.fuel, timeout=args.timeout,
                     memory=args.memory if args.memory is not None else defaults.memory)
     try:
-        with Plugin(args.wasm, policy=args.policy, limits=limits, audit=audit_target(args.audit),
+        with Plugin(args.wasm, policy=gate_policy_arg(args.policy), limits=limits,
+                    audit=audit_target(args.audit),
                     providers=default_providers(), gates=args.gates) as plugin:
             signature = plugin.export_signature(args.function)
             if signature == abi.BYTES_SIGNATURE and not args.args:

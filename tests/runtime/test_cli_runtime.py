@@ -143,3 +143,49 @@ def test_gates_lists_every_wasi_gate_with_its_witx_number(capsys):
             capsys.readouterr().out.splitlines()[1:] if line[:2] == "0x"}
     assert {name: rows.get(name) for name in WASI_GATES} == \
         {name: nr for nr, name in enumerate(WASI_GATES)}
+
+
+# fd_write (gate 26) only on fd 1, where it gets ERRNO(63), WASI's EPERM; every other gate
+# is allowed.
+STDOUT_ONLY_ASM = """\
+A = arch
+if (A != 0x43474154) goto kill
+A = sys_number
+if (A != 26) goto allow
+A = args[0]
+if (A != 1) goto deny
+A = args_h[0]
+if (A != 0) goto deny
+allow:
+return ALLOW
+deny:
+return ERRNO(63)
+kill:
+return KILL_PROCESS
+"""
+
+
+@pytest.mark.parametrize("form", ["asm", "raw"])
+def test_a_hand_written_gate_filter_runs_as_the_policy(tmp_path, form):
+    program = tmp_path / "stdout-only.asm"
+    program.write_text(STDOUT_ONLY_ASM)
+    if form == "raw":
+        raw = tmp_path / "stdout-only.bpf"
+        assert callgate("asm", str(program), "-o", str(raw)).returncode == 0
+        program = raw
+    done = callgate("run", str(guest("lines")), "--policy", str(program), "--audit", "-",
+                    "--", "2")
+    assert done.returncode == 0 and done.stdout == b"line 1\nline 2\n"
+    # lines without arguments: its usage goes to fd 2, which the filter denies.
+    done = callgate("run", str(guest("lines")), "--policy", str(program), "--audit", "-")
+    records = [json.loads(line) for line in done.stderr.decode().splitlines()]
+    assert done.returncode == 2 and [(r["gate"], r["args"][0]) for r in records] == \
+        [("fd_write", 2)]
+
+
+def test_a_gate_filter_program_cannot_drive_the_kernel_layer(tmp_path):
+    program = tmp_path / "stdout-only.asm"
+    program.write_text(STDOUT_ONLY_ASM)
+    for option in ("--kernel", "--isolate"):
+        done = callgate("run", str(guest("lines")), "--policy", str(program), option)
+        assert done.returncode == 2 and b"Use a .toml policy" in done.stderr
