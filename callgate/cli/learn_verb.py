@@ -16,7 +16,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from callgate.cli.run_verb import add_guest_options, add_limit_options, late_options, limits_from
+from callgate.cli.run_verb import (
+    add_command_arguments,
+    add_guest_options,
+    add_limit_options,
+    late_options,
+    limits_from,
+)
 from callgate.errors import CallgateError
 from callgate.gates.wasi import WasiConfig
 from callgate.learn.kernel_trace import METHODS
@@ -32,10 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "or a USER_NOTIF supervisor). "
         "Without -o the policy goes to stdout and the guest's stdout to stderr.",
     )
-    learn.add_argument("wasm", metavar="WASM", help="the WASI command module (.wasm or .wat)")
-    _add_options(learn)
-    learn.add_argument("rest", metavar="[-- ARGS]", nargs=argparse.REMAINDER,
-                       help="arguments for the guest, after --")
+    add_command_arguments(learn, _add_options)
     learn.set_defaults(func=_learn)
 
 

@@ -40,11 +40,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "least-privilege default allows stdio, args, env, clocks, random and exit, plus the "
         "filesystem gates when --dir is given. Exit status: the guest's exit code.",
     )
-    run.add_argument("wasm", metavar="WASM", help="the WASI command module (.wasm or .wat)")
-    _add_options(run)
-    run.add_argument("rest", metavar="[-- ARGS]", nargs=argparse.REMAINDER,
-                     help="arguments for the guest, after --")
+    add_command_arguments(run, _add_options)
     run.set_defaults(func=_run)
+
+
+def add_command_arguments(parser: argparse.ArgumentParser,
+                          add_options: Callable[[argparse.ArgumentParser], None]) -> None:
+    """WASM, the verb's options, then ``[-- ARGS]``: the shape of every verb that runs a
+    WASI command (options after WASM are picked up by :func:`late_options`)."""
+    parser.add_argument("wasm", metavar="WASM", help="the WASI command module (.wasm or .wat)")
+    add_options(parser)
+    parser.add_argument("rest", metavar="[-- ARGS]", nargs=argparse.REMAINDER,
+                        help="arguments for the guest, after --")
 
 
 def _add_options(parser: argparse.ArgumentParser) -> None:
