@@ -4,8 +4,9 @@
 Run during development only (``python tools/gen_syscall_tables.py``); the JSON
 files are committed so users need no libseccomp. Each table maps syscall name to
 number for one architecture, asking libseccomp to resolve every number in the
-ranges that architecture uses. ``--check`` writes nothing and exits 1 if a
-committed table differs from what this libseccomp gives.
+ranges that architecture uses, plus :data:`NEWER_SYSCALLS` where libseccomp is
+older than the kernel. ``--check`` writes nothing and exits 1 if a committed
+table differs from what this libseccomp gives.
 """
 
 from __future__ import annotations
@@ -29,6 +30,18 @@ RANGES: dict[str, list[range]] = {
     "s390x": [range(0, 1024)],
     "ppc64le": [range(0, 1024)],
 }
+
+# Syscalls Linux added after the tables of libseccomp 2.5.4 (Debian 12's), up to v6.18.
+# Since v5.1 (424, pidfd_send_signal) every arch gives a new syscall the same number
+# (x32 with its 0x40000000 bit), so one list serves every table. Checked against the
+# running kernel's syscall tracepoints by tests/policy/test_tables.py.
+NEWER_SYSCALLS: dict[str, int] = {
+    "statmount": 457, "listmount": 458, "lsm_get_self_attr": 459, "lsm_set_self_attr": 460,
+    "lsm_list_modules": 461, "mseal": 462, "setxattrat": 463, "getxattrat": 464,
+    "listxattrat": 465, "removexattrat": 466, "open_tree_attr": 467, "file_getattr": 468,
+    "file_setattr": 469,
+}
+X32_SYSCALL_BIT = 0x40000000
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,10 +67,14 @@ def main(argv: list[str] | None = None) -> int:
                 if p:
                     table.setdefault(ctypes.string_at(p).decode(), nr)
                     libc.free(p)
+        base = X32_SYSCALL_BIT if name == "x32" else 0
+        for newer, nr in NEWER_SYSCALLS.items():
+            table.setdefault(newer, base + nr)  # a newer libseccomp's own entry wins
         doc = {
             "arch": name,
             "audit_arch": token,
-            "source": "libseccomp seccomp_syscall_resolve_num_arch",
+            "source": "libseccomp seccomp_syscall_resolve_num_arch, plus syscalls of newer "
+                      "kernels (tools/gen_syscall_tables.py NEWER_SYSCALLS)",
             "syscalls": dict(sorted(table.items(), key=lambda kv: kv[1])),
         }
         text = json.dumps(doc, indent=1) + "\n"
