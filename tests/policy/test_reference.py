@@ -88,7 +88,7 @@ STRENGTH = [
 ]
 
 
-@pytest.mark.parametrize("stronger,weaker", itertools.combinations(STRENGTH, 2))
+@pytest.mark.parametrize("stronger,weaker", list(itertools.combinations(STRENGTH, 2)))
 def test_most_restrictive_matching_action_wins_in_any_order(stronger, weaker):
     for actions in ((stronger, weaker), (weaker, stronger)):
         rules = tuple(Rule(("read",), a) for a in actions)
