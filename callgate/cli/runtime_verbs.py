@@ -17,7 +17,9 @@ import argparse
 import importlib
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from callgate.arch import GATE_ARCH
 from callgate.bpf.formats import is_raw
@@ -124,6 +126,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     call.add_argument("--gates", metavar="MODULE:ATTR", type=load_app_gates,
                       help="app-defined gates: an AppGates registry importable as "
                       "MODULE:ATTR (e.g. myapp.plugins:gates)")
+    add_hook_options(call)
     call.set_defaults(func=_call)
 
     gates = subparsers.add_parser(
@@ -137,18 +140,67 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gates.set_defaults(func=_gates)
 
 
-def load_app_gates(spec: str) -> AppGates:
-    """``package.module:attribute`` -> the AppGates registry it names."""
+def import_spec(spec: str, what: str) -> Any:
+    """``package.module:attribute`` -> the object it names (``what`` names it in errors).
+
+    Errors are ``ArgumentTypeError``s, so an option using this as its ``type`` fails as
+    a usage error (exit 2) that says which part is wrong.
+    """
     module_name, _, attr = spec.partition(":")
     if not module_name or not attr:
-        raise argparse.ArgumentTypeError(f"--gates wants MODULE:ATTR, got {spec!r}")
+        raise argparse.ArgumentTypeError(f"cannot load {what} {spec!r}: want MODULE:ATTR "
+                                         "(e.g. myapp.plugins:name)")
     try:
-        value = getattr(importlib.import_module(module_name), attr)
-    except (ImportError, AttributeError) as exc:
-        raise argparse.ArgumentTypeError(f"cannot load app gates {spec!r}: {exc}") from None
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        # A console script does not search the working directory; say where to look.
+        missing = getattr(exc, "name", None) or ""
+        hint = (" (is its directory on PYTHONPATH?)"
+                if missing and f"{module_name}.".startswith(f"{missing}.") else "")
+        raise argparse.ArgumentTypeError(f"cannot load {what} {spec!r}: {exc}{hint}") from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise argparse.ArgumentTypeError(f"cannot load {what} {spec!r}: module {module_name!r} "
+                                         f"has no attribute {attr!r}") from None
+
+
+def load_app_gates(spec: str) -> AppGates:
+    """``--gates``: the AppGates registry MODULE:ATTR names."""
+    value = import_spec(spec, "app gates")
     if not isinstance(value, AppGates):
         raise argparse.ArgumentTypeError(f"{spec} is a {type(value).__name__}, not AppGates")
     return value
+
+
+def load_broker(spec: str) -> Callable[..., Any]:
+    """``--broker``: the callable MODULE:ATTR names, answering TRAP/USER_NOTIF verdicts."""
+    return _load_hook(spec, "broker")
+
+
+def load_tracer(spec: str) -> Callable[..., Any]:
+    """``--tracer``: the callable MODULE:ATTR names, answering TRACE verdicts."""
+    return _load_hook(spec, "tracer")
+
+
+def _load_hook(spec: str, what: str) -> Callable[..., Any]:
+    value = import_spec(spec, what)
+    if not callable(value):
+        raise argparse.ArgumentTypeError(
+            f"{spec} is not callable (its type is {type(value).__name__}); a {what} is a "
+            "function taking a GateRequest and returning ALLOW, Errno(n) or Value(...)")
+    return value
+
+
+def add_hook_options(parser: argparse.ArgumentParser) -> None:
+    """``--broker`` and ``--tracer``: Python that answers the policy's trap/user_notif and
+    trace verdicts (without them: EPERM, ENOSYS and ENOSYS)."""
+    parser.add_argument("--broker", metavar="MODULE:ATTR", type=load_broker,
+                        help="broker for trap and user_notif verdicts: a callable "
+                        "importable as MODULE:ATTR, taking a GateRequest and returning "
+                        "ALLOW, Errno(n) or Value(...) (see docs/runtime.md)")
+    parser.add_argument("--tracer", metavar="MODULE:ATTR", type=load_tracer,
+                        help="tracer for trace verdicts: a callable like --broker's")
 
 
 def _read_input(source: str | None) -> bytes:
@@ -169,7 +221,8 @@ def _call(args: argparse.Namespace) -> int:
     try:
         with Plugin(args.wasm, policy=gate_policy_arg(args.policy), limits=limits,
                     audit=audit_target(args.audit),
-                    providers=default_providers(), gates=args.gates) as plugin:
+                    providers=default_providers(), gates=args.gates,
+                    broker=args.broker, tracer=args.tracer) as plugin:
             signature = plugin.export_signature(args.function)
             if signature == abi.BYTES_SIGNATURE and not args.args:
                 output = plugin.call(args.function, _read_input(args.input))
