@@ -17,6 +17,7 @@ from pathlib import Path
 from callgate.cli.runtime_verbs import (
     AUDIT_HELP,
     KILLED_EXIT,
+    add_hook_options,
     audit_target,
     gate_policy_arg,
     parse_int,
@@ -61,6 +62,7 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     add_guest_options(parser)
     add_limit_options(parser)
     parser.add_argument("--audit", metavar="FILE", help=AUDIT_HELP)
+    add_hook_options(parser)
     parser.add_argument("--kernel", action="store_true", default=None,
                         help="after loading, lock this process down with a kernel seccomp "
                         "filter derived from the policy (see docs/kernel.md)")
@@ -173,11 +175,12 @@ def _run(args: argparse.Namespace) -> int:
     try:
         if args.isolate:
             from callgate.kernel.isolated import isolated_command
-            opened = isolated_command(args.wasm, policy, limits, config, audit=args.audit)
+            opened = isolated_command(args.wasm, policy, limits, config, audit=args.audit,
+                                      broker=args.broker, tracer=args.tracer)
         else:
             opened = Plugin(args.wasm, policy=policy, limits=limits,
-                            audit=audit_target(args.audit),
-                            providers=[WasiProvider(config)])
+                            audit=audit_target(args.audit), broker=args.broker,
+                            tracer=args.tracer, providers=[WasiProvider(config)])
         with opened as plugin:
             if args.kernel and not args.isolate:
                 from callgate.kernel.lockdown import lock_plugin

@@ -259,6 +259,8 @@ def isolated_command(
     wasi: WasiConfig,
     *,
     audit: str | None = None,
+    broker: Any = None,
+    tracer: Any = None,
 ) -> IsolatedPlugin:
     """``callgate run --isolate``: a WASI command in a worker that shares our stdio."""
     if audit is not None:
@@ -266,7 +268,14 @@ def isolated_command(
             "--audit is not available with --isolate yet: the audit file "
             "would have to be handed to the worker"
         )
-    return IsolatedPlugin(module, policy=policy, limits=limits, wasi=wasi, stdio=(None, None, None))
+    if tracer is not None:
+        raise IsolationError(
+            "--tracer is not available with --isolate yet: an isolated plugin forwards "
+            "only broker questions to this process (use --broker with trap verdicts)"
+        )
+    return IsolatedPlugin(
+        module, policy=policy, limits=limits, broker=broker, wasi=wasi, stdio=(None, None, None)
+    )
 
 
 def _read_module(path: str | os.PathLike[str]) -> bytes:
