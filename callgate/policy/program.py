@@ -9,6 +9,9 @@ the nodes it continues to), and :class:`ProgramBuilder` does the rest:
 * **folding**: a conditional jump whose targets are equal is its target, and a
   jump whose outcome is fixed by its constant (``A > 0xffffffff``) is the branch it
   always takes; a load whose value is never read is dropped;
+* **known loads**: a load of the word ``A`` already holds on every path into it
+  (the second check of ``a0 >= 1 AND a0 <= 2``, the next rule's check of the same
+  fd after ``a0 == 1`` failed) is skipped: its predecessors jump past it;
 * **layout**: nodes are ordered parents-first (jumps only go forward), and offsets
   are resolved in one backward pass. A jump farther than 255 goes through a ``JA``
   trampoline (32-bit offset) placed right after it, or, when it returns, to a copy
@@ -130,18 +133,43 @@ class ProgramBuilder:
 
     # -- layout -------------------------------------------------------------------------
 
-    def _order(self, root: Node) -> list[Node]:
+    def _known_loads(self, root: Node) -> dict[Node, Node]:
+        """Loads of the word ``A`` holds on every path into them -> the node after them.
+
+        A forward dataflow pass in topological order: what ``A`` holds at a node's entry
+        is the offset of the word every predecessor leaves in it, or unknown where
+        predecessors differ (only loads set ``A`` to a known word; ALU makes it unknown).
+        Skipping such a load changes no path's ``A``, so no later decision.
+        """
+        unknown = -1
+        entry: dict[Node, int] = {root: unknown}
+        skip: dict[Node, Node] = {}
+        for node in self._order(root, {}):
+            op = self._ops[node]
+            held = entry[node]
+            if op.code == LD_W_ABS:
+                if held == op.k:
+                    skip[node] = op.succ[0]
+                held = op.k
+            elif op.code == AND_K:
+                held = unknown
+            for succ in op.succ:
+                entry[succ] = held if entry.get(succ, held) == held else unknown
+        return skip
+
+    def _order(self, root: Node, skip: dict[Node, Node]) -> list[Node]:
         """Reverse postorder from ``root``: every node before all of its successors.
 
         Successors are pushed jt first, so a jump's ``jf`` and a statement's next node
-        tend to come right after it and need no offset at all.
+        tend to come right after it and need no offset at all. ``skip`` maps nodes that
+        are jumped past to the node taking their place.
         """
         postorder: list[Node] = []
         seen = {root}
         stack: list[tuple[Node, int]] = [(root, 0)]
         while stack:
             node, i = stack.pop()
-            succ = self._ops[node].succ
+            succ = self._successors(node, skip)
             if i < len(succ):
                 stack.append((node, i + 1))
                 child = succ[i]
@@ -152,6 +180,15 @@ class ProgramBuilder:
                 postorder.append(node)
         postorder.reverse()
         return postorder
+
+    def _successors(self, node: Node, skip: dict[Node, Node]) -> tuple[Node, ...]:
+        return tuple(self._past(s, skip) for s in self._ops[node].succ)
+
+    @staticmethod
+    def _past(node: Node, skip: dict[Node, Node]) -> Node:
+        while node in skip:
+            node = skip[node]
+        return node
 
     def build(self, root: Node) -> list[Insn]:
         """Lay the DAG under ``root`` out as a program; raise if it exceeds 4096 instructions.
@@ -178,12 +215,15 @@ class ProgramBuilder:
                 nearest[target] = len(backwards) - 1
             return target
 
-        for node in reversed(self._order(root)):
+        skip = self._known_loads(root)
+        root = self._past(root, skip)
+        for node in reversed(self._order(root, skip)):
             op = self._ops[node]
+            succ = self._successors(node, skip)
             if op.code == RET_K:
                 backwards.append(Insn(RET_K, 0, 0, op.k))
-            elif len(op.succ) == 1:
-                (nxt,) = op.succ
+            elif len(succ) == 1:
+                (nxt,) = succ
                 if distance(nxt) != 0:
                     if self._ops[nxt].code == RET_K:
                         backwards.append(Insn(RET_K, 0, 0, self._ops[nxt].k))
@@ -191,7 +231,7 @@ class ProgramBuilder:
                         backwards.append(Insn(JA, 0, 0, distance(nxt)))
                 backwards.append(Insn(op.code, 0, 0, op.k))
             else:
-                jt, jf = op.succ
+                jt, jf = succ
                 reachable(jt)
                 reachable(jf)
                 if distance(jt) > MAX_JUMP:  # placing jf's helper pushed jt out of range

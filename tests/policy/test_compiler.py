@@ -87,6 +87,40 @@ def test_identical_blocks_are_shared():
     assert_matches_reference(section, X86_64, program, [(7,), (8,), (7 | 1 << 32,)])
 
 
+def _loads(program, offset):
+    return [pc for pc, i in enumerate(program) if i == Insn(BPF_LD | BPF_W | BPF_ABS, 0, 0, offset)]
+
+
+def test_a_word_a_already_holds_is_not_loaded_again():
+    """A range on one fd, then (as `callgate learn` writes them) one rule per pinned fd."""
+    section = Section(EPERM, (
+        Rule(("write",), SECCOMP_RET_ALLOW, (ArgCheck(0, Op.GE, 1, width=32),
+                                             ArgCheck(0, Op.LE, 2, width=32))),
+        Rule(("read",), SECCOMP_RET_ALLOW, (ArgCheck(0, Op.EQ, 0, width=32),)),
+        Rule(("read",), SECCOMP_RET_LOG, (ArgCheck(0, Op.EQ, 5, width=32),)),
+        Rule(("read",), SECCOMP_RET_KILL_PROCESS, (ArgCheck(0, Op.EQ, 9, width=32),)),
+    ))
+    program = compile_section(section, X86_64)
+    # One load of args[0] per syscall: every later check finds A still holding it.
+    assert len(_loads(program, arg_lo(0))) == 2
+    calls = [(a,) for a in (0, 1, 2, 3, 5, 9, 10, 1 << 32, 0xFFFFFFFF)]
+    assert_matches_reference(section, X86_64, program, calls)
+
+
+def test_a_load_is_kept_where_one_path_into_it_holds_another_word():
+    """read's only check is write's second one, so the block is shared; write reaches it
+    holding args[0], read holding nr: the load must stay."""
+    section = Section(EPERM, (
+        Rule(("write",), SECCOMP_RET_ALLOW, (ArgCheck(0, Op.GE, 1, width=32),
+                                             ArgCheck(0, Op.LE, 5, width=32))),
+        Rule(("read",), SECCOMP_RET_ALLOW, (ArgCheck(0, Op.LE, 5, width=32),)),
+    ))
+    program = compile_section(section, X86_64)
+    assert len(_loads(program, arg_lo(0))) == 2  # write's first check, the shared block
+    calls = [(a,) for a in (0, 1, 3, 5, 6, 1 << 32)]
+    assert_matches_reference(section, X86_64, program, calls)
+
+
 def test_tree_is_balanced_over_distinct_syscalls():
     """Every syscall a different action: the path is logarithmic in the number of ranges."""
     rules = tuple(
