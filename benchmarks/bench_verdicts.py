@@ -12,10 +12,12 @@ verdict for ``probe`` is not a plain allow:
   ALLOW, then the gate runs.
 
 The audit logger (``callgate.audit``) is raised to ERROR while timing, so records are
-built but not printed: with a logging handler attached, add its cost. Filter-only
-interpretation has no runtime switch (the runtime always uses the constant table or the
-compiled filter), so "interpreter only" is reported as unavailable here and measured on
-its own under "Filter evaluation alone".
+built but not printed: with a logging handler attached, add its cost.
+
+One more row runs the allowing, arg-inspecting policy of ``bench_gate.py`` with
+``Plugin(filter_mode="interpreter")``: every call builds a ``seccomp_data`` record and
+runs the reference interpreter on the whole program, no constant table, no generated
+code. It is the same call as bench_gate's "arg-inspecting (compiled)" row.
 """
 
 from __future__ import annotations
@@ -26,8 +28,8 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any
 
-from bench_gate import GROUP_HOST, GUESTS, _gates
-from common import FUNC_7, Row, timed_row, unavailable
+from bench_gate import ARG_POLICY, GROUP_HOST, GUESTS, _gates
+from common import FUNC_7, Row, timed_row
 
 from callgate.gates.wasi_errno import EPERM
 from callgate.runtime import ALLOW, Plugin
@@ -59,9 +61,9 @@ def _audit_quiet() -> Any:
 
 
 def _row(name: str, policy: str, n: int, repeats: int, expect: Callable[[int], int],
-         counter: str, note: str, broker: Any = None) -> Row:
+         counter: str, note: str, broker: Any = None, filter_mode: str = "compiled") -> Row:
     with _audit_quiet(), Plugin(GUESTS / "gatecall.wasm", gates=_gates(), policy=policy,
-                                broker=broker) as plugin:
+                                broker=broker, filter_mode=filter_mode) as plugin:
         if (plugin.call_int("run", 3) - expect(3)) % 2**64:  # i64 sum, wrapping
             raise AssertionError(f"{name}: wrong sum from gatecall.run")
         row = timed_row(name, lambda count: plugin.call_int("run", count), inner=n,
@@ -81,9 +83,9 @@ def run(n: int) -> list[Row]:
              "gate body skipped, returns -EPERM; audit record built"),
         _row(GATED_7_TRAP, TRAP_POLICY, n, repeats, lambda k: 7 * k, "trap",  # probe returns a6
              "broker is a Python function answering ALLOW", broker=lambda _request: ALLOW),
-        unavailable(GATED_7_INTERPRETED, "the runtime has no interpreter-only dispatch; see "
-                    "the interpreter rows under 'Filter evaluation alone'", group=GROUP_HOST,
-                    baseline=FUNC_7),
+        _row(GATED_7_INTERPRETED, ARG_POLICY, n, repeats, lambda k: 7 * k, "allow",
+             "filter_mode='interpreter': the reference interpreter on every call",
+             filter_mode="interpreter"),
     ]
 
 

@@ -36,6 +36,8 @@ from callgate.bpf.actions import SECCOMP_RET_ALLOW
 from callgate.bpf.compiled import CompiledFilter, compile_program
 from callgate.bpf.evaluator import Evaluator
 from callgate.bpf.insn import Insn
+from callgate.bpf.interpreter import interpret
+from callgate.bpf.seccomp_data import SeccompData
 from callgate.gates.app import AppGates
 from callgate.gates.memory import GuestMemory
 from callgate.gates.numbers import WASI_MODULE
@@ -102,6 +104,9 @@ def format_signature(params: Sequence[str], results: Sequence[str]) -> str:
     return f"({', '.join(params)}) -> ({', '.join(results)})"
 
 
+FILTER_MODES = ("compiled", "interpreter")
+
+
 @lru_cache(maxsize=64)
 def _compile_filter(policy: Policy | tuple[Insn, ...], table_key: tuple[tuple[str, int], ...]
                     ) -> Evaluator:
@@ -122,6 +127,13 @@ def _compile_filter(policy: Policy | tuple[Insn, ...], table_key: tuple[tuple[st
 def _gate_filter(program: tuple[Insn, ...], nr: int, arch: int) -> CompiledFilter:
     """The filter one gate calls: ``program`` specialised for its ``nr`` (see specialize)."""
     return compile_program(specialize(program, nr, arch))
+
+
+def _interpreted_filter(program: tuple[Insn, ...]) -> CompiledFilter:
+    """The reference interpreter behind the compiled filter's signature (``filter_mode``)."""
+    def run(nr: int, arch: int, ip: int, *args: int) -> int:
+        return interpret(program, SeccompData(nr, arch, ip, args)).ret
+    return run
 
 
 _ALLOW_ALL = (Insn(0x06, 0, 0, SECCOMP_RET_ALLOW),)  # BPF_RET|BPF_K ALLOW
@@ -150,7 +162,12 @@ class Plugin:
     * ``broker``: decides TRAP and USER_NOTIF verdicts (see
       :mod:`callgate.runtime.broker`); ``tracer``: hook for TRACE verdicts;
     * ``audit``: an :class:`~callgate.runtime.audit.AuditSink` or a JSON-lines path;
-    * ``name``: the plugin id in audit records (default: file stem + serial).
+    * ``name``: the plugin id in audit records (default: file stem + serial);
+    * ``filter_mode``: ``"compiled"`` (the default: the constant-action table, else the
+      filter compiled to Python) or ``"interpreter"``: every call runs the reference
+      interpreter on a real ``seccomp_data`` record, with no cache and no generated
+      code — the kernel's semantics step by step, for differential checks and
+      teaching, ~10x slower per call.
     """
 
     def __init__(
@@ -165,7 +182,11 @@ class Plugin:
         tracer: Any = None,
         audit: audit_mod.AuditSink | str | os.PathLike[str] | None = None,
         name: str | None = None,
+        filter_mode: str = "compiled",
     ) -> None:
+        if filter_mode not in FILTER_MODES:
+            raise ValueError(f"filter_mode {filter_mode!r}: use one of {', '.join(FILTER_MODES)}")
+        self.filter_mode = filter_mode
         self._closed = True  # until fully loaded, close() has little to do
         self._states: list[Any] = []
         self._owns_sink = False
@@ -240,9 +261,12 @@ class Plugin:
         evaluator = self.evaluator
         functypes = [imp.type for imp in self.module.imports]
         for ip, (spec, provider) in enumerate(resolved):
-            constant = evaluator.constant.get(spec.number & M32)
-            filter_fn = evaluator.function if constant is not None else \
-                _gate_filter(evaluator.program, spec.number & M32, evaluator.arch)
+            if self.filter_mode == "interpreter":
+                constant, filter_fn = None, _interpreted_filter(evaluator.program)
+            else:
+                constant = evaluator.constant.get(spec.number & M32)
+                filter_fn = evaluator.function if constant is not None else \
+                    _gate_filter(evaluator.program, spec.number & M32, evaluator.arch)
             binding = GateBinding(self, spec, ip, states[provider.module], filter_fn, constant)
             callback = CALLBACK(binding.callback)
             raw = ffi.new("wasmtime_func_t *")

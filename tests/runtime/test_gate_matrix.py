@@ -4,9 +4,10 @@ For every gate in the table (every WASI preview1 gate the provider offers, and
 app gates of every signature shape) and every verdict, a module importing just
 that gate calls it once. The implementation is replaced by a spy, so the test
 sees exactly whether it ran: it must run iff the verdict lets the call through
-(ALLOW, LOG, a broker or tracer answering ALLOW). Each verdict is delivered both
-as a constant filter (the dispatcher's constant-action table) and by a filter
-that inspects args (the compiled evaluator), the two dispatch paths.
+(ALLOW, LOG, a broker or tracer answering ALLOW). Each verdict is delivered three
+ways: as a constant filter (the dispatcher's constant-action table), by a filter
+that inspects args (the compiled evaluator), and by that filter run in the reference
+interpreter (``Plugin(filter_mode="interpreter")``): every dispatch path.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ VERDICTS = [
 ]
 
 
-def test_every_gate_every_verdict_both_dispatch_paths():
+def test_every_gate_every_verdict_every_dispatch_path():
     ran: list[str] = []
     providers = _all_providers(ran)
     table = GateTable(providers)
@@ -133,10 +134,12 @@ def test_every_gate_every_verdict_both_dispatch_paths():
     for spec in table:
         module = _module(spec)
         for label, verdict, broker, tracer, runs in VERDICTS:
-            for program in (returns(verdict), _arg_inspecting(verdict)):
+            paths = [(returns(verdict), "compiled"), (_arg_inspecting(verdict), "compiled"),
+                     (_arg_inspecting(verdict), "interpreter")]
+            for program, mode in paths:
                 ran.clear()
                 with Plugin(module, providers=providers, policy=program, broker=broker,
-                            tracer=tracer) as p:
+                            tracer=tracer, filter_mode=mode) as p:
                     try:
                         p.call_int("go")
                     except PluginKilled:
@@ -147,11 +150,11 @@ def test_every_gate_every_verdict_both_dispatch_paths():
                         assert not any(k in ("i32", "i64") for k in spec.results[:1])
                     else:
                         assert not label.startswith("kill"), (spec.name, label)
-                    assert ran == ([spec.name] if runs else []), (spec.name, label, program)
+                    assert ran == ([spec.name] if runs else []), (spec.name, label, program, mode)
                     counts = p.counters[spec.name]
                     assert sum(counts.values()) == 1, (spec.name, label, counts)
                 checked += 1
-    assert checked == len(table) * len(VERDICTS) * 2
+    assert checked == len(table) * len(VERDICTS) * 3
 
 
 @pytest.mark.parametrize("program", [returns(SECCOMP_RET_ERRNO | 5), _arg_inspecting(

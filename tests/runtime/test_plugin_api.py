@@ -284,3 +284,31 @@ def test_failed_loads_leave_no_open_audit_file(tmp_path):
         with pytest.raises((PluginLoadError, MemoryLimitExceeded)):
             Plugin(module, audit=tmp_path / "a.jsonl")
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+def test_interpreter_mode_runs_the_reference_interpreter_on_every_call(monkeypatch):
+    import callgate.runtime.plugin as plugin_module
+
+    records = []
+    real = plugin_module.interpret
+
+    def spy(program, data):
+        records.append(data)
+        return real(program, data)
+
+    monkeypatch.setattr(plugin_module, "interpret", spy)
+    gates = AppGates()
+    gates.add("probe1", lambda call, a: a + 1, params=("i64",), results=("i64",),
+              number=0x1001, uses_memory=False)
+    policy = gate_policy("errno(EPERM)", app_gates=("probe1",))  # constant: no cache used
+    for mode, interpreted in (("compiled", 0), ("interpreter", 3)):
+        records.clear()
+        with Plugin(guest("gatecall1"), gates=gates, policy=policy, filter_mode=mode) as p:
+            assert p.call_int("run", 3) == -63 * 3  # WASI EPERM, as the guest sees it
+        assert len(records) == interpreted
+    assert [(r.nr, r.args[0]) for r in records] == [(0x1001, 0), (0x1001, 1), (0x1001, 2)]
+
+
+def test_an_unknown_filter_mode_is_refused():
+    with pytest.raises(ValueError, match="compiled, interpreter"):
+        Plugin(guest("hello"), filter_mode="fast")
