@@ -42,6 +42,10 @@ NEWER_SYSCALLS: dict[str, int] = {
     "file_setattr": 469,
 }
 X32_SYSCALL_BIT = 0x40000000
+# What the kernel puts in seccomp_data.arch where libseccomp's token differs: x32 calls
+# come as AUDIT_ARCH_X86_64 with X32_SYSCALL_BIT in nr (libseccomp's 0x4000003e is a
+# token of its own API, never seen by a filter).
+KERNEL_AUDIT_ARCH = {"x32": 0xC000003E}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
             table.setdefault(newer, base + nr)  # a newer libseccomp's own entry wins
         doc = {
             "arch": name,
-            "audit_arch": token,
+            "audit_arch": KERNEL_AUDIT_ARCH.get(name, token),
             "source": "libseccomp seccomp_syscall_resolve_num_arch, plus syscalls of newer "
                       "kernels (tools/gen_syscall_tables.py NEWER_SYSCALLS)",
             "syscalls": dict(sorted(table.items(), key=lambda kv: kv[1])),
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                 stale = True
             continue
         path.write_text(text)
-        print(f"{name}: {len(table)} syscalls, audit arch {token:#x}")
+        print(f"{name}: {len(table)} syscalls, audit arch {doc['audit_arch']:#x}")
     return 1 if check and stale else 0
 
 

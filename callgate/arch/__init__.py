@@ -24,6 +24,8 @@ from callgate.gates.numbers import WASI_NUMBERS
 # plus the 64-bit (0x80000000) and little-endian (0x40000000) flags, so any value
 # with bits set in 16..29 is none of them. Bit 30 says "little-endian", true of wasm.
 AUDIT_ARCH_CALLGATE = 0x43474154
+# The 64-bit flag of AUDIT_ARCH_* values (__AUDIT_ARCH_64BIT in linux/audit.h).
+AUDIT_ARCH_64BIT = 0x80000000
 
 # x32 syscalls on x86_64 carry this bit in nr; filters for x86_64 must reject them.
 X32_SYSCALL_BIT = 0x40000000
@@ -55,6 +57,17 @@ class Arch:
     @property
     def is_gate_layer(self) -> bool:
         return self.audit_arch == AUDIT_ARCH_CALLGATE
+
+    @property
+    def is_x32(self) -> bool:
+        """x32 shares x86_64's ``AUDIT_ARCH`` value; its calls set ``X32_SYSCALL_BIT`` in nr."""
+        return self.name == "x32"
+
+    @property
+    def arg_bits(self) -> int:
+        """How wide this ABI's syscall arguments are: 64 for a 64-bit arch, but x32 (a
+        32-bit ABI on the 64-bit arch value) and every 32-bit arch pass 32-bit values."""
+        return 64 if self.audit_arch & AUDIT_ARCH_64BIT and not self.is_x32 else 32
 
     def number(self, name: str) -> int:
         try:
@@ -116,6 +129,6 @@ def arch_by_audit(value: int) -> Arch | None:
     """The architecture whose ``AUDIT_ARCH`` value is ``value``, if callgate knows one."""
     for name in known_arches():
         arch = get_arch(name)
-        if arch.audit_arch == value:
+        if arch.audit_arch == value and not arch.is_x32:  # the value is x86_64's
             return arch
     return None

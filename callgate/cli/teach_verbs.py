@@ -28,7 +28,6 @@ from callgate.cli.bpf_verbs import (
 from callgate.cli.compile_verb import add_section_arguments, load_target
 from callgate.policy.compiler import compile_plan
 from callgate.policy.names import suggestion
-from callgate.policy.reference import reported_arch
 from callgate.teach.explain import explain_call
 from callgate.teach.explain_text import render_json, render_text
 from callgate.teach.graph import program_dot, render_svg
@@ -115,11 +114,11 @@ def _number(text: str, arch: Arch) -> int:
 
 def _call_arch(text: str | None, arch: Arch) -> int:
     if text is None:
-        return reported_arch(arch)
+        return arch.audit_arch
     try:
         int(text, 0)
     except ValueError:
-        return reported_arch(get_arch(text))
+        return get_arch(text).audit_arch
     return parse_integer(text, "--arch-value", 32) & U32_MASK
 
 

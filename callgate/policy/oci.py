@@ -405,7 +405,7 @@ class _ProfileReader:
         if not isinstance(value, list):
             self.problems.error(path, f"must be an array, got {_kind(value)}")
             return None
-        width = 64 if self.target.arch.audit_arch & 0x80000000 else 32
+        width = self.target.arch.arg_bits
         checks: list[ArgCheck] = []
         ok = True
         for k, raw in enumerate(value):

@@ -21,7 +21,6 @@ from callgate.policy.reference import (
     X32Rule,
     decision_order,
     mismatch_action,
-    reported_arch,
     x32_rule,
 )
 
@@ -99,7 +98,7 @@ def plan_section(section: Section, arch: Arch, *, mismatch: int | None = None) -
         arch=arch,
         default=default,
         mismatch=chosen,
-        audit_arch=reported_arch(arch),
+        audit_arch=arch.audit_arch,
         x32=x32_rule(arch),
         enosys_above=enosys_above,
         syscalls={nr: _first_match_order(b) for nr, b in sorted(per_nr.items())},

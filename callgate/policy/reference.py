@@ -60,22 +60,11 @@ class X32Rule(enum.Enum):
 
 
 def x32_rule(arch: Arch) -> X32Rule:
+    if arch.is_x32:
+        return X32Rule.REQUIRE
     if arch.audit_arch == get_arch("x86_64").audit_arch:
         return X32Rule.REJECT
-    if arch.audit_arch == get_arch("x32").audit_arch:
-        return X32Rule.REQUIRE
     return X32Rule.NONE
-
-
-def reported_arch(arch: Arch) -> int:
-    """The ``seccomp_data.arch`` the kernel reports for ``arch``'s calls.
-
-    The x32 table carries libseccomp's token for x32 (0x4000003e), but the kernel
-    reports x32 calls as ``AUDIT_ARCH_X86_64`` with the x32 bit in ``nr``.
-    """
-    if x32_rule(arch) is X32Rule.REQUIRE:
-        return get_arch("x86_64").audit_arch
-    return arch.audit_arch
 
 
 def is_x32_call(nr: int) -> bool:
@@ -113,7 +102,7 @@ def holds(check: ArgCheck, args: tuple[int, ...]) -> bool:
 def decide(section: Section, arch: Arch, data: SeccompData) -> int:
     """The return value a filter for ``section`` on ``arch`` must give for ``data``."""
     nr = data.nr & U32_MASK
-    if data.arch != reported_arch(arch) or _wrong_abi(arch, nr):
+    if data.arch != arch.audit_arch or _wrong_abi(arch, nr):
         return mismatch_action(section)
     if section.enosys_above is not None and nr > section.enosys_above:
         return ENOSYS_ACTION

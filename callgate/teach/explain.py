@@ -36,7 +36,6 @@ from callgate.policy.reference import (
     holds,
     is_x32_call,
     mismatch_action,
-    reported_arch,
     x32_rule,
 )
 
@@ -129,7 +128,7 @@ def explain_call(
     execution = interpret(program, data)
     return Explanation(
         arch=arch.name,
-        filter_arch=reported_arch(arch),
+        filter_arch=arch.audit_arch,
         name=arch.name_of(data.nr),
         nr=data.nr,
         call_arch=data.arch,
@@ -157,7 +156,7 @@ _Walk = tuple[Stage, str, tuple[RuleResult, ...], tuple[int, ...], int]
 def _walk(section: Section, arch: Arch, data: SeccompData, rule_paths: Sequence[str]) -> _Walk:
     """The reference semantics, one step at a time, keeping the reason for the verdict."""
     nr = data.nr & U32_MASK
-    expected = reported_arch(arch)
+    expected = arch.audit_arch
     mismatch = mismatch_action(section)
     if data.arch != expected:
         return (

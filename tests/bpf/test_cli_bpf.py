@@ -266,3 +266,17 @@ def test_asm_ignores_a_byte_order_mark(tmp_path, capsys):
     prog = tmp_path / "bom.asm"
     prog.write_bytes(b"\xef\xbb\xbfreturn ALLOW\n")
     assert run(capsys, "asm", str(prog), "-f", "hex")[1] == "060000000000ff7f\n"
+
+
+def test_emu_on_x32_sends_what_the_kernel_reports(tmp_path, capsys):
+    """An x32 call reaches a filter as AUDIT_ARCH_X86_64 with the x32 bit in nr."""
+    policy = tmp_path / "x32.toml"
+    policy.write_text('[kernel]\ndefault = "errno(EPERM)"\n'
+                      '[[kernel.rules]]\nnames = ["read"]\naction = "allow"\n')
+    program = tmp_path / "x32.bpf"
+    assert main(["compile", str(policy), "--arch", "x32", "-o", str(program)]) == 0
+    capsys.readouterr()
+    code, out, _ = run(capsys, "emu", str(program), "read", "--arch", "x32", "-q")
+    assert (code, out.split(" at ")[0]) == (0, "return ALLOW")
+    code, out, _ = run(capsys, "emu", str(program), "read", "--arch", "x86_64", "-q")
+    assert (code, out.split(" at ")[0]) == (0, "return KILL_PROCESS")  # x86_64's read: no bit

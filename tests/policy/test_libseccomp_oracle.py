@@ -40,7 +40,7 @@ from callgate.bpf.actions import (
 from callgate.bpf.seccomp_data import U32_MASK, SeccompData
 from callgate.policy.compiler import compile_section
 from callgate.policy.model import ArgCheck, Op, Rule, Section
-from callgate.policy.reference import decide, reported_arch
+from callgate.policy.reference import decide
 
 ARCH = native_arch()
 
@@ -108,13 +108,17 @@ def test_x32_and_minus_one_handled_alike():
     assert _run(ours, 0x40000000) == SECCOMP_RET_KILL_PROCESS
 
 
+# libseccomp's name for x32 in its API; no kernel reports it, so it is just a wrong arch.
+LIBSECCOMP_X32_TOKEN = 0x4000003E
+
+
 @pytest.mark.parametrize("name", ["x32", "aarch64", "x86"])
 def test_other_arches_alike(name):
     """libseccomp's header for other arches (x32: x86_64's value plus the x32 bit) is ours."""
     arch = get_arch(name)
     section = Section(SECCOMP_RET_ERRNO | 1, (Rule(("read", "getppid"), SECCOMP_RET_ALLOW),))
     ours, theirs = compile_section(section, arch), libseccomp_program(section, arch)
-    audits = {arch.audit_arch, ARCH.audit_arch, reported_arch(arch)}
+    audits = {arch.audit_arch, ARCH.audit_arch, LIBSECCOMP_X32_TOKEN}
     for nr in {0, 1, 0x40000000, 0x40000001, 0xFFFFFFFF, *arch.numbers.values()}:
         for audit in audits:
             call = SeccompData.make(nr, audit)

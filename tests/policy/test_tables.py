@@ -30,7 +30,7 @@ SPOT = [
     ("aarch64", 0xC00000B7, {"openat": 56, "read": 63, "write": 64, "getppid": 173,
                              "clone3": 435}),
     ("x86", 0x40000003, {"read": 3, "getppid": 64, "socketcall": 102, "chown32": 212}),
-    ("x32", None, {"read": 0x40000000, "rt_sigaction": 0x40000200}),
+    ("x32", 0xC000003E, {"read": 0x40000000, "rt_sigaction": 0x40000200}),
     ("arm", 0x40000028, {"read": 3, "getppid": 64, "set_tls": 0x0F0005}),
     ("riscv64", 0xC00000F3, {"read": 63, "riscv_flush_icache": 259}),
     ("s390x", 0x80000016, {"read": 3, "getppid": 64}),
@@ -101,10 +101,15 @@ def test_tables_agree_with_libseccomp(name):
                                  syscall.encode()), syscall
 
 
-@pytest.mark.xfail(strict=True, reason="x32.json carries libseccomp's pseudo token 0x4000003e; "
-                   "the kernel reports x32 calls as AUDIT_ARCH_X86_64 with the x32 bit in nr")
 def test_x32_table_uses_the_kernels_audit_arch():
-    assert get_arch("x32").audit_arch == 0xC000003E
+    """The kernel reports x32 calls as AUDIT_ARCH_X86_64 with the x32 bit in nr; 0x4000003e
+    is only libseccomp's API token. x86_64 keeps the value's name; x32's args are 32-bit."""
+    from callgate.arch import arch_by_audit
+
+    x32, x86_64 = get_arch("x32"), get_arch("x86_64")
+    assert x32.audit_arch == x86_64.audit_arch == 0xC000003E
+    assert arch_by_audit(0xC000003E) is x86_64
+    assert (x32.arg_bits, x86_64.arg_bits, get_arch("x86").arg_bits) == (32, 64, 32)
 
 
 def test_names_known_on_some_arch():

@@ -31,7 +31,6 @@ from callgate.bpf.interpreter import interpret
 from callgate.bpf.seccomp_data import SeccompData
 from callgate.policy.compiler import compile_section
 from callgate.policy.model import ArgCheck, Op, Rule, Section
-from callgate.policy.reference import reported_arch
 from callgate.teach.explain import Stage, explain_call
 from callgate.teach.explain_text import check_text, render_text, width_note
 
@@ -76,7 +75,7 @@ def _aimed_calls(section, arch):
             args[check.index] = _satisfying(check)
         for name in rule.names:
             if name in arch.numbers:
-                out.append(SeccompData.make(arch.numbers[name], reported_arch(arch), args))
+                out.append(SeccompData.make(arch.numbers[name], arch.audit_arch, args))
     return out
 
 
