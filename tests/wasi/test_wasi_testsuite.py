@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -126,3 +128,31 @@ def test_spec_formats_are_read_alike(tmp_path: Path) -> None:
     assert a == b
     assert a["dirs"] == {"/": "r.dir"} and a["exit_code"] == 3 and a["stdout"] == "out"
     assert _spec(tmp_path / "missing.wasm")["exit_code"] == 0
+
+
+@pytest.mark.parametrize("wasm", _cases(), ids=lambda p: str(p.relative_to(SUITE).with_suffix("")))
+def test_a_learned_policy_passes_the_test_again_under_both_layers(wasm: Path,
+                                                                  tmp_path: Path) -> None:
+    """`callgate learn` on a conformance program it has never seen, then the same test
+    under the learned policy alone, in a process its [kernel] section has locked: the
+    test still passes and not one call is denied."""
+    spec = _spec(wasm)
+    if spec["proposals"]:
+        pytest.skip(f"needs WASI proposals beyond preview1: {spec['proposals']}")
+    options = [f"--env={key}={value}" for key, value in spec["env"].items()]
+
+    def callgate(verb: list[str], copy: str) -> subprocess.CompletedProcess:
+        dirs = [f"--dir={copy_tree(wasm.parent / src, tmp_path / copy / str(i))}::{guest}"
+                for i, (guest, src) in enumerate(spec["dirs"].items())]
+        return subprocess.run([sys.executable, "-m", "callgate", *verb, str(wasm), *dirs,
+                               *options, "--", *spec["args"]], capture_output=True, text=True,
+                              timeout=120, stdin=subprocess.DEVNULL)
+
+    policy, audit = tmp_path / "learned.toml", tmp_path / "audit.jsonl"
+    learned = callgate(["learn", "-o", str(policy)], "learning")
+    assert learned.returncode == 0, learned.stderr
+    rerun = callgate(["run", "--kernel", "--policy", str(policy), "--audit", str(audit)],
+                     "rerun")
+    assert rerun.returncode == spec["exit_code"], rerun.stderr
+    assert rerun.stdout == spec["stdout"]
+    assert audit.read_text() == ""  # no call denied, trapped or logged
