@@ -1,37 +1,27 @@
 """Policy compiler: compile time and executed path length, callgate vs libseccomp, side by side.
 
-Usage: ``python benchmarks/bench_compile.py [--write] [--runs N]``
+Usage: ``python benchmarks/bench_compile.py [N]`` prints these rows alone;
+``benchmarks/run.py`` runs them with everything else and writes ``RESULTS.md``.
 
 * Compile time: median of N runs for the Docker-like profile
   (``policies/examples/docker-like.json``, ~350 syscalls, native arch), callgate's
   ``compile_section`` against libseccomp 2.5.4 (pyseccomp) building the same rules
   and exporting its BPF with ``CTL_OPTIMIZE=2`` (binary tree).
-* Path length: instructions executed per call, averaged over every syscall number
-  of the arch (args zero), counted by callgate's reference interpreter. Both
-  programs are compiled *without* runc's ``-ENOSYS`` stub, which libseccomp cannot
-  express; callgate's number with the stub is shown too.
-
-``--write`` replaces the ``## Policy compiler`` section of benchmarks/RESULTS.md and
-leaves every other section as it is.
+* Program length, both compiled *without* runc's ``-ENOSYS`` stub, which libseccomp
+  cannot express. Executed path lengths are ``bench_kernel.py``'s rows.
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import os
-import platform
-import re
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "policy"))  # the libseccomp translation the tests use
 
-from libseccomp_oracle import average_path_length, libseccomp_program  # noqa: E402
+from libseccomp_oracle import libseccomp_program  # noqa: E402
 
 from callgate.arch import native_arch  # noqa: E402
 from callgate.bpf.actions import SECCOMP_RET_ALLOW  # noqa: E402
@@ -40,27 +30,6 @@ from callgate.policy.compiler import compile_section  # noqa: E402
 from callgate.policy.model import ArgCheck, Op, Rule, Section  # noqa: E402
 
 PROFILE = ROOT / "policies" / "examples" / "docker-like.json"
-RESULTS = ROOT / "benchmarks" / "RESULTS.md"
-HEADING = "## Policy compiler"
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
-
-
-def median_ms(fn: Callable[[], object], runs: int) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
 
 
 def arg_heavy(names: list[str], default: int) -> Section:
@@ -74,74 +43,6 @@ def arg_heavy(names: list[str], default: int) -> Section:
         for i, name in enumerate(names[:120])
     ]
     return Section(default, (*checked, Rule(tuple(names[120:]), SECCOMP_RET_ALLOW)))
-
-
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=30)
-    parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
-    args = parser.parse_args()
-
-    arch = native_arch()
-    profile = load_policy(PROFILE, arch=arch.name).kernel
-    same = dataclasses.replace(profile, enosys_above=None)  # what libseccomp can express
-    allowed = {n for r in profile.rules if r.action == SECCOMP_RET_ALLOW for n in r.names} & set(
-        arch.numbers
-    )
-    heavy = arg_heavy(sorted(allowed), profile.default)
-
-    ours = compile_section(same, arch)
-    ours_stub = compile_section(profile, arch)
-    theirs = libseccomp_program(same, arch, optimize=2)
-    theirs_default = libseccomp_program(same, arch, optimize=1)
-    rows = [
-        ("syscalls allowed (of the arch's)", f"{len(allowed)} of {len(arch.numbers)}", ""),
-        (
-            "compile time, Docker-like profile (median ms)",
-            f"{median_ms(lambda: compile_section(same, arch), args.runs):.2f}",
-            f"{median_ms(lambda: libseccomp_program(same, arch), args.runs):.2f}",
-        ),
-        (
-            "compile time, 120 of them arg-checked instead (median ms)",
-            f"{median_ms(lambda: compile_section(heavy, arch), args.runs):.2f}",
-            f"{median_ms(lambda: libseccomp_program(heavy, arch), args.runs):.2f}",
-        ),
-        ("program length (instructions)", str(len(ours)), str(len(theirs))),
-        (
-            "average executed path, all syscall numbers (instructions)",
-            f"{average_path_length(ours, arch):.2f}",
-            f"{average_path_length(theirs, arch):.2f}",
-        ),
-        (
-            "same, libseccomp default layout (CTL_OPTIMIZE=1)",
-            "",
-            f"{average_path_length(theirs_default, arch):.2f}",
-        ),
-        (
-            "callgate with runc's -ENOSYS stub: length / average path",
-            f"{len(ours_stub)} / {average_path_length(ours_stub, arch):.2f}",
-            "",
-        ),
-    ]
-    table = [
-        HEADING,
-        "",
-        f"`python benchmarks/bench_compile.py --runs {args.runs}` on {platform.machine()}, "
-        f"{cpu_model()} ({os.cpu_count()} cores), Python {platform.python_version()}, "
-        f"{time.strftime('%Y-%m-%d')}. Profile: `policies/examples/docker-like.json` resolved "
-        f"for {arch.name}; libseccomp 2.5.4 via pyseccomp, `CTL_OPTIMIZE=2` unless noted. "
-        "Compile time includes libseccomp's `export_bpf`.",
-        "",
-        "| measure | callgate | libseccomp |",
-        "| --- | ---: | ---: |",
-        *(f"| {name} | {ours_value} | {theirs_value} |" for name, ours_value, theirs_value in rows),
-        "",
-    ]
-    text = "\n".join(table)
-    print(text)
-    if args.write:
-        write_section(text)
-    return 0
 
 
 def run(n: int) -> list:
@@ -180,16 +81,6 @@ def run(n: int) -> list:
     return rows
 
 
-def write_section(text: str) -> None:
-    """Replace (or append) this benchmark's section of RESULTS.md, keeping the others."""
-    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text + "\n", current, count=1)
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text + "\n"
-    RESULTS.write_text(updated)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    for row in run(int(sys.argv[1]) if len(sys.argv) > 1 else 20_000):
+        print(f"{row.name:70} {row.median_ns or 0:10.2f} {row.unit}  {row.note}")
