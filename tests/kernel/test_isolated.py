@@ -6,6 +6,7 @@ import signal
 from pathlib import Path
 
 import pytest
+from kv_host import ENOENT, kv_gates
 
 from callgate.gates.app import AppGates
 from callgate.kernel.isolated import IsolatedPlugin
@@ -14,7 +15,7 @@ from callgate.runtime import Errno, Limits, PluginKilled, PluginPoisoned, Value
 from callgate.runtime.errors import DeadlineExceeded
 
 GUESTS = Path(__file__).resolve().parents[2] / "guests" / "wasm"
-ENOENT, EPERM = 44, 63  # WASI numbering, as kvstore reports them
+EPERM = 63  # WASI numbering, as kvstore reports errors
 # The minimal policy for kvstore: its two gates, nothing else, and a kernel that kills.
 MINIMAL = """
 [gates]
@@ -25,26 +26,6 @@ action = "allow"
 [kernel]
 default = "kill_process"
 """
-
-
-def kv_gates(store: dict[bytes, bytes]) -> AppGates:
-    gates = AppGates()
-
-    @gates.gate(params=("i32",) * 4, results=("i32",))
-    def kv_get(call, key_ptr, key_len, val_ptr, val_cap):
-        key = call.memory.read(key_ptr, key_len)
-        if key not in store:
-            return -ENOENT
-        value = store[key]
-        call.memory.write(val_ptr, value[:val_cap])
-        return len(value)
-
-    @gates.gate(params=("i32",) * 4, results=("i32",))
-    def kv_put(call, key_ptr, key_len, val_ptr, val_len):
-        store[call.memory.read(key_ptr, key_len)] = call.memory.read(val_ptr, val_len)
-        return 0
-
-    return gates
 
 
 def status_of(pid: int) -> dict[str, str]:

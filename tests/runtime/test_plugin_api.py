@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from kv_host import ENOENT, kv_gates
 from rt_helpers import gate_policy, guest, wat
 
 from callgate.gates.app import AppGateError, AppGates
@@ -21,29 +22,7 @@ from callgate.runtime.errors import (
     PluginLoadError,
 )
 
-ENOENT = WASI_ERRNO["ENOENT"]
 EPERM = WASI_ERRNO["EPERM"]
-
-
-def kv_gates(store: dict[bytes, bytes]) -> AppGates:
-    """The host side of guests/src/kvstore.c."""
-    gates = AppGates()
-
-    @gates.gate(params=("i32",) * 4, results=("i32",))
-    def kv_get(call, key_ptr, key_len, val_ptr, val_cap):
-        key = call.memory.read(key_ptr, key_len)
-        if key not in store:
-            return -ENOENT
-        value = store[key]
-        call.memory.write(val_ptr, value[:val_cap])
-        return len(value)
-
-    @gates.gate(params=("i32",) * 4, results=("i32",))
-    def kv_put(call, key_ptr, key_len, val_ptr, val_len):
-        store[call.memory.read(key_ptr, key_len)] = call.memory.read(val_ptr, val_len)
-        return 0
-
-    return gates
 
 
 # -- a C plugin using app-defined gates ------------------------------------------------------
