@@ -1,5 +1,8 @@
 """docs/tutorial.md is an acceptance test: every command in it runs, and prints what it shows.
 
+So are the other pages whose sessions are written to run (:data:`RUN_PAGES`); each page
+gets its own session, and the checks on the tutorial's shape apply to the tutorial only.
+
 The tutorial is parsed into steps (tests/teach/console_doc.py states the convention). A
 reader starts at the root of a checkout; the session here starts in a scratch directory
 whose ``guests``, ``policies`` and ``docs`` are links to this checkout's, so nothing the
@@ -54,11 +57,16 @@ REQUIRED_HEADINGS = (
     "## Learning a policy",
 )
 
-STEPS: list[Step] = parse(TUTORIAL.read_text())
+# Pages whose ```console sessions run as they are written, each from a fresh checkout.
+RUN_PAGES = ("tutorial.md", "learn.md")
+PAGE_STEPS: dict[str, list[Step]] = {
+    page: parse((ROOT / "docs" / page).read_text()) for page in RUN_PAGES}
+STEPS = PAGE_STEPS["tutorial.md"]
+ALL_STEPS = [(page, index) for page in RUN_PAGES for index in range(len(PAGE_STEPS[page]))]
 
 
 class TutorialRun:
-    """Runs the tutorial's steps in order on first demand and remembers each outcome."""
+    """Runs one page's steps in order on first demand and remembers each outcome."""
 
     def __init__(self, steps: list[Step], scratch: Path) -> None:
         checkout = scratch / "checkout"
@@ -101,17 +109,26 @@ class TutorialRun:
 
 
 @pytest.fixture(scope="module")
-def tutorial(tmp_path_factory: pytest.TempPathFactory):
-    require(platform.machine() == "x86_64", "an x86_64 machine (the tutorial shows its output)")
-    run = TutorialRun(STEPS, tmp_path_factory.mktemp("tutorial"))
-    yield run
-    run.shell.close()
+def sessions(tmp_path_factory: pytest.TempPathFactory):
+    """One session per page, started when its first step is asked for."""
+    require(platform.machine() == "x86_64", "an x86_64 machine (the pages show its output)")
+    runs: dict[str, TutorialRun] = {}
+
+    def session(page: str) -> TutorialRun:
+        if page not in runs:
+            runs[page] = TutorialRun(PAGE_STEPS[page], tmp_path_factory.mktemp(page))
+        return runs[page]
+
+    yield session
+    for run in runs.values():
+        run.shell.close()
 
 
-@pytest.mark.parametrize("index", range(len(STEPS)), ids=[step.id for step in STEPS])
-def test_step(tutorial: TutorialRun, index: int) -> None:
-    step = STEPS[index]
-    outcome = tutorial.outcome(index)
+@pytest.mark.parametrize(("page", "index"), ALL_STEPS,
+                         ids=[f"{page[:-3]}-{PAGE_STEPS[page][i].id}" for page, i in ALL_STEPS])
+def test_step(sessions, page: str, index: int) -> None:
+    step = PAGE_STEPS[page][index]
+    outcome = sessions(page).outcome(index)
     if isinstance(outcome, BaseException):
         pytest.fail(f"line {step.line}: {step.kind} step could not run: {outcome}")
     problem = explain_mismatch(step, outcome.status, outcome.output)
@@ -135,8 +152,9 @@ def test_every_section_runs_something() -> None:
     assert idle == []
 
 
-def test_every_shell_block_is_run() -> None:
-    assert unrun_shell_blocks(TUTORIAL.read_text()) == []
+@pytest.mark.parametrize("page", RUN_PAGES)
+def test_every_shell_block_is_run(page: str) -> None:
+    assert unrun_shell_blocks((ROOT / "docs" / page).read_text()) == []
 
 
 def test_required_topics_have_headings() -> None:
