@@ -172,6 +172,9 @@ def _run(args: argparse.Namespace) -> int:
                         stderr="inherit")
     limits = limits_from(args)
     sys.stdout.flush()
+    if args.kernel and not args.isolate:
+        from callgate.kernel.lockdown import drop_capabilities
+        drop_capabilities()  # now, while this is the only thread (see drop_capabilities)
     try:
         if args.isolate:
             from callgate.kernel.isolated import isolated_command

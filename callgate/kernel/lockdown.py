@@ -71,6 +71,9 @@ class LockdownReport:
     threads: int
     filter_instructions: int
     listener: int | None = None  # with NEW_LISTENER: the fd a supervisor answers on
+    # Threads (tids) that still hold capabilities: started before drop_capabilities()
+    # ran on the thread that created them. None is the goal; see drop_capabilities.
+    capable_threads: tuple[int, ...] = ()
 
 
 def _syscall(name: str, *args: object) -> int:
@@ -133,9 +136,12 @@ def capabilities(tid: int = 0) -> tuple[int, int, int]:
 def drop_capabilities() -> None:
     """Empty every capability set of the calling thread, for good.
 
-    Capabilities are per-thread: other threads keep theirs (the filter, installed
-    with TSYNC, still binds them). The bounding set is emptied while CAP_SETPCAP
-    is still held, so nothing can be regained through execve either.
+    Capabilities are per-thread: threads that exist already keep theirs (the filter,
+    installed with TSYNC, still binds them), while threads started afterwards inherit
+    the empty sets. So call it once before anything starts threads (wasmtime compiles
+    on a thread pool), as ``callgate run --kernel`` and the worker do, and again in
+    :func:`lockdown`. The bounding set is emptied while CAP_SETPCAP is still held, so
+    nothing can be regained through execve either.
     """
     _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL)  # EINVAL on kernels without ambient
     if capabilities()[0] & 1 << CAP_SETPCAP:
@@ -166,12 +172,27 @@ def lockdown(
         raise LockdownError(exc.errno, str(exc)) from None
     # The last chance to open a directory: after the filter, openat may be gone.
     threads = len(os.listdir("/proc/self/task"))
+    capable = capable_threads()
     held = held_fds()
     flags |= SECCOMP_FILTER_FLAG_TSYNC
     if flags & SECCOMP_FILTER_FLAG_NEW_LISTENER:
         flags |= SECCOMP_FILTER_FLAG_TSYNC_ESRCH
     listener = install_filter(program, flags)
-    return LockdownReport(kept, held, threads, count, listener or None)
+    return LockdownReport(kept, held, threads, count, listener or None, capable)
+
+
+def capable_threads() -> tuple[int, ...]:
+    """Threads of this process whose effective, permitted or bounding set is not empty."""
+    capable = []
+    for tid in sorted(os.listdir("/proc/self/task"), key=int):
+        try:
+            with open(f"/proc/self/task/{tid}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        if any(int(fields[key], 16) for key in ("CapEff", "CapPrm", "CapBnd")):
+            capable.append(int(tid))
+    return tuple(capable)
 
 
 def filter_flags(names: Iterable[str]) -> int:

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from callgate.errors import CallgateError
 from callgate.kernel import wire
 from callgate.kernel.binding import SECCOMP_FILTER_FLAG_NEW_LISTENER
-from callgate.kernel.lockdown import lockdown
+from callgate.kernel.lockdown import drop_capabilities, lockdown
 
 
 class Service(Protocol):
@@ -117,6 +117,9 @@ def _frames(exc: BaseException) -> str:
 
 
 def serve(sock: socket.socket) -> int:
+    # Before the service compiles anything (wasmtime's compile threads would keep them):
+    # the worker needs no capability, it holds fds.
+    drop_capabilities()
     setup, fds = wire.recv(sock)
     if setup["op"] != "setup":
         raise wire.WireError(f"expected setup, got {setup['op']!r}")

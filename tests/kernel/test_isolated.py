@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from pathlib import Path
 
@@ -28,8 +29,12 @@ default = "kill_process"
 """
 
 
-def status_of(pid: int) -> dict[str, str]:
-    with open(f"/proc/{pid}/status") as f:
+def thread_statuses(pid: int) -> list[dict[str, str]]:
+    return [status_of(pid, f"task/{tid}/status") for tid in os.listdir(f"/proc/{pid}/task")]
+
+
+def status_of(pid: int, name: str = "status") -> dict[str, str]:
+    with open(f"/proc/{pid}/{name}") as f:
         return {k: v.strip() for k, v in (line.split(":", 1) for line in f if ":" in line)}
 
 
@@ -37,6 +42,7 @@ def test_plugin_runs_end_to_end_under_both_layers_with_the_minimal_policy():
     store: dict[bytes, bytes] = {}
     with IsolatedPlugin(GUESTS / "kvstore.wasm", policy=MINIMAL, gates=kv_gates(store)) as p:
         status = status_of(p.pid)
+        threads = thread_statuses(p.pid)
         assert p.call("put", b"colour=blue") == b"ok"
         assert p.call("get", b"colour") == b"blue"
         assert p.call("get", b"size") == f"error {ENOENT}".encode()
@@ -46,6 +52,9 @@ def test_plugin_runs_end_to_end_under_both_layers_with_the_minimal_policy():
     assert store == {b"colour": b"blue"}  # the gate ran here, in the parent
     assert status["Seccomp"] == "2" and status["NoNewPrivs"] == "1"
     assert int(status["CapEff"], 16) == 0
+    # wasmtime's compile threads too: the worker dropped its capabilities before compiling.
+    assert len(threads) >= 2
+    assert all(int(t[key], 16) == 0 for t in threads for key in ("CapEff", "CapPrm", "CapBnd"))
     assert "openat" not in allowed and "execve" not in allowed
 
 

@@ -121,6 +121,48 @@ time.sleep(60)
     assert status == [("2", "1")] * len(tasks)
 
 
+@pytest.mark.parametrize("drop_first", [False, True])
+def test_lockdown_reports_threads_that_kept_their_capabilities(drop_first):
+    """Capabilities are per thread: one started before drop_capabilities() keeps them,
+    and the report says so; dropping first leaves no thread capable."""
+    script = r"""
+import json, sys, threading, time
+from callgate.kernel.hostpolicy import derive_host_policy
+from callgate.kernel.lockdown import drop_capabilities, lockdown
+from callgate.policy import Policy
+program = derive_host_policy(Policy(), []).compile()
+if sys.argv[1] == "1":
+    drop_capabilities()
+started = threading.Event()
+def idle():
+    started.set()
+    time.sleep(60)
+threading.Thread(target=idle, daemon=True).start()
+started.wait()
+report = lockdown(program, keep_fds=(0, 1, 2))
+sys.stdout.write(json.dumps(report.capable_threads) + "\n")
+sys.stdout.flush()
+time.sleep(60)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", script, str(int(drop_first))],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        reported = json.loads(proc.stdout.readline())
+        capable = []
+        for tid in os.listdir(f"/proc/{proc.pid}/task"):
+            with open(f"/proc/{proc.pid}/task/{tid}/status") as f:
+                fields = dict(line.split(":", 1) for line in f if ":" in line)
+            if int(fields["CapEff"], 16):
+                capable.append(int(tid))
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    assert reported == sorted(capable)
+    assert (reported == []) is drop_first
+    assert proc.pid not in reported  # the locking thread always dropped its own
+
+
 # --- the kernel stops what the host policy does not grant ------------------------------------
 
 
