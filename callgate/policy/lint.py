@@ -18,14 +18,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from callgate.arch import Arch, get_arch, native_arch
-from callgate.bpf.actions import SECCOMP_RET_TRACE, format_action, precedence_key
+from callgate.bpf.actions import (
+    SECCOMP_RET_TRACE,
+    SECCOMP_RET_TRAP,
+    action_of,
+    format_action,
+    precedence_key,
+)
 from callgate.policy.argspace import implies, overlap, unsatisfiable_indexes
 from callgate.policy.errors import PolicyError
 from callgate.policy.loaded import LoadResult
 from callgate.policy.model import ArgCheck, Layer, Op, Rule, Section
 from callgate.policy.reference import decision_order
 
-LEVELS = ("error", "warning", "info")
+LEVELS = ("error", "warning", "info")  # most serious first (also within one key path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +68,13 @@ def lint(result: LoadResult, arch: Arch | None = None,
     return findings
 
 
+# A kernel TRAP is a SIGSYS for the process to handle; callgate's own lockdown has no handler.
+KERNEL_TRAP_NOTE = ("trap raises SIGSYS in the calling process: `callgate run --kernel` and "
+                    "the isolated worker install no SIGSYS handler, so there the call ends "
+                    "the process as kill_process would (exit 159); errno(N) denies and lets "
+                    "it run on, user_notif asks a supervisor")
+
+
 class _SectionLint:
     def __init__(self, source: str, layer: Layer, section: Section, paths: list[str],
                  arch: Arch, oci: bool = False) -> None:
@@ -85,9 +98,15 @@ class _SectionLint:
                 "warning", self.source, f"{self.layer.value}.arch_mismatch",
                 f"{format_action(mismatch)} lets calls through another ABI (a 32-bit int 0x80 "
                 "call on x86_64, say) bypass every rule; use kill_process or errno"))
+        if not self.arch.is_gate_layer and action_of(self.section.default) == SECCOMP_RET_TRAP:
+            self.findings.append(Finding("info", self.source, f"{self.layer.value}.default",
+                                         KERNEL_TRAP_NOTE))
         for i, rule in enumerate(self.section.rules):
             self._never_matches(i, rule)
             self._arch_names(i, rule)
+            if (self.live[i] and not self.arch.is_gate_layer
+                    and action_of(rule.action) == SECCOMP_RET_TRAP):
+                self.add("info", i, KERNEL_TRAP_NOTE)
         by_name: dict[str, list[int]] = {}
         for i, rule in enumerate(self.section.rules):
             for name in dict.fromkeys(rule.names):
@@ -100,7 +119,8 @@ class _SectionLint:
         if self.oci:
             self._libseccomp_conflicts(by_name)
         order = {path: i for i, path in enumerate(self.paths)}
-        return sorted(self.findings, key=lambda f: order.get(f.key_path, -1))
+        return sorted(self.findings, key=lambda f: (order.get(f.key_path, -1),
+                                                    LEVELS.index(f.level)))
 
     def _never_matches(self, i: int, rule: Rule) -> None:
         for index in unsatisfiable_indexes(rule.args):

@@ -345,11 +345,23 @@ def test_lint_oci_overlaps_with_different_actions_only_for_oci(tmp_path):
          "args": [{"index": 0, "value": 3, "op": "SCMP_CMP_LT"}]}]}
     _, findings = findings_of(tmp_path, json.dumps(profile), "p.json")
     assert [(f.level, f.key_path) for f in findings] == [
-        ("warning", "syscalls[1]"), ("warning", "syscalls[2]")]
+        ("warning", "syscalls[1]"), ("warning", "syscalls[2]"), ("info", "syscalls[2]")]
     assert "LOG vs ALLOW" in findings[0].message
+    assert "no SIGSYS handler" in findings[2].message
     # The same rules in TOML mean exactly what they say: no such warning.
     text = ('[kernel]\ndefault = "errno(EPERM)"\n[[kernel.rules]]\nnames = ["read"]\n'
             'action = "allow"\n[[kernel.rules]]\nnames = ["read"]\naction = "log"\n'
             'args = [{ index = 0, op = "gt", value = 3 }]\n')
     _, toml_findings = findings_of(tmp_path, text)
     assert toml_findings == []
+
+
+def test_lint_says_what_a_kernel_trap_does_under_callgates_lockdown(tmp_path):
+    text = ('[kernel]\ndefault = "trap"\n[[kernel.rules]]\nnames = ["read"]\n'
+            'action = "allow"\n[[kernel.rules]]\nnames = ["write"]\naction = "trap(3)"\n'
+            '[gates]\ndefault = "trap"\n')
+    _, findings = findings_of(tmp_path, text)
+    # The gate layer's trap goes to the broker: nothing to say there.
+    assert [(f.level, f.key_path) for f in findings] == [
+        ("info", "kernel.default"), ("info", "kernel.rules[1]")]
+    assert all("ends the process as kill_process would" in f.message for f in findings)
