@@ -58,7 +58,7 @@ REQUIRED_HEADINGS = (
 )
 
 # Pages whose ```console sessions run as they are written, each from a fresh checkout.
-RUN_PAGES = ("tutorial.md", "learn.md", "policy.md", "wasi.md")
+RUN_PAGES = ("tutorial.md", "learn.md", "policy.md", "wasi.md", "bpf.md")
 PAGE_STEPS: dict[str, list[Step]] = {
     page: parse((ROOT / "docs" / page).read_text()) for page in RUN_PAGES}
 STEPS = PAGE_STEPS["tutorial.md"]
