@@ -21,6 +21,7 @@ from typing import NamedTuple
 from callgate.errors import CallgateError
 
 _LAYOUT = struct.Struct("<iIQ6Q")
+ARG_COUNT = 6  # args[6]: a filter sees six arguments of any call, no more
 SECCOMP_DATA_SIZE = _LAYOUT.size  # 64
 
 OFF_NR = 0
@@ -64,15 +65,15 @@ class SeccompData(NamedTuple):
         cls, nr: int, arch: int, args: tuple[int, ...] | list[int] = (), ip: int = 0
     ) -> SeccompData:
         """Build a record, padding args to six and checking every width."""
-        if len(args) > 6:
-            raise SeccompDataError(f"seccomp_data has 6 args, got {len(args)}")
+        if len(args) > ARG_COUNT:
+            raise SeccompDataError(f"seccomp_data has {ARG_COUNT} args, got {len(args)}")
         if not -(2**31) <= nr <= U32_MASK:
             raise SeccompDataError(f"nr {nr} does not fit in 32 bits")
         if not 0 <= arch <= U32_MASK:
             raise SeccompDataError(f"arch {arch:#x} does not fit in u32")
         if not 0 <= ip <= U64_MASK:
             raise SeccompDataError(f"instruction_pointer {ip:#x} does not fit in u64")
-        full = tuple(args) + (0,) * (6 - len(args))
+        full = tuple(args) + (0,) * (ARG_COUNT - len(args))
         for i, a in enumerate(full):
             if not -(2**63) <= a <= U64_MASK:
                 raise SeccompDataError(f"args[{i}] = {a} does not fit in 64 bits")

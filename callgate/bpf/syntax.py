@@ -19,7 +19,15 @@ from callgate.arch import (
 )
 from callgate.bpf import opcodes as op
 from callgate.bpf.actions import ActionError, parse_action
-from callgate.bpf.seccomp_data import OFF_ARCH, OFF_IP, OFF_IP_HI, OFF_NR, arg_hi, arg_lo
+from callgate.bpf.seccomp_data import (
+    ARG_COUNT,
+    OFF_ARCH,
+    OFF_IP,
+    OFF_IP_HI,
+    OFF_NR,
+    arg_hi,
+    arg_lo,
+)
 from callgate.gates.wasi_errno import WASI_ERRNO
 
 # ``A op= operand``. ``%=`` is classic BPF's MOD: seccomp-tools has no spelling for it,
@@ -60,7 +68,6 @@ DATA_WORDS: dict[str, int] = {
     "arch": OFF_ARCH,
     "instruction_pointer": OFF_IP,
 }
-ARG_COUNT = 6
 HIGH_HALF_SHIFT = 32  # ``args[i] >> 32`` names the high word of an argument
 
 

@@ -18,12 +18,10 @@ from callgate.bpf.disassembler import disassemble, listing_lines, program_arch
 from callgate.bpf.formats import FORMATS, read_program, render
 from callgate.bpf.insn import Insn
 from callgate.bpf.interpreter import interpret
-from callgate.bpf.seccomp_data import SeccompData
+from callgate.bpf.seccomp_data import ARG_COUNT, SeccompData
 from callgate.bpf.syntax import LINE_LABEL, LISTING_HEADER, choose_arch
 from callgate.bpf.verifier import VerifierError, verify
 from callgate.errors import CallgateError
-
-MAX_ARGS = 6
 
 
 class CliInputError(CallgateError):
@@ -142,8 +140,8 @@ def call_number(text: str, arch: Arch) -> int:
 
 def call_args(texts: list[str]) -> list[int]:
     """Up to six 64-bit arguments, as :func:`parse_integer` reads them."""
-    if len(texts) > MAX_ARGS:
-        raise CliInputError(f"a syscall has at most {MAX_ARGS} arguments, got {len(texts)}")
+    if len(texts) > ARG_COUNT:
+        raise CliInputError(f"a syscall has at most {ARG_COUNT} arguments, got {len(texts)}")
     return [parse_integer(text, f"argument {i}", 64) for i, text in enumerate(texts)]
 
 

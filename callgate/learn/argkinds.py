@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import inspect
 
+from callgate.bpf.seccomp_data import ARG_COUNT
 from callgate.gates.numbers import WASI_MODULE
 from callgate.gates.spec import GateSpec
-
-# seccomp_data carries six arguments; a filter cannot see the seventh and later.
-FILTER_ARGS = 6
 
 # WASI parameter names (witx) whose values identify a resource or select a behaviour.
 IDENTITY_PARAMS = frozenset({
@@ -42,7 +40,7 @@ def pinnable(spec: GateSpec) -> tuple[int, ...]:
     """Indices of the arguments a learned rule may pin to observed values."""
     if spec.module != WASI_MODULE:
         return ()
-    names = param_names(spec)[:FILTER_ARGS]
+    names = param_names(spec)[:ARG_COUNT]
     return tuple(i for i, name in enumerate(names) if name in IDENTITY_PARAMS)
 
 

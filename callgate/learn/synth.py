@@ -15,7 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from callgate.bpf.actions import format_action
-from callgate.learn.argkinds import FILTER_ARGS, param_names
+from callgate.bpf.seccomp_data import ARG_COUNT
+from callgate.learn.argkinds import param_names
 from callgate.learn.gate_section import ALLOWED_UNUSED, GatePlan, describe_arg
 from callgate.learn.imports import StaticImports
 from callgate.learn.kernel_section import KernelPlan
@@ -157,12 +158,12 @@ def _gate_comment(plan: GatePlan) -> list[str]:
     released = dict(plan.released)
     for index, why in plan.released:
         text += f" Left open: {describe_arg(spec, index)}, {why}."
-    others = [names[i] for i in range(min(len(names), FILTER_ARGS))
+    others = [names[i] for i in range(min(len(names), ARG_COUNT))
               if i not in plan.pinned and i not in released]
     if others:
         text += f" Not pinned, as they vary with input and memory layout: {', '.join(others)}."
-    if len(names) > FILTER_ARGS:
-        text += (f" A filter sees six arguments, not {', '.join(names[FILTER_ARGS:])}.")
+    if len(names) > ARG_COUNT:
+        text += (f" A filter sees six arguments, not {', '.join(names[ARG_COUNT:])}.")
     return _wrap(text)
 
 

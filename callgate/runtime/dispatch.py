@@ -41,6 +41,7 @@ from callgate.bpf.actions import (
     SECCOMP_RET_USER_NOTIF,
     format_action,
 )
+from callgate.bpf.seccomp_data import ARG_COUNT
 from callgate.gates.spec import GateCall, GateSpec
 from callgate.gates.wasi_errno import ENOSYS, EPERM
 from callgate.runtime import audit
@@ -54,7 +55,6 @@ if TYPE_CHECKING:
 NULL = None
 M32 = 0xFFFFFFFF
 M64 = 0xFFFFFFFFFFFFFFFF
-FILTER_ARGS = 6
 # From this many params on, the callback reads its slots with one slice (measured: 7
 # reads by index ~135 ns, one slice ~105 ns; for 1 param the index is cheaper).
 SLICE_READ_MIN = 2
@@ -240,7 +240,7 @@ def _callback_source(params: tuple[str, ...], results: tuple[str, ...], mode: st
         elif mask:
             lines.append(f"            a{i} &= 0xFFFFFFFF")
     args_tuple = "(" + "".join(f"{n}, " for n in names) + ")"
-    fargs = (names + ["0"] * FILTER_ARGS)[:FILTER_ARGS]
+    fargs = (names + ["0"] * ARG_COUNT)[:ARG_COUNT]
     ints = all(kind in ("i32", "i64") for kind in params)
     body = []
     if uses_memory:
