@@ -21,8 +21,8 @@ from callgate.cli.run_verb import (
     add_guest_options,
     add_limit_options,
     late_options,
-    limits_from,
 )
+from callgate.cli.runtime_verbs import limits_from
 from callgate.errors import CallgateError
 from callgate.gates.wasi import WasiConfig
 from callgate.learn.kernel_trace import METHODS

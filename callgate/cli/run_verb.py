@@ -20,6 +20,7 @@ from callgate.cli.runtime_verbs import (
     add_hook_options,
     audit_target,
     gate_policy_arg,
+    limits_from,
     parse_int,
     parse_seconds,
     parse_size,
@@ -28,7 +29,6 @@ from callgate.errors import CallgateError
 from callgate.gates.spec import GuestExit
 from callgate.gates.wasi import Preopen, WasiConfig, WasiProvider, preopen_arg
 from callgate.policy import Policy, load_policy
-from callgate.runtime.limits import Limits
 
 TRAP_EXIT = 128 + 6  # SIGABRT, as wasmtime run reports a trap
 
@@ -82,18 +82,12 @@ def add_guest_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_limit_options(parser: argparse.ArgumentParser) -> None:
-    """``--fuel``, ``--timeout``, ``--memory``: the run's limits (see :func:`limits_from`)."""
+    """``--fuel``, ``--timeout``, ``--memory``: the run's limits (read by ``limits_from``)."""
     parser.add_argument("--fuel", type=parse_int, metavar="N", help="fuel for the run")
     parser.add_argument("--timeout", type=parse_seconds, metavar="S",
                         help="wall-clock seconds for the run")
     parser.add_argument("--memory", type=parse_size, metavar="BYTES",
                         help="linear memory cap (e.g. 16M)")
-
-
-def limits_from(args: argparse.Namespace) -> Limits:
-    """The limits ``add_limit_options`` asked for; the runtime's default memory cap otherwise."""
-    memory = args.memory if args.memory is not None else Limits().memory
-    return Limits(fuel=args.fuel, timeout=args.timeout, memory=memory)
 
 
 def late_options(args: argparse.Namespace, add_options: Callable[[argparse.ArgumentParser], None],

@@ -53,6 +53,13 @@ def parse_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
 
 
+def limits_from(args: argparse.Namespace) -> Limits:
+    """The limits ``--fuel``, ``--timeout`` and ``--memory`` asked for; the runtime's
+    default memory cap when ``--memory`` is not given."""
+    memory = args.memory if args.memory is not None else Limits().memory
+    return Limits(fuel=args.fuel, timeout=args.timeout, memory=memory)
+
+
 def parse_seconds(text: str) -> float:
     try:
         value = float(text)
@@ -215,11 +222,8 @@ def _read_input(source: str | None) -> bytes:
 def _call(args: argparse.Namespace) -> int:
     from callgate.runtime.plugin import Plugin, default_providers
 
-    defaults = Limits()
-    limits = Limits(fuel=args.fuel, timeout=args.timeout,
-                    memory=args.memory if args.memory is not None else defaults.memory)
     try:
-        with Plugin(args.wasm, policy=gate_policy_arg(args.policy), limits=limits,
+        with Plugin(args.wasm, policy=gate_policy_arg(args.policy), limits=limits_from(args),
                     audit=audit_target(args.audit),
                     providers=default_providers(), gates=args.gates,
                     broker=args.broker, tracer=args.tracer) as plugin:
