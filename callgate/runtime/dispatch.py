@@ -231,14 +231,13 @@ def _callback_source(params: tuple[str, ...], results: tuple[str, ...], mode: st
              "    def cb(env, caller, raw, n):",
              "        try:"]
     names = [f"a{i}" for i in range(len(params))]
+    narrow = [i for i, kind in enumerate(params) if kind in ("i32", "f32")]  # low 32 bits
     if len(params) >= SLICE_READ_MIN:  # one slice of the pointer beats n index operations
         lines.append(f"            {', '.join(names)}, = raw[0:{2 * len(params)}:2]")
-    for i, kind in enumerate(params):
-        mask = " & 0xFFFFFFFF" if kind in ("i32", "f32") else ""
-        if len(params) < SLICE_READ_MIN:
-            lines.append(f"            a{i} = raw[{2 * i}]{mask}")
-        elif mask:
-            lines.append(f"            a{i} &= 0xFFFFFFFF")
+        lines += [f"            a{i} &= 0xFFFFFFFF" for i in narrow]
+    else:
+        lines += [f"            a{i} = raw[{2 * i}]{' & 0xFFFFFFFF' if i in narrow else ''}"
+                  for i in range(len(params))]
     args_tuple = "(" + "".join(f"{n}, " for n in names) + ")"
     fargs = (names + ["0"] * ARG_COUNT)[:ARG_COUNT]
     ints = all(kind in ("i32", "i64") for kind in params)
