@@ -21,7 +21,7 @@ import operator
 from collections.abc import Callable, Sequence
 
 from callgate.bpf import opcodes as op
-from callgate.bpf.insn import Insn
+from callgate.bpf.insn import Insn, flow
 from callgate.bpf.seccomp_data import OFF_ARCH, OFF_IP, OFF_IP_HI, OFF_NR, SECCOMP_DATA_SIZE
 from callgate.bpf.verifier import CONDITIONAL_JUMPS, verify
 
@@ -67,13 +67,7 @@ def _literal(k: int) -> str:
 
 
 def _successors(insn: Insn, pc: int) -> tuple[int, ...]:
-    if insn.code in (op.BPF_RET | op.BPF_K, op.BPF_RET | op.BPF_A):
-        return ()
-    if insn.code == op.BPF_JMP | op.BPF_JA:
-        return (pc + 1 + insn.k,)
-    if insn.code in CONDITIONAL_JUMPS:
-        return tuple(dict.fromkeys((pc + 1 + insn.jt, pc + 1 + insn.jf)))
-    return (pc + 1,)
+    return tuple(dict.fromkeys(line for _, line in flow(insn, pc)))
 
 
 def _statement(insn: Insn) -> str:

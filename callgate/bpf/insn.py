@@ -11,6 +11,7 @@ import struct
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
 
+from callgate.bpf import opcodes as op
 from callgate.errors import CallgateError
 
 _SOCK_FILTER = struct.Struct("<HBBI")
@@ -41,6 +42,20 @@ class Insn(NamedTuple):
 
 
 Program = Sequence[Insn]
+
+
+def flow(insn: Insn, pc: int) -> tuple[tuple[str, int], ...]:
+    """Where control goes after ``insn`` at line ``pc``, as ``(field, line)`` pairs: ``next``
+    for a statement, ``goto`` for ``JA``, ``jt`` and ``jf`` for any other jump, nothing
+    after a return. Lines past the end are the caller's to refuse."""
+    cls = op.bpf_class(insn.code)
+    if cls == op.BPF_RET:
+        return ()
+    if cls != op.BPF_JMP:
+        return (("next", pc + 1),)
+    if op.bpf_op(insn.code) == op.BPF_JA:
+        return (("goto", pc + 1 + insn.k),)
+    return (("jt", pc + 1 + insn.jt), ("jf", pc + 1 + insn.jf))
 
 
 def pack(program: Iterable[Insn]) -> bytes:

@@ -39,7 +39,7 @@ from callgate.bpf.actions import (
     effective_action,
 )
 from callgate.bpf.disassembler import statements
-from callgate.bpf.insn import Insn
+from callgate.bpf.insn import Insn, flow
 from callgate.bpf.syntax import LINE_LABEL, RAW_DIRECTIVE
 from callgate.errors import CallgateError
 
@@ -78,15 +78,7 @@ def edges(program: Sequence[Insn]) -> list[Edge]:
     """Every control-flow edge, in line order; refuses jumps and fall-throughs past the end."""
     out = []
     for pc, insn in enumerate(program):
-        cls = op.bpf_class(insn.code)
-        if cls == op.BPF_RET:
-            continue
-        if cls != op.BPF_JMP:
-            found = [Edge(pc, pc + 1, "next")]
-        elif op.bpf_op(insn.code) == op.BPF_JA:
-            found = [Edge(pc, pc + 1 + insn.k, "goto")]
-        else:
-            found = [Edge(pc, pc + 1 + insn.jt, "jt"), Edge(pc, pc + 1 + insn.jf, "jf")]
+        found = [Edge(pc, target, field) for field, target in flow(insn, pc)]
         for edge in found:
             if edge.target >= len(program):
                 raise GraphError(
