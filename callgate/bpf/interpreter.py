@@ -24,10 +24,12 @@ from callgate.bpf.verifier import verify
 
 
 class Execution(NamedTuple):
-    """What one run of a filter did: its u32 result and the indices it executed, in order."""
+    """What one run of a filter did: its u32 result, the indices it executed in order,
+    and ``(A, X)`` as each of those instructions found them (parallel to ``path``)."""
 
     ret: int
     path: tuple[int, ...]
+    registers: tuple[tuple[int, int], ...] = ()
 
 
 def alu(operation: int, a: int, operand: int) -> int:
@@ -82,16 +84,18 @@ def interpret(program: Sequence[Insn], data: SeccompData) -> Execution:
     a = x = 0
     mem = [0] * op.BPF_MEMWORDS
     path: list[int] = []
+    registers: list[tuple[int, int]] = []
     pc = 0
     while True:
         path.append(pc)
+        registers.append((a, x))
         insn = program[pc]
         code, k = insn.code, insn.k
         cls = op.bpf_class(code)
         pc += 1
         if cls == op.BPF_RET:
             ret = a if op.bpf_rval(code) == op.BPF_A else k
-            return Execution(ret, tuple(path))
+            return Execution(ret, tuple(path), tuple(registers))
         if cls in (op.BPF_LD, op.BPF_LDX):
             mode = op.bpf_mode(code)
             if mode == op.BPF_ABS:
@@ -117,7 +121,7 @@ def interpret(program: Sequence[Insn], data: SeccompData) -> Execution:
                 continue
             operand = x if op.bpf_src(code) == op.BPF_X else k
             if operation == op.BPF_DIV and operand == 0:
-                return Execution(0, tuple(path))
+                return Execution(0, tuple(path), tuple(registers))
             a = alu(operation, a, operand)
         elif cls == op.BPF_JMP:
             operation = op.bpf_op(code)

@@ -71,7 +71,8 @@ def is_x32_call(nr: int) -> bool:
     return X32_SYSCALL_BIT <= nr & U32_MASK != SKIPPED_NR
 
 
-def _wrong_abi(arch: Arch, nr: int) -> bool:
+def wrong_abi(arch: Arch, nr: int) -> bool:
+    """Whether ``nr`` was made through the other x86-64 ABI (x32 on x86_64, or back)."""
     rule = x32_rule(arch)
     if rule is X32Rule.REJECT:
         return is_x32_call(nr)
@@ -102,7 +103,7 @@ def holds(check: ArgCheck, args: tuple[int, ...]) -> bool:
 def decide(section: Section, arch: Arch, data: SeccompData) -> int:
     """The return value a filter for ``section`` on ``arch`` must give for ``data``."""
     nr = data.nr & U32_MASK
-    if data.arch != arch.audit_arch or _wrong_abi(arch, nr):
+    if data.arch != arch.audit_arch or wrong_abi(arch, nr):
         return mismatch_action(section)
     if section.enosys_above is not None and nr > section.enosys_above:
         return ENOSYS_ACTION

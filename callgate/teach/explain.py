@@ -7,8 +7,8 @@ which matching rule wins (the most restrictive action). ``reference.decide`` is
 also asked directly, so the walk itself is checked against the specification.
 
 The BPF side runs the compiled program in the reference interpreter and keeps the
-executed lines, annotated with the value each load put in A and whether each
-condition held.
+executed lines, annotated with the value each line put in A or X (as the interpreter
+computed it) and whether each condition held.
 
 All three answers must be equal. When they are not, the compiler (or this walk)
 has a bug: :attr:`Explanation.agree` is false and the command line fails loudly.
@@ -25,8 +25,8 @@ from callgate.bpf import opcodes as op
 from callgate.bpf.actions import format_action
 from callgate.bpf.disassembler import listing_lines
 from callgate.bpf.insn import Insn
-from callgate.bpf.interpreter import alu, interpret
-from callgate.bpf.seccomp_data import SECCOMP_DATA_SIZE, U32_MASK, SeccompData
+from callgate.bpf.interpreter import Execution, interpret
+from callgate.bpf.seccomp_data import U32_MASK, SeccompData
 from callgate.policy.model import Op, Rule, Section
 from callgate.policy.reference import (
     ENOSYS_ACTION,
@@ -34,8 +34,8 @@ from callgate.policy.reference import (
     decide,
     decision_order,
     holds,
-    is_x32_call,
     mismatch_action,
+    wrong_abi,
     x32_rule,
 )
 
@@ -142,7 +142,7 @@ def explain_call(
         explained=verdict,
         reference=decide(section, arch, data),
         bpf=execution.ret,
-        path=_path(program, arch, data, execution.path),
+        path=_path(program, arch, execution),
         program_length=len(program),
     )
 
@@ -165,21 +165,15 @@ def _walk(section: Section, arch: Arch, data: SeccompData, rule_paths: Sequence[
             f"for ({arch.name}): the mismatch action {format_action(mismatch)}",
             (), (), mismatch,
         )
-    x32 = x32_rule(arch)
-    if x32 is X32Rule.REJECT and is_x32_call(nr):
-        return (
-            Stage.WRONG_ABI,
-            f"nr {nr:#x} has the x32 bit ({X32_SYSCALL_BIT:#x}) set: an x32 call, which a "
-            f"filter for x86_64 refuses with the mismatch action {format_action(mismatch)}",
-            (), (), mismatch,
-        )
-    if x32 is X32Rule.REQUIRE and nr < X32_SYSCALL_BIT:
-        return (
-            Stage.WRONG_ABI,
-            f"nr {nr:#x} lacks the x32 bit ({X32_SYSCALL_BIT:#x}): an x86_64 call, which a "
-            f"filter for x32 refuses with the mismatch action {format_action(mismatch)}",
-            (), (), mismatch,
-        )
+    if wrong_abi(arch, nr):
+        if x32_rule(arch) is X32Rule.REJECT:
+            why = (f"nr {nr:#x} has the x32 bit ({X32_SYSCALL_BIT:#x}) set: an x32 call, "
+                   "which a filter for x86_64 refuses")
+        else:
+            why = (f"nr {nr:#x} lacks the x32 bit ({X32_SYSCALL_BIT:#x}): an x86_64 call, "
+                   "which a filter for x32 refuses")
+        return (Stage.WRONG_ABI, f"{why} with the mismatch action {format_action(mismatch)}",
+                (), (), mismatch)
     if section.enosys_above is not None and nr > section.enosys_above:
         return (
             Stage.ENOSYS_ABOVE,
@@ -258,65 +252,38 @@ def _why_winner(matched: list[RuleResult], best: int) -> str:
 # The BPF side.
 
 
-def _path(
-    program: Sequence[Insn], arch: Arch, data: SeccompData, executed: tuple[int, ...]
-) -> tuple[PathStep, ...]:
+def _path(program: Sequence[Insn], arch: Arch, execution: Execution) -> tuple[PathStep, ...]:
     lines = listing_lines(program, arch)
-    notes = _notes(program, data, executed)
+    notes = _notes(program, execution)
     return tuple(
-        PathStep(pc, lines[pc], note) for pc, note in zip(executed, notes, strict=True)
+        PathStep(pc, lines[pc], note) for pc, note in zip(execution.path, notes, strict=True)
     )
 
 
-def _notes(program: Sequence[Insn], data: SeccompData, executed: tuple[int, ...]) -> list[str]:
-    """What each executed line did: the value it put in A (or X), or whether its test held.
+def _notes(program: Sequence[Insn], execution: Execution) -> list[str]:
+    """What each executed line did: the value it put in A or X, or whether its test held.
 
-    A test's truth comes from the path itself (which line ran next), so it is what
-    the interpreter did, read against the statement as the listing prints it.
+    Both come from the interpreter's run: the registers as the next line found them,
+    and for a test, which line ran next, read against the statement as the listing
+    prints it. The last line (a return, or a division by zero) has no note.
     """
     notes = []
-    a: int | None = 0
-    for step, pc in enumerate(executed):
+    executed, registers = execution.path, execution.registers
+    for step, pc in enumerate(executed[:-1]):
         insn = program[pc]
         cls = op.bpf_class(insn.code)
+        a, x = registers[step + 1]
         note = ""
-        if cls in (op.BPF_LD, op.BPF_LDX):
-            value = _loaded(insn, data)
-            if cls == op.BPF_LD:
-                a = value
-            note = "" if value is None else f"{'A' if cls == op.BPF_LD else 'X'} is {value:#x}"
-        elif cls == op.BPF_ALU:
-            a = _alu(insn, a)
-            note = "" if a is None else f"A is {a:#x}"
-        elif cls == op.BPF_MISC and op.bpf_miscop(insn.code) == op.BPF_TXA:
-            a = None
+        if cls == op.BPF_LD or cls == op.BPF_ALU:
+            note = f"A is {a:#x}"
+        elif cls == op.BPF_LDX:
+            note = f"X is {x:#x}"
+        elif cls == op.BPF_MISC:
+            note = f"X is {x:#x}" if op.bpf_miscop(insn.code) == op.BPF_TAX else f"A is {a:#x}"
         elif cls == op.BPF_JMP and op.bpf_op(insn.code) != op.BPF_JA and insn.jt != insn.jf:
-            # never the last step: a path ends at a return (or a division by zero)
             note = str(_printed_test_held(pc, insn, executed[step + 1])).lower()
         notes.append(note)
-    return notes
-
-
-def _loaded(insn: Insn, data: SeccompData) -> int | None:
-    mode = op.bpf_mode(insn.code)
-    if mode == op.BPF_ABS:
-        return data.word(insn.k) & U32_MASK
-    if mode == op.BPF_IMM:
-        return insn.k
-    if mode == op.BPF_LEN:
-        return SECCOMP_DATA_SIZE
-    return None  # scratch memory: not tracked
-
-
-def _alu(insn: Insn, a: int | None) -> int | None:
-    operation = op.bpf_op(insn.code)
-    if a is None:
-        return None
-    if operation == op.BPF_NEG:
-        return -a & U32_MASK
-    if op.bpf_src(insn.code) == op.BPF_X or (operation == op.BPF_DIV and insn.k == 0):
-        return None  # X is not tracked; a division by zero ends the program
-    return alu(operation, a, insn.k)
+    return [*notes, ""]
 
 
 def _printed_test_held(pc: int, insn: Insn, next_pc: int) -> bool:

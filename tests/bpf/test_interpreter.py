@@ -133,7 +133,10 @@ def test_path_lists_executed_instructions():
         ret(3),
         RET_A,
     ]
-    assert interpret(program, DATA) == (1000, (0, 1, 4, 6))
+    execution = interpret(program, DATA)
+    assert (execution.ret, execution.path) == (1000, (0, 1, 4, 6))
+    # (A, X) as each executed line found them: nr was loaded by line 0.
+    assert execution.registers == ((0, 0), (1000, 0), (1000, 0), (1000, 0))
 
 
 def test_div_by_zero_path_ends_at_the_division():
