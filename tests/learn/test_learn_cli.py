@@ -154,16 +154,20 @@ def test_without_o_the_policy_is_stdout_and_the_guest_output_goes_to_stderr():
     assert "hello" not in done.stdout.replace("learnme", "")
 
 
-def test_copyfile_learned_with_a_dir_copies_again_and_locked(tmp_path):
-    needs_strace()
+@pytest.mark.parametrize(("method", "watched"), [("strace", "watched with strace -f"),
+                                                 ("user_notif", "watched by a USER_NOTIF")])
+def test_copyfile_learned_with_a_dir_copies_again_and_locked(tmp_path, method, watched):
+    """Either watcher sees the syscalls behind path_open and fd_read; reruns, also locked."""
+    if method == "strace":
+        needs_strace()
     (tmp_path / "src").write_bytes(os.urandom(5000))
     policy = tmp_path / "copy.toml"
     args = ["--dir", f"{tmp_path}::/w", "--", "/w/src", "/w/dst", "512"]
-    done = cli("learn", str(WASM / "copyfile.wasm"), "--kernel-trace", "strace", "-o",
+    done = cli("learn", str(WASM / "copyfile.wasm"), "--kernel-trace", method, "-o",
                str(policy), *args)
     assert done.returncode == 0, done.stderr
     text = policy.read_text()
-    assert "watched with strace -f" in text
+    assert watched in text
     # the kernel section saw the file work, and found it granted by path_open and fd_read
     assert "openat2" in text and "already allowed - gate path_open" in text
     assert "read (" in text and "gate fd_read" in text
@@ -217,22 +221,6 @@ def test_without_strace_auto_watches_with_user_notif_and_strace_asks_to_install(
     assert done.returncode == 0, done.stderr
     assert "watched by a USER_NOTIF supervisor" in policy.read_text()
     assert load_policy(policy).kernel is not None
-
-
-def test_user_notif_sees_the_file_work_and_its_policy_runs_locked(tmp_path):
-    """The other watcher: the syscalls behind path_open and fd_read, and a locked rerun."""
-    (tmp_path / "src").write_bytes(os.urandom(3000))
-    policy = tmp_path / "copy.toml"
-    args = ["--dir", f"{tmp_path}::/w", "--", "/w/src", "/w/dst", "512"]
-    done = cli("learn", str(WASM / "copyfile.wasm"), "--kernel-trace", "user_notif", "-o",
-               str(policy), *args)
-    assert done.returncode == 0, done.stderr
-    text = policy.read_text()
-    assert "watched by a USER_NOTIF supervisor" in text
-    assert "openat2" in text and "already allowed - gate path_open" in text
-    (tmp_path / "dst").unlink()
-    again = cli("run", str(WASM / "copyfile.wasm"), "--policy", str(policy), "--kernel", *args)
-    assert (again.returncode, again.stdout) == (0, "copied 3000 bytes\n"), again.stderr
 
 
 def test_options_may_follow_the_module(tmp_path):
