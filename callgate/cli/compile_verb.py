@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -20,7 +19,7 @@ from callgate.bpf.formats import render
 from callgate.cli.check_verb import add_policy_target_arguments, policy_target_kwargs
 from callgate.errors import CallgateError
 from callgate.gates.numbers import APP_GATE_FIRST, APP_GATE_LAST
-from callgate.policy import LoadResult, PolicyWarning, load_policy_result
+from callgate.policy import LoadResult, load_policy_result
 from callgate.policy.compiler import compile_plan, section_for
 from callgate.policy.model import Layer, Policy, Section
 from callgate.policy.pfc import render_pfc
@@ -115,8 +114,7 @@ def load_target(path: str, args: argparse.Namespace, verb: str) -> PolicyTarget:
     """Load the policy at ``path`` (``-``: stdin) and resolve the section the options name."""
     source = sys.stdin.read() if path == "-" else path
     loaded = load_policy_result(source, **policy_target_kwargs(args))  # type: ignore[arg-type]
-    for problem in loaded.warnings:  # as load_policy reports them
-        warnings.warn(str(problem), PolicyWarning, stacklevel=2)
+    loaded.issue_warnings()  # as load_policy reports them
     layer = _layer(loaded.policy, args.layer)
     arch = _arch(layer, args)
     section = section_for(loaded.policy, layer, arch)

@@ -9,7 +9,6 @@ architecture, capability set and kernel version (see :mod:`callgate.policy.oci`)
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -59,8 +58,7 @@ def load_policy(
     """
     result = load_policy_result(source, arch=arch, caps=caps, kernel_version=kernel_version,
                                 gate_names=gate_names, format=format)
-    for problem in result.warnings:
-        warnings.warn(str(problem), PolicyWarning, stacklevel=2)
+    result.issue_warnings()
     return result.policy
 
 

@@ -7,9 +7,10 @@ path it was written at (``kernel.rules[2]``, ``syscalls[40]``).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
-from callgate.policy.errors import Problem
+from callgate.policy.errors import PolicyWarning, Problem
 from callgate.policy.model import Layer, Policy
 
 
@@ -23,6 +24,12 @@ class LoadResult:
     format: str = "toml"
     # Things worth knowing that are not wrong (a name this arch lacks, a rule runc drops).
     notes: tuple[Problem, ...] = ()
+
+    def issue_warnings(self) -> None:
+        """Each warning as a :class:`PolicyWarning`, attributed to whoever asked for the
+        policy (the caller of the function that calls this)."""
+        for problem in self.warnings:
+            warnings.warn(str(problem), PolicyWarning, stacklevel=3)
 
     def rule_path(self, layer: Layer, index: int) -> str:
         paths = self.rule_paths.get(layer, ())
