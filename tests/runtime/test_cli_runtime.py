@@ -30,12 +30,17 @@ def callgate(*args: str, stdin: bytes = b"", cwd=None, env=None) -> subprocess.C
                           cwd=cwd, env=env)
 
 
-@pytest.fixture
-def app_gates_module(tmp_path, monkeypatch):
-    (tmp_path / "cg_test_gates.py").write_text(GATES_MODULE)
+def importable(tmp_path, monkeypatch, module: str, source: str) -> str:
+    """Write ``module`` into tmp_path and put it on the path, here and in subprocesses."""
+    (tmp_path / f"{module}.py").write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    return "cg_test_gates:gates"
+    return module
+
+
+@pytest.fixture
+def app_gates_module(tmp_path, monkeypatch):
+    return importable(tmp_path, monkeypatch, "cg_test_gates", GATES_MODULE) + ":gates"
 
 
 def test_call_bytes_export_from_stdin_and_file(tmp_path):
@@ -227,10 +232,7 @@ TRAP_OPEN = gate_policy(
 
 @pytest.fixture
 def broker_module(tmp_path, monkeypatch):
-    (tmp_path / "cg_test_broker.py").write_text(BROKER_MODULE)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    return "cg_test_broker"
+    return importable(tmp_path, monkeypatch, "cg_test_broker", BROKER_MODULE)
 
 
 @pytest.fixture
