@@ -260,9 +260,11 @@ class Plugin:
         imports = []
         evaluator = self.evaluator
         functypes = [imp.type for imp in self.module.imports]
+        interpreted = (_interpreted_filter(evaluator.program)
+                       if self.filter_mode == "interpreter" else None)
         for ip, (spec, provider) in enumerate(resolved):
-            if self.filter_mode == "interpreter":
-                constant, filter_fn = None, _interpreted_filter(evaluator.program)
+            if interpreted is not None:
+                constant, filter_fn = None, interpreted
             else:
                 constant = evaluator.constant.get(spec.number & M32)
                 filter_fn = evaluator.function if constant is not None else \
