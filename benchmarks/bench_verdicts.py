@@ -31,7 +31,7 @@ from typing import Any
 from bench_gate import ARG_POLICY, GROUP_HOST, GUESTS, _gates
 from common import FUNC_7, Row, timed_row
 
-from callgate.gates.wasi_errno import EPERM
+from callgate.arch.wasi_errno import EPERM
 from callgate.runtime import ALLOW, Plugin
 
 GATED_7_ERRNO = "callgate gate, 7 args, denied errno(EPERM)"

@@ -3,7 +3,7 @@
 Usage: ``python benchmarks/bench_worker.py [N]`` (or through ``benchmarks/run.py``).
 
 The same guests, policy-free, run in a :class:`~callgate.runtime.Plugin` in this
-process and in an :class:`~callgate.kernel.isolated.IsolatedPlugin` (a real subprocess
+process and in an :class:`~callgate.isolation.isolated.IsolatedPlugin` (a real subprocess
 locked down with NO_NEW_PRIVS and the derived kernel filter; calls are JSON frames on a
 Unix socketpair):
 
@@ -24,8 +24,8 @@ from pathlib import Path
 from common import Row, in_ms, loop, timed_row
 
 from callgate.gates.app import AppGates
-from callgate.kernel.isolated import IsolatedPlugin
-from callgate.kernel.worker import Worker
+from callgate.isolation.isolated import IsolatedPlugin
+from callgate.isolation.worker import Worker
 from callgate.policy import load_policy_text
 from callgate.runtime import Plugin
 

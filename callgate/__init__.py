@@ -28,6 +28,6 @@ def __getattr__(name: str) -> object:
         from callgate.gates.app import AppGates
         return AppGates
     if name == "IsolatedPlugin":  # Plugin's API, in a locked-down worker process
-        from callgate.kernel.isolated import IsolatedPlugin
+        from callgate.isolation.isolated import IsolatedPlugin
         return IsolatedPlugin
     raise AttributeError(f"module 'callgate' has no attribute {name!r}")

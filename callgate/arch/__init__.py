@@ -18,7 +18,7 @@ from importlib import resources
 from types import MappingProxyType
 
 from callgate.errors import CallgateError
-from callgate.gates.numbers import WASI_NUMBERS
+from callgate.arch.gate_numbers import WASI_NUMBERS
 
 # 'CGAT' in ASCII. Real AUDIT_ARCH values are an ELF machine number (< 0x10000)
 # plus the 64-bit (0x80000000) and little-endian (0x40000000) flags, so any value

@@ -14,12 +14,12 @@ from pathlib import Path
 
 from callgate.arch import Arch
 from callgate.bpf.actions import format_action
-from callgate.bpf.disassembler import disassemble, listing_lines, program_arch
-from callgate.bpf.formats import FORMATS, read_program, render
+from callgate.asm.disassembler import disassemble, listing_lines, program_arch
+from callgate.asm.formats import FORMATS, read_program, render
 from callgate.bpf.insn import Insn
 from callgate.bpf.interpreter import interpret
 from callgate.bpf.seccomp_data import ARG_COUNT, SeccompData
-from callgate.bpf.syntax import LINE_LABEL, LISTING_HEADER, choose_arch
+from callgate.asm.syntax import LINE_LABEL, LISTING_HEADER, choose_arch
 from callgate.bpf.verifier import VerifierError, verify
 from callgate.errors import CallgateError
 

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from callgate.arch import AUDIT_ARCH_CALLGATE, GATE_ARCH, Arch, get_arch, native_arch
-from callgate.bpf.formats import render
+from callgate.asm.formats import render
 from callgate.cli.check_verb import add_policy_target_arguments, policy_target_kwargs
 from callgate.errors import CallgateError
-from callgate.gates.numbers import APP_GATE_FIRST, APP_GATE_LAST
+from callgate.arch.gate_numbers import APP_GATE_FIRST, APP_GATE_LAST
 from callgate.policy import LoadResult, load_policy_result
 from callgate.policy.compiler import compile_plan, section_for
 from callgate.policy.model import Layer, Policy, Section

@@ -15,8 +15,9 @@ from pathlib import Path
 
 from callgate.arch import get_arch, native_arch
 from callgate.bpf.actions import ACTION_NAMES, PRECEDENCE, format_action
-from callgate.bpf.formats import FORMATS, render
-from callgate.kernel import baseline, binding
+from callgate.asm.formats import FORMATS, render
+from callgate.kernel import binding
+from callgate.learn import baseline
 from callgate.kernel.hostpolicy import ALWAYS_DENIED, derive_host_policy
 from callgate.policy import Policy, load_policy
 

@@ -152,7 +152,7 @@ def default_policy(with_fs: bool) -> Policy:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from callgate.runtime.errors import AbiError, GateViolation, PluginError, PluginLoadError
+    from callgate.gates.errors import AbiError, GateViolation, PluginError, PluginLoadError
     from callgate.runtime.plugin import Plugin
 
     guest_args = late_options(args, _add_options, "callgate run WASM")
@@ -171,7 +171,7 @@ def _run(args: argparse.Namespace) -> int:
         drop_capabilities()  # now, while this is the only thread (see drop_capabilities)
     try:
         if args.isolate:
-            from callgate.kernel.isolated import isolated_command
+            from callgate.isolation.isolated import isolated_command
             opened = isolated_command(args.wasm, policy, limits, config, audit=args.audit,
                                       broker=args.broker, tracer=args.tracer)
         else:

@@ -22,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from callgate.arch import GATE_ARCH
-from callgate.bpf.formats import is_raw
+from callgate.asm.formats import is_raw
 from callgate.bpf.insn import Insn
 from callgate.cli.bpf_verbs import load_program_file
 from callgate.gates.app import AppGates
 from callgate.gates.spec import GuestExit
 from callgate.runtime import abi
 from callgate.runtime.audit import AuditSink
-from callgate.runtime.errors import GateViolation
+from callgate.gates.errors import GateViolation
 from callgate.runtime.limits import Limits
 
 KILLED_EXIT = 128 + 31  # SIGSYS

@@ -13,7 +13,7 @@ decorator and pass the registry to the plugin::
 Guests import them from the ``callgate`` module (``CG_GATE("log_line")`` in C).
 
 * Numbers come from the reserved range ``0x1000..0x1fff``
-  (:data:`~callgate.gates.numbers.APP_GATE_FIRST` …). Pass ``number=`` to pin one
+  (:data:`~callgate.arch.gate_numbers.APP_GATE_FIRST` …). Pass ``number=`` to pin one
   (raw BPF filters match numbers, so pinned numbers keep them valid); otherwise
   the next free number in registration order is taken.
 * Arguments arrive as unsigned ints, exactly what the filter compared; use
@@ -22,7 +22,7 @@ Guests import them from the ``callgate`` module (``CG_GATE("log_line")`` in C).
 * Error convention: a policy ``ERRNO(n)`` verdict makes a gate whose first
   result is an integer return ``-n`` (WASI numbering, as in ``callgate.h``);
   other results are 0. A gate with no integer result cannot carry an errno, so
-  the call is aborted with :class:`~callgate.runtime.errors.GateDenied`.
+  the call is aborted with :class:`~callgate.gates.errors.GateDenied`.
 * ``call.state`` is a fresh dict per plugin instance (or what ``state=`` builds),
   so gates can keep per-plugin data without globals.
 """
@@ -33,7 +33,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from callgate.errors import CallgateError
-from callgate.gates.numbers import APP_GATE_FIRST, APP_GATE_LAST, WASI_NUMBERS
+from callgate.arch.gate_numbers import APP_GATE_FIRST, APP_GATE_LAST, WASI_NUMBERS
+from callgate.gates.errors import GateDenied
 from callgate.gates.spec import GateSpec, ValType
 
 APP_MODULE = "callgate"
@@ -48,7 +49,6 @@ def _errno_results(name: str, number: int, results: tuple[ValType, ...]
                    ) -> Callable[[int], tuple[int, ...]]:
     if not results or results[0] not in ("i32", "i64"):
         def abort(n: int) -> tuple[int, ...]:
-            from callgate.runtime.errors import GateDenied
             raise GateDenied(name, number, n)
         return abort
     rest = (0,) * (len(results) - 1)

@@ -5,12 +5,12 @@ One module per concern (see docs/kernel.md):
 * :mod:`~callgate.kernel.binding`: seccomp(2), prctl and the USER_NOTIF ioctls (cffi, ABI mode);
 * :mod:`~callgate.kernel.child`: the fork oracle - run code or probe syscalls in a child;
 * :mod:`~callgate.kernel.hostpolicy`: the host policy derived from a plugin policy;
-* :mod:`~callgate.kernel.baseline`: measuring the runtime's steady-state syscalls;
 * :mod:`~callgate.kernel.lockdown`: closing fds, dropping capabilities, NNP, filter + TSYNC;
-* :mod:`~callgate.kernel.worker` / :mod:`~callgate.kernel.worker_main` /
-  :mod:`~callgate.kernel.wire`: the locked-down worker process and its protocol;
-* :mod:`~callgate.kernel.isolated`: a plugin in a worker;
-* :mod:`~callgate.kernel.supervisor`: answering USER_NOTIF syscalls from another process.
+* :mod:`~callgate.kernel.supervisor`: answering USER_NOTIF syscalls from another process;
+* :mod:`~callgate.kernel.strace`: watching a process's syscalls between marker syscalls.
+
+The kernel layer knows policies and gate specs, never the runtime: the worker process
+that combines both lives one layer up, in :mod:`callgate.isolation`.
 
 The binding's API is re-exported here (``from callgate.kernel import install_filter``);
 everything else is imported from its module.

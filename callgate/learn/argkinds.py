@@ -17,7 +17,7 @@ from __future__ import annotations
 import inspect
 
 from callgate.bpf.seccomp_data import ARG_COUNT
-from callgate.gates.numbers import WASI_MODULE
+from callgate.arch.gate_numbers import WASI_MODULE
 from callgate.gates.spec import GateSpec
 
 # WASI parameter names (witx) whose values identify a resource or select a behaviour.

@@ -24,7 +24,7 @@ from callgate.gates.spec import GateSpec, GuestExit
 from callgate.gates.wasi import WasiConfig, WasiProvider
 from callgate.learn.argkinds import pinnable
 from callgate.runtime.audit import AuditRecord, AuditSink
-from callgate.runtime.errors import AbiError, PluginError, PluginLoadError
+from callgate.gates.errors import AbiError, PluginError, PluginLoadError
 from callgate.runtime.limits import Limits
 from callgate.runtime.plugin import Plugin
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from functools import cache
 
 from callgate.arch import get_arch, known_arches
-from callgate.gates.numbers import WASI_GATES
+from callgate.arch.gate_numbers import WASI_GATES
 
 
 @cache

@@ -21,7 +21,7 @@ from callgate.bpf.actions import (
     data_of,
     parse_action,
 )
-from callgate.gates import wasi_errno
+from callgate.arch import wasi_errno
 from callgate.policy.errors import ProblemList
 from callgate.policy.loaded import LoadResult
 from callgate.policy.model import ArgCheck, Layer, Op, Policy, Rule, Section

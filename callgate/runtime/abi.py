@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from callgate.runtime.errors import AbiError, GuestAllocError, OutputLimitExceeded
+from callgate.gates.errors import AbiError, GuestAllocError, OutputLimitExceeded
 
 if TYPE_CHECKING:
     from callgate.runtime.plugin import Plugin

@@ -43,10 +43,10 @@ from callgate.bpf.actions import (
 )
 from callgate.bpf.seccomp_data import ARG_COUNT
 from callgate.gates.spec import GateCall, GateSpec
-from callgate.gates.wasi_errno import ENOSYS, EPERM
+from callgate.arch.wasi_errno import ENOSYS, EPERM
 from callgate.runtime import audit
 from callgate.runtime.broker import Allow, Errno, GateRequest, Value
-from callgate.runtime.errors import GateViolation, PluginKilled
+from callgate.gates.errors import GateViolation, PluginKilled
 
 if TYPE_CHECKING:
     from callgate.runtime.plugin import Plugin

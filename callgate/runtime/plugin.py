@@ -40,7 +40,7 @@ from callgate.bpf.interpreter import interpret
 from callgate.bpf.seccomp_data import SeccompData
 from callgate.gates.app import AppGates
 from callgate.gates.memory import GuestMemory
-from callgate.gates.numbers import WASI_MODULE
+from callgate.arch.gate_numbers import WASI_MODULE
 from callgate.gates.spec import GateSpec
 from callgate.gates.table import GateProvider, GateTable
 from callgate.policy import Policy, load_policy
@@ -63,7 +63,7 @@ from callgate.runtime.capi import (
     trap_code,
 )
 from callgate.runtime.dispatch import GateBinding
-from callgate.runtime.errors import (
+from callgate.gates.errors import (
     DeadlineExceeded,
     FuelExhausted,
     GuestTrap,

@@ -14,7 +14,7 @@ import textwrap
 
 from callgate.bpf.actions import format_action
 from callgate.bpf.seccomp_data import U32_MASK
-from callgate.bpf.syntax import LINE_LABEL, LISTING_HEADER
+from callgate.asm.syntax import LINE_LABEL, LISTING_HEADER
 from callgate.policy.model import Op
 from callgate.teach.explain import CheckResult, Explanation, RuleResult, Stage
 

@@ -38,9 +38,9 @@ from callgate.bpf.actions import (
     SECCOMP_RET_USER_NOTIF,
     effective_action,
 )
-from callgate.bpf.disassembler import statements
+from callgate.asm.disassembler import statements
 from callgate.bpf.insn import Insn, flow
-from callgate.bpf.syntax import LINE_LABEL, RAW_DIRECTIVE
+from callgate.asm.syntax import LINE_LABEL, RAW_DIRECTIVE
 from callgate.errors import CallgateError
 
 DOT_TIMEOUT_SECONDS = 60.0

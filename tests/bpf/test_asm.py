@@ -13,7 +13,7 @@ import tempfile
 import pytest
 from conftest import require
 
-from callgate.bpf.assembler import AsmError, assemble, text_arch
+from callgate.asm.assembler import AsmError, assemble, text_arch
 from callgate.bpf.insn import Insn, pack
 
 try:

@@ -12,7 +12,7 @@ import signal
 
 from bpf_oracle import require_kernel
 
-from callgate.bpf.assembler import assemble
+from callgate.asm.assembler import assemble
 from callgate.cli import main
 
 TEXT = """

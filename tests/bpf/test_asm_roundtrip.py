@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 
 from callgate.arch import get_arch, known_arches
 from callgate.bpf import opcodes as op
-from callgate.bpf.assembler import assemble
-from callgate.bpf.disassembler import disassemble
-from callgate.bpf.formats import read_program, render
+from callgate.asm.assembler import assemble
+from callgate.asm.disassembler import disassemble
+from callgate.asm.formats import read_program, render
 from callgate.bpf.insn import Insn, pack, unpack
 
 try:

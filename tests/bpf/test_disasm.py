@@ -12,8 +12,8 @@ import struct
 import pytest
 
 from callgate.arch import get_arch, known_arches
-from callgate.bpf.assembler import assemble
-from callgate.bpf.disassembler import disassemble, program_arch, statements
+from callgate.asm.assembler import assemble
+from callgate.asm.disassembler import disassemble, program_arch, statements
 from callgate.bpf.insn import Insn, unpack
 
 

@@ -6,7 +6,7 @@ import shutil
 
 from conftest import require
 
-from callgate.kernel.baseline import END_MARKER, measure, steady_state
+from callgate.learn.baseline import END_MARKER, measure, steady_state
 from callgate.kernel.hostpolicy import load_baseline
 
 

@@ -10,10 +10,10 @@ import pytest
 from kv_host import ENOENT, kv_gates
 
 from callgate.gates.app import AppGates
-from callgate.kernel.isolated import IsolatedPlugin
-from callgate.kernel.worker import WorkerCrashed, WorkerTimeout
+from callgate.isolation.isolated import IsolatedPlugin
+from callgate.isolation.worker import WorkerCrashed, WorkerTimeout
 from callgate.runtime import Errno, Limits, PluginKilled, PluginPoisoned, Value
-from callgate.runtime.errors import DeadlineExceeded
+from callgate.gates.errors import DeadlineExceeded
 
 GUESTS = Path(__file__).resolve().parents[2] / "guests" / "wasm"
 EPERM = 63  # WASI numbering, as kvstore reports errors
@@ -270,7 +270,7 @@ def test_hostile_guests_end_with_their_typed_error_in_a_locked_worker(guest, exp
 
 
 def test_a_plugin_that_cannot_load_in_the_worker_raises_the_runtimes_error():
-    from callgate.runtime.errors import MemoryLimitExceeded
+    from callgate.gates.errors import MemoryLimitExceeded
 
     with pytest.raises(MemoryLimitExceeded):
         IsolatedPlugin(GUESTS / "hostile_big_memory.wasm")

@@ -379,7 +379,7 @@ def test_a_wasmtime_host_keeps_working_under_the_baseline_alone():
     script = r"""
 import json, wasmtime
 from callgate.kernel import lockdown
-from callgate.kernel.baseline import GUEST_WAT
+from callgate.learn.baseline import GUEST_WAT
 from callgate.policy import Policy
 engine = wasmtime.Engine()
 module = wasmtime.Module(engine, wasmtime.wat2wasm(GUEST_WAT))

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from callgate.kernel import wire
+from callgate.isolation import wire
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from callgate.arch import native_arch
-from callgate.kernel.worker import Worker, WorkerCrashed, WorkerError, WorkerTimeout
+from callgate.isolation.worker import Worker, WorkerCrashed, WorkerError, WorkerTimeout
 from callgate.policy import load_policy_text
 
 HERE = str(Path(__file__).parent)

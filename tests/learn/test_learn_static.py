@@ -6,10 +6,10 @@ import pytest
 import wasmtime
 from learn_helpers import WASM
 
-from callgate.gates.numbers import WASI_MODULE
+from callgate.arch.gate_numbers import WASI_MODULE
 from callgate.learn.imports import imported_gates
 from callgate.runtime import Plugin
-from callgate.runtime.errors import ImportRefused, PluginLoadError
+from callgate.gates.errors import ImportRefused, PluginLoadError
 
 
 def wasmtime_imports(name: str) -> list[tuple[str, str]]:

@@ -14,7 +14,7 @@ import pytest
 from conftest import require
 
 from callgate.arch import get_arch
-from callgate.gates.numbers import WASI_GATES
+from callgate.arch.gate_numbers import WASI_GATES
 from callgate.policy.names import (
     is_known_syscall,
     kernel_arch_names,

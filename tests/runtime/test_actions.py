@@ -26,10 +26,10 @@ from callgate.bpf.insn import Insn
 from callgate.bpf.seccomp_data import OFF_IP
 from callgate.gates.app import AppGates
 from callgate.gates.spec import GuestExit
-from callgate.gates.wasi_errno import WASI_ERRNO
+from callgate.arch.wasi_errno import WASI_ERRNO
 from callgate.runtime import ALLOW, AuditSink, Errno, Plugin, Value
 from callgate.runtime.dispatch import GateResultError
-from callgate.runtime.errors import GateDenied, GateViolation, PluginKilled, PluginPoisoned
+from callgate.gates.errors import GateDenied, GateViolation, PluginKilled, PluginPoisoned
 
 EPERM = WASI_ERRNO["EPERM"]
 ENOSYS = WASI_ERRNO["ENOSYS"]

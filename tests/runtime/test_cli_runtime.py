@@ -13,7 +13,7 @@ from conftest import require
 from rt_helpers import gate_policy, guest
 
 from callgate.cli import main
-from callgate.gates.numbers import WASI_GATES
+from callgate.arch.gate_numbers import WASI_GATES
 
 GATES_MODULE = textwrap.dedent("""
     from callgate.gates.app import AppGates

@@ -35,7 +35,7 @@ from callgate.gates.app import AppGates
 from callgate.gates.spec import GateSpec
 from callgate.gates.table import GateTable
 from callgate.runtime import ALLOW, Plugin
-from callgate.runtime.errors import GateDenied, GateViolation, PluginKilled
+from callgate.gates.errors import GateDenied, GateViolation, PluginKilled
 from callgate.runtime.plugin import default_providers
 
 

@@ -24,7 +24,7 @@ from callgate.gates.app import AppGates
 from callgate.gates.memory import GuestMemoryError
 from callgate.gates.spec import GuestExit
 from callgate.runtime import Limits, Plugin
-from callgate.runtime.errors import (
+from callgate.gates.errors import (
     AbiError,
     DeadlineExceeded,
     FuelExhausted,

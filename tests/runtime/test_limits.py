@@ -7,7 +7,7 @@ from rt_helpers import guest, wat
 
 from callgate.gates.app import AppGates
 from callgate.runtime import Limits, Plugin
-from callgate.runtime.errors import (
+from callgate.gates.errors import (
     DeadlineExceeded,
     FuelExhausted,
     InstanceLimitExceeded,

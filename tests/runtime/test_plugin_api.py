@@ -12,10 +12,10 @@ from rt_helpers import gate_policy, guest, wat
 from callgate.gates.app import AppGateError, AppGates
 from callgate.gates.memory import GuestMemoryError
 from callgate.gates.table import GateTable, GateTableError
-from callgate.gates.wasi_errno import WASI_ERRNO
+from callgate.arch.wasi_errno import WASI_ERRNO
 from callgate.policy import load_policy
 from callgate.runtime import Plugin
-from callgate.runtime.errors import (
+from callgate.gates.errors import (
     AbiError,
     ImportRefused,
     PluginClosed,
@@ -237,7 +237,7 @@ def test_counters_per_gate_and_verdict():
 
 
 def test_closing_a_plugin_from_inside_its_own_gate_is_refused():
-    from callgate.runtime.errors import PluginError
+    from callgate.gates.errors import PluginError
     gates = AppGates()
     holder = {}
 
@@ -257,7 +257,7 @@ def test_closing_a_plugin_from_inside_its_own_gate_is_refused():
 def test_failed_loads_leave_no_open_audit_file(tmp_path):
     import os
     before = len(os.listdir("/proc/self/fd"))
-    from callgate.runtime.errors import MemoryLimitExceeded
+    from callgate.gates.errors import MemoryLimitExceeded
     for module in (b"garbage", wat('(module (import "env" "x" (func)))'),
                    wat("(module (memory 70000))"), wat("(module (memory 5000))")):
         with pytest.raises((PluginLoadError, MemoryLimitExceeded)):

@@ -12,7 +12,7 @@ from callgate.arch import AUDIT_ARCH_CALLGATE, Arch
 from callgate.bpf import opcodes as op
 from callgate.bpf.compiled import compile_program
 from callgate.bpf.insn import Insn
-from callgate.gates.numbers import WASI_NUMBERS
+from callgate.arch.gate_numbers import WASI_NUMBERS
 from callgate.policy import load_policy
 from callgate.policy.compiler import compile_section
 from callgate.runtime.specialize import specialize

@@ -15,7 +15,7 @@ from rt_helpers import gate_policy, guest
 
 from callgate.gates.app import AppGates
 from callgate.runtime import Limits, Plugin
-from callgate.runtime.errors import FuelExhausted, PluginKilled, PluginPoisoned
+from callgate.gates.errors import FuelExhausted, PluginKilled, PluginPoisoned
 
 WAIT = 30.0  # generous: only reached if the runtime serialised the plugins (a failure)
 

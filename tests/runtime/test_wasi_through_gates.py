@@ -7,7 +7,7 @@ from conftest import require
 from rt_helpers import gate_policy, guest, wat
 
 from callgate.gates.spec import GuestExit
-from callgate.gates.wasi_errno import WASI_ERRNO
+from callgate.arch.wasi_errno import WASI_ERRNO
 from callgate.runtime import Plugin
 from callgate.runtime.plugin import default_providers
 
@@ -56,7 +56,7 @@ def test_proc_exit_ends_the_guest_with_its_code(wasi):
 
 
 def test_kill_on_a_wasi_gate_poisons(wasi):
-    from callgate.runtime.errors import PluginKilled, PluginPoisoned
+    from callgate.gates.errors import PluginKilled, PluginPoisoned
     out = bytearray()
     policy = gate_policy("allow", 'names = ["fd_write"]\naction = "kill_process"')
     with Plugin(WRITE, providers=wasi(out, out), policy=policy) as p:

@@ -26,7 +26,7 @@ from callgate.bpf.actions import (
     SECCOMP_RET_KILL_PROCESS,
     SECCOMP_RET_LOG,
 )
-from callgate.bpf.assembler import assemble
+from callgate.asm.assembler import assemble
 from callgate.bpf.interpreter import interpret
 from callgate.bpf.seccomp_data import SeccompData
 from callgate.policy.compiler import compile_section

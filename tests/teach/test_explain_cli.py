@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from callgate.bpf.assembler import assemble
+from callgate.asm.assembler import assemble
 from callgate.cli import main
 
 ROOT = Path(__file__).parents[2]

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import require
 
-from callgate.bpf.assembler import assemble
+from callgate.asm.assembler import assemble
 from callgate.bpf.insn import Insn, pack, unpack
 from callgate.cli import main
 

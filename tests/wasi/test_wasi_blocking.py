@@ -14,7 +14,7 @@ from native_wasi import WASM
 
 from callgate.gates.wasi import Preopen, WasiConfig, WasiProvider
 from callgate.runtime import Limits, Plugin
-from callgate.runtime.errors import DeadlineExceeded
+from callgate.gates.errors import DeadlineExceeded
 
 
 def _plugin(guest: str, args: tuple[str, ...], config: WasiConfig) -> Plugin:

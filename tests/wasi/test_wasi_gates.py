@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from native_wasi import WASM
 
 from callgate.arch import native_arch
-from callgate.gates import wasi_errno as E
+from callgate.arch import wasi_errno as E
 from callgate.gates.memory import GuestMemory
-from callgate.gates.numbers import WASI_NUMBERS
+from callgate.arch.gate_numbers import WASI_NUMBERS
 from callgate.gates.spec import GateCall, GuestExit
 from callgate.gates.wasi import Preopen, WasiConfig, WasiProvider, WasiState, wasi_specs
 from callgate.gates.wasi import types as T

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from callgate.gates import wasi_errno as E
+from callgate.arch import wasi_errno as E
 from callgate.gates.wasi import types as T
 from callgate.gates.wasi.gate import WasiError, wasi_gate
 

@@ -11,7 +11,7 @@ import os
 import select
 from typing import Any
 
-from callgate.gates import wasi_errno as E
+from callgate.arch import wasi_errno as E
 from callgate.gates.wasi import types as T
 from callgate.gates.wasi.capfs import STAT_SYSCALLS, futimens
 from callgate.gates.wasi.fdtable import FdEntry, filetype_of

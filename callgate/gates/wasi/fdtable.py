@@ -14,7 +14,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any
 
-from callgate.gates import wasi_errno as E
+from callgate.arch import wasi_errno as E
 from callgate.gates.wasi import types as T
 from callgate.gates.wasi.gate import WasiError
 

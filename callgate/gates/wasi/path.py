@@ -11,7 +11,7 @@ import fcntl
 import os
 from typing import Any
 
-from callgate.gates import wasi_errno as E
+from callgate.arch import wasi_errno as E
 from callgate.gates.wasi import capfs
 from callgate.gates.wasi import types as T
 from callgate.gates.wasi.fd import pack_filestat, time_args

@@ -12,7 +12,7 @@ import select
 import time
 from typing import Any
 
-from callgate.gates import wasi_errno as E
+from callgate.arch import wasi_errno as E
 from callgate.gates.wasi import types as T
 from callgate.gates.wasi.clocks import HOST_CLOCKS
 from callgate.gates.wasi.fdtable import FdEntry

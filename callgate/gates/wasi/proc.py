@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from callgate.gates import wasi_errno as E
+from callgate.arch import wasi_errno as E
 from callgate.gates.spec import GuestExit
 from callgate.gates.wasi.gate import WasiError, wasi_gate
 

@@ -1,7 +1,7 @@
 """The WASI preview1 gate provider and its per-plugin state.
 
 ``WasiProvider(WasiConfig(...))`` serves module ``wasi_snapshot_preview1``: every
-witx function as a gate numbered by :mod:`callgate.gates.numbers`. Each plugin
+witx function as a gate numbered by :mod:`callgate.arch.gate_numbers`. Each plugin
 gets a fresh :class:`WasiState` (its own fd table with preopens and stdio),
 closed — every host fd with it — when the plugin closes.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from callgate.errors import CallgateError
-from callgate.gates.numbers import WASI_GATES, WASI_MODULE, WASI_NUMBERS
+from callgate.arch.gate_numbers import WASI_GATES, WASI_MODULE, WASI_NUMBERS
 from callgate.gates.spec import GateSpec
 
 # Importing the gate modules registers their gates in GATE_DEFS.

@@ -12,7 +12,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from callgate.gates import wasi_errno as E
+from callgate.arch import wasi_errno as E
 from callgate.gates.wasi import types as T
 from callgate.gates.wasi.fd import _capacity, gather, scatter
 from callgate.gates.wasi.fdtable import FdEntry, socket_entry

@@ -24,7 +24,7 @@ from callgate.arch import Arch
 from callgate.bpf import opcodes as op
 from callgate.bpf.insn import Insn
 from callgate.bpf.seccomp_data import arg_hi, arg_lo
-from callgate.bpf.syntax import (
+from callgate.asm.syntax import (
     ALU_OPS,
     ARG_COUNT,
     COMPARISONS,

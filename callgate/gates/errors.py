@@ -1,5 +1,9 @@
 """Errors a plugin can end a call with, one class per cause, so callers can tell them apart.
 
+They live with the gates, not the runtime, because they are the gate<->host contract's
+vocabulary: gates raise some (:class:`GateDenied`, :class:`GuestMemoryError`), the
+host that runs the gates raises the rest, and both plugin kinds raise the same classes.
+
 Everything derives from :class:`PluginError` (itself a
 :class:`~callgate.errors.CallgateError`). Limit violations share
 :class:`LimitExceeded`; policy verdicts that end a call share :class:`GateViolation`.

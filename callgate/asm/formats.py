@@ -11,10 +11,10 @@ import re
 from collections.abc import Sequence
 
 from callgate.arch import Arch
-from callgate.bpf.assembler import assemble
-from callgate.bpf.disassembler import disassemble, statements
+from callgate.asm.assembler import assemble
+from callgate.asm.disassembler import disassemble, statements
 from callgate.bpf.insn import Insn, pack, unpack
-from callgate.bpf.syntax import LINE_LABEL
+from callgate.asm.syntax import LINE_LABEL
 from callgate.errors import CallgateError
 
 FORMATS = ("raw", "hex", "c", "asm")

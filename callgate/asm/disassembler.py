@@ -26,7 +26,7 @@ from callgate.bpf import opcodes as op
 from callgate.bpf.actions import format_action
 from callgate.bpf.insn import Insn
 from callgate.bpf.seccomp_data import OFF_ARCH, OFF_NR
-from callgate.bpf.syntax import (
+from callgate.asm.syntax import (
     ALU_SYMBOLS,
     COMPARE_SYMBOLS,
     DECIMAL_ALU_OPS,

@@ -1,6 +1,6 @@
 """Measure the runtime's steady-state syscalls: the evidence behind runtime-baseline.toml.
 
-``python -m callgate.kernel.baseline`` runs :func:`host_loop` under ``strace -f`` and
+``python -m callgate.learn.baseline`` runs :func:`host_loop` under ``strace -f`` and
 prints every syscall made between two marker syscalls: the first right where lockdown
 would happen (compiled and instantiated), the second after the steady-state rounds; plus
 those made while the process exits. The loop runs callgate's own
@@ -152,7 +152,7 @@ def measure(rounds: int = 20) -> tuple[collections.Counter[str], collections.Cou
             *prefix,
             sys.executable,
             "-m",
-            "callgate.kernel.baseline",
+            "callgate.learn.baseline",
             "--loop",
         ]
         try:

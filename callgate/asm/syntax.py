@@ -28,7 +28,7 @@ from callgate.bpf.seccomp_data import (
     arg_hi,
     arg_lo,
 )
-from callgate.gates.wasi_errno import WASI_ERRNO
+from callgate.arch.wasi_errno import WASI_ERRNO
 
 # ``A op= operand``. ``%=`` is classic BPF's MOD: seccomp-tools has no spelling for it,
 # callgate adds one so every ALU opcode reads as text (the kernel's seccomp rejects it).

@@ -33,7 +33,7 @@ from callgate.bpf.insn import pack
 from callgate.errors import CallgateError
 from callgate.gates.memory import GuestMemory
 from callgate.gates.spec import GateSpec
-from callgate.kernel import wire
+from callgate.isolation import wire
 from callgate.kernel.hostpolicy import HostPolicy, derive_host_policy
 from callgate.kernel.lockdown import filter_flags
 from callgate.kernel.supervisor import Decide, Supervisor
@@ -210,7 +210,7 @@ class Worker:
                 [
                     sys.executable,
                     "-m",
-                    "callgate.kernel.worker_main",
+                    "callgate.isolation.worker_main",
                     "--sock",
                     str(child_sock.fileno()),
                 ],

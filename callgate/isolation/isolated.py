@@ -1,20 +1,20 @@
 """A plugin in a locked-down worker process: the runtime's Plugin, isolated.
 
 :class:`IsolatedPlugin` takes what :class:`~callgate.runtime.Plugin` takes and runs
-the plugin in a :class:`~callgate.kernel.worker.Worker`. Both layers come from the
+the plugin in a :class:`~callgate.isolation.worker.Worker`. Both layers come from the
 one policy, compiled here in the parent: the ``[gates]`` filter (sent to the worker
 as raw BPF, so the worker evaluates exactly the program the parent compiled) and the
 kernel filter derived from it. What stays in the parent:
 
 * app-defined gates - the worker holds a proxy per gate with the same name, number and
   signature, which forwards the call; the real function runs here with a
-  :class:`~callgate.kernel.worker.RemoteMemory` as ``call.memory``;
+  :class:`~callgate.isolation.worker.RemoteMemory` as ``call.memory``;
 * the broker - TRAP and USER_NOTIF gate verdicts are decided here;
 * every fd and path: the worker gets none but its socket and stdio.
 
 Errors the plugin raises in the worker come back as the runtime's own error classes
 (``PluginKilled``, ``FuelExhausted``, ``GuestExit`` …) when the name is one of
-them; a dead worker is :class:`~callgate.kernel.worker.WorkerCrashed`.
+them; a dead worker is :class:`~callgate.isolation.worker.WorkerCrashed`.
 """
 
 from __future__ import annotations
@@ -32,22 +32,22 @@ from callgate.bpf.insn import Insn, pack, unpack
 from callgate.bpf.opcodes import BPF_K, BPF_RET
 from callgate.errors import CallgateError
 from callgate.gates.app import AppGates
-from callgate.gates.numbers import WASI_NUMBERS
+from callgate.arch.gate_numbers import WASI_NUMBERS
 from callgate.gates.spec import GateCall, GateSpec, GuestExit
 from callgate.gates.wasi import Preopen, WasiConfig, WasiProvider
 from callgate.gates.wasi.provider import wasi_specs
 from callgate.kernel.lockdown import plugin_fds
 from callgate.kernel.supervisor import Decide
-from callgate.kernel.worker import RemoteMemory, Worker, WorkerError
-from callgate.kernel.worker_main import ParentLink
+from callgate.isolation.worker import RemoteMemory, Worker, WorkerError
+from callgate.isolation.worker_main import ParentLink
 from callgate.policy import Policy, load_policy
 from callgate.policy.compiler import compile_section
 from callgate.policy.model import Section
-from callgate.runtime import errors as runtime_errors
+from callgate.gates import errors as runtime_errors
 from callgate.runtime.broker import ALLOW, Errno, GateRequest, Value
 from callgate.runtime.limits import Limits
 
-SERVICE = "callgate.kernel.isolated:plugin_service"
+SERVICE = "callgate.isolation.isolated:plugin_service"
 # No policy: every gate is allowed, as in the runtime's Plugin.
 ALLOW_ALL = (Insn(BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW),)
 # WASI gates by name, for the broker's requests (their code runs in the worker).

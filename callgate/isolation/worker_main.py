@@ -1,6 +1,6 @@
 """The worker side: build the service, lock down with both layers, serve calls from the parent.
 
-Started by :class:`callgate.kernel.worker.Worker` as ``python -m callgate.kernel.worker_main
+Started by :class:`callgate.isolation.worker.Worker` as ``python -m callgate.isolation.worker_main
 --sock FD``. The first message is the setup: which service to build (an import path,
 ``module:function``), its configuration, the fds it is handed (SCM_RIGHTS, by name) and
 the kernel program to install. The worker builds the service (compiling and
@@ -25,7 +25,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from callgate.errors import CallgateError
-from callgate.kernel import wire
+from callgate.isolation import wire
 from callgate.kernel.binding import SECCOMP_FILTER_FLAG_NEW_LISTENER
 from callgate.kernel.lockdown import drop_capabilities, lockdown
 
