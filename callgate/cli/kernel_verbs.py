@@ -14,15 +14,16 @@ import sys
 from pathlib import Path
 
 from callgate.arch import get_arch, native_arch
-from callgate.bpf.actions import ACTION_NAMES, PRECEDENCE, format_action
 from callgate.asm.formats import FORMATS, render
+from callgate.bpf.actions import ACTION_NAMES, PRECEDENCE, format_action
+from callgate.gates.spec import GateSpec
 from callgate.kernel import binding
+from callgate.kernel.hostpolicy import ALWAYS_DENIED, HostPolicy, derive_host_policy
 from callgate.learn import baseline
-from callgate.kernel.hostpolicy import ALWAYS_DENIED, derive_host_policy
 from callgate.policy import Policy, load_policy
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     kernel = subparsers.add_parser(
         "kernel",
         help="inspect the kernel layer: seccomp support, derived host policies, baseline",
@@ -97,9 +98,9 @@ def _status_fields(keys: tuple[str, ...]) -> dict[str, str]:
     return {key: fields.get(key, "?").strip() for key in keys}
 
 
-def gate_specs() -> list:
+def gate_specs() -> list[GateSpec]:
     """Every gate the CLI host offers: those of the runtime's default providers (WASI)."""
-    from callgate.runtime.plugin import default_providers
+    from callgate.runtime.loading import default_providers
 
     return [spec for provider in default_providers() for spec in provider.specs()]
 
@@ -131,7 +132,7 @@ def _policy_named(name: str, arch: str) -> Policy:
     return load_policy(name, arch=arch)
 
 
-def _listing(host) -> str:
+def _listing(host: HostPolicy) -> str:
     lines = [f"# host policy for {host.arch.name}: default {format_action(host.section.default)}"]
     if host.default_allows:
         lines.append("# the default allows: every syscall not denied below is allowed")

@@ -26,10 +26,10 @@ from callgate.asm.formats import is_raw
 from callgate.bpf.insn import Insn
 from callgate.cli.bpf_verbs import load_program_file
 from callgate.gates.app import AppGates
+from callgate.gates.errors import GateViolation
 from callgate.gates.spec import GuestExit
 from callgate.runtime import abi
 from callgate.runtime.audit import AuditSink
-from callgate.gates.errors import GateViolation
 from callgate.runtime.limits import Limits
 
 KILLED_EXIT = 128 + 31  # SIGSYS
@@ -104,7 +104,7 @@ def audit_target(value: str | None) -> AuditSink | str | None:
     return AuditSink(stream=sys.stderr) if value == "-" else value
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     call = subparsers.add_parser(
         "call",
         help="call one export of a wasm plugin under a gate policy and limits",
@@ -147,7 +147,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     gates.set_defaults(func=_gates)
 
 
-def import_spec(spec: str, what: str) -> Any:
+def import_spec(spec: str, what: str) -> object:
     """``package.module:attribute`` -> the object it names (``what`` names it in errors).
 
     Errors are ``ArgumentTypeError``s, so an option using this as its ``type`` fails as
@@ -220,7 +220,8 @@ def _read_input(source: str | None) -> bytes:
 
 
 def _call(args: argparse.Namespace) -> int:
-    from callgate.runtime.plugin import Plugin, default_providers
+    from callgate.runtime.loading import default_providers
+    from callgate.runtime.plugin import Plugin
 
     try:
         with Plugin(args.wasm, policy=gate_policy_arg(args.policy), limits=limits_from(args),
@@ -248,7 +249,7 @@ def _call(args: argparse.Namespace) -> int:
 
 def _gates(args: argparse.Namespace) -> int:
     from callgate.gates.table import GateTable
-    from callgate.runtime.plugin import default_providers, format_signature
+    from callgate.runtime.loading import default_providers, format_signature
 
     table = GateTable([*default_providers(), *([args.gates] if args.gates else [])])
     rows = [(f"{spec.number:#06x}", str(spec.number), spec.module, spec.name,

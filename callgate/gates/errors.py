@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from callgate.errors import CallgateError
 from callgate.gates.memory import GuestMemoryError
+from callgate.policy.errors import PolicyError
 
 
 class PluginError(CallgateError):
@@ -28,6 +29,15 @@ class PluginError(CallgateError):
 
 class PluginLoadError(PluginError):
     """The module cannot be compiled or instantiated (not wasm, a start function failed …)."""
+
+
+class PolicyRefused(PolicyError, PluginLoadError):
+    """The policy given to a plugin cannot be used: unreadable, invalid, no ``[gates]``,
+    or a program the kernel's verifier would refuse. ``problems`` lists each reason.
+
+    It is a :class:`~callgate.policy.PolicyError` (as ``load_policy`` raises) and a
+    :class:`PluginLoadError` (as every other reason a plugin cannot load).
+    """
 
 
 class ImportRefused(PluginLoadError):
@@ -163,6 +173,7 @@ __all__ = [
     "PluginKilled",
     "PluginLoadError",
     "PluginPoisoned",
+    "PolicyRefused",
     "StackOverflow",
     "TableLimitExceeded",
 ]

@@ -10,12 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Generic, Literal, TypeVar
 
 from callgate.errors import CallgateError
-from callgate.gates.memory import GuestMemory
+from callgate.gates.host import GateHost
+from callgate.gates.memory import GuestMemory, GuestMemoryError
 
 ValType = Literal["i32", "i64", "f32", "f64"]
+# What a gate returns: its one result, a tuple of several, or None for none.
+GateResult = int | float | tuple[int | float, ...] | None
+# A gate implementation: ``func(call, *args) -> GateResult`` (args vary by gate).
+GateFunc = Callable[..., GateResult]
+StateT = TypeVar("StateT")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,28 +41,43 @@ class GateSpec:
     number: int
     params: tuple[ValType, ...]
     results: tuple[ValType, ...]
-    func: Callable[..., Any]
+    func: GateFunc
     errno_results: Callable[[int], tuple[int, ...]]
     syscalls: frozenset[str] = field(default_factory=frozenset)
     doc: str = ""
     uses_memory: bool = True
 
 
-class GateCall:
+class GateCall(Generic[StateT]):
     """Per-call context handed to a gate implementation.
 
     ``memory`` is the caller's linear memory (None for a module without one);
     ``state`` is the per-instance object of the gate's provider (for WASI, its fd
-    table); ``plugin`` is the plugin making the call.
+    table: ``GateCall[WasiState]``); ``plugin`` is the plugin making the call, seen
+    through the :class:`~callgate.gates.host.GateHost` contract.
     """
 
     __slots__ = ("memory", "plugin", "spec", "state")
 
-    def __init__(self, spec: GateSpec, memory: GuestMemory | None, state: Any, plugin: Any) -> None:
+    def __init__(self, spec: GateSpec, memory: GuestMemory | None, state: StateT,
+                 plugin: GateHost) -> None:
         self.spec = spec
         self.memory = memory
         self.state = state
         self.plugin = plugin
+
+    @property
+    def mem(self) -> GuestMemory:
+        """``memory`` for a gate that cannot work without it.
+
+        Raises :class:`~callgate.gates.memory.GuestMemoryError` (EFAULT for a WASI
+        gate) when the calling module exports no ``memory``.
+        """
+        memory = self.memory
+        if memory is None:
+            raise GuestMemoryError(f"gate {self.spec.name} needs the guest's memory, and "
+                                   "the module exports none (export it as 'memory')")
+        return memory
 
 
 class GuestExit(CallgateError):

@@ -15,41 +15,45 @@ kernel filter derived from it. What stays in the parent:
 Errors the plugin raises in the worker come back as the runtime's own error classes
 (``PluginKilled``, ``FuelExhausted``, ``GuestExit`` …) when the name is one of
 them; a dead worker is :class:`~callgate.isolation.worker.WorkerCrashed`.
+
+An app gate running here sees an ``IsolatedPlugin`` as its
+:class:`~callgate.gates.host.GateHost`: each forwarded call carries what is left of
+the worker's output budget and deadline, so ``charge_output`` and
+``check_deadline`` here decide exactly as they would in the worker, and the bytes
+charged here are spent from the worker's budget when the gate returns.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 import subprocess
-from collections.abc import Mapping
+import time
 from typing import Any
 
-from callgate.arch import AUDIT_ARCH_CALLGATE, Arch
 from callgate.bpf.actions import SECCOMP_RET_ALLOW
-from callgate.bpf.insn import Insn, pack, unpack
-from callgate.bpf.opcodes import BPF_K, BPF_RET
+from callgate.bpf.insn import pack, unpack
 from callgate.errors import CallgateError
 from callgate.gates.app import AppGates
-from callgate.arch.gate_numbers import WASI_NUMBERS
-from callgate.gates.spec import GateCall, GateSpec, GuestExit
+from callgate.gates.errors import DeadlineExceeded, OutputLimitExceeded
+from callgate.gates.spec import GateCall, GateSpec
+from callgate.gates.table import GateTable
 from callgate.gates.wasi import Preopen, WasiConfig, WasiProvider
 from callgate.gates.wasi.provider import wasi_specs
-from callgate.kernel.lockdown import plugin_fds
-from callgate.kernel.supervisor import Decide
+from callgate.isolation.errors import rebuild_error
 from callgate.isolation.worker import RemoteMemory, Worker, WorkerError
 from callgate.isolation.worker_main import ParentLink
-from callgate.policy import Policy, load_policy
-from callgate.policy.compiler import compile_section
+from callgate.kernel.lockdown import plugin_fds
+from callgate.kernel.supervisor import Decide
+from callgate.policy import Policy
 from callgate.policy.model import Section
-from callgate.gates import errors as runtime_errors
-from callgate.runtime.broker import ALLOW, Errno, GateRequest, Value
+from callgate.runtime.broker import ALLOW, Broker, Errno, GateRequest, Value
+from callgate.runtime.filter_plan import gate_program, resolve_policy
 from callgate.runtime.limits import Limits
+from callgate.runtime.loading import module_bytes
+from callgate.runtime.plugin import Plugin
 
 SERVICE = "callgate.isolation.isolated:plugin_service"
-# No policy: every gate is allowed, as in the runtime's Plugin.
-ALLOW_ALL = (Insn(BPF_RET | BPF_K, 0, 0, SECCOMP_RET_ALLOW),)
 # WASI gates by name, for the broker's requests (their code runs in the worker).
 _WASI_SPECS = {spec.name: spec for spec in wasi_specs()}
 
@@ -83,7 +87,7 @@ class IsolatedPlugin:
         policy: Policy | str | os.PathLike[str] | bytes | None = None,
         gates: AppGates | None = None,
         limits: Limits | None = None,
-        broker: Any = None,
+        broker: Broker | None = None,
         name: str | None = None,
         timeout: float | None = None,
         wasi: WasiConfig | None = None,
@@ -94,16 +98,27 @@ class IsolatedPlugin:
         wasi = wasi or WasiConfig(stdin="inherit", stdout="inherit", stderr="inherit")
         self._gates = gates or AppGates()
         self._specs = {spec.name: spec for spec in self._gates.specs()}
+        # What is left of the worker's budgets while a forwarded app gate runs here.
+        self._output_left: int | None = None
+        self._output_charged = 0
+        self._deadline: float | None = None
+        self.limits = limits or Limits()
         self._state = self._gates.instance_state(self)
         self.broker = broker
         self.name = name
-        self.policy = self._load(policy)
-        data = module if isinstance(module, bytes) else _read_module(module)
+        table = GateTable([WasiProvider(), self._gates])  # the numbering the worker's has
+        resolved = resolve_policy(policy, table)
+        if isinstance(resolved, tuple) and policy is not None:
+            raise IsolationError("an isolated plugin needs a policy (a Policy, file or text), "
+                                 "not a bare program: its kernel filter is derived from the "
+                                 "policy's sections")
+        self.policy = resolved if isinstance(resolved, Policy) else None
+        data, _ = module_bytes(module)
         config = {
             "module": data,
-            "gate_program": pack(self._gate_program()),
+            "gate_program": pack(gate_program(resolved, table.arch)),
             "app_gates": [_describe(spec) for spec in self._specs.values()],
-            "limits": dataclasses.asdict(limits or Limits()),
+            "limits": dataclasses.asdict(self.limits),
             "broker": broker is not None,
             "name": name,
             "wasi": _describe_wasi(wasi),
@@ -126,22 +141,6 @@ class IsolatedPlugin:
                 os.close(fd)
         self._start(self.worker.start)
 
-    def _load(self, policy: Policy | str | os.PathLike[str] | bytes | None) -> Policy | None:
-        if policy is None or isinstance(policy, Policy):
-            return policy
-        return load_policy(policy, gate_names=list(self._specs))
-
-    def _gate_program(self) -> list:
-        if self.policy is None:
-            return list(ALLOW_ALL)
-        if self.policy.gates is None:
-            raise IsolationError(
-                f"policy {self.policy.source} has no [gates] section; a "
-                "plugin needs one to decide its gate calls"
-            )
-        numbers = {**WASI_NUMBERS, **{n: s.number for n, s in self._specs.items()}}
-        return compile_section(self.policy.gates, Arch("callgate", AUDIT_ARCH_CALLGATE, numbers))
-
     def _kernel_view(self) -> Policy:
         """The policy the kernel layer derives from; no policy means every gate may run."""
         if self.policy is not None:
@@ -152,7 +151,10 @@ class IsolatedPlugin:
 
     def call(self, name: str, data: bytes | bytearray | memoryview = b"") -> bytes:
         """Call a bytes-ABI export in the worker (see ``Plugin.call``)."""
-        return self._remote("call", name, bytes(data))
+        result = self._remote("call", name, bytes(data))
+        if not isinstance(result, bytes):
+            raise IsolationError(f"the worker answered a bytes call with {type(result).__name__}")
+        return result
 
     def call_int(self, name: str, *args: int) -> int | tuple[int, ...] | None:
         """Call an integer export in the worker (see ``Plugin.call_int``)."""
@@ -172,8 +174,39 @@ class IsolatedPlugin:
         if spec is None:
             raise IsolationError(f"the worker asked for unknown app gate {message.get('name')!r}")
         args = [int(a) for a in message.get("args", [])]
-        result = spec.func(GateCall(spec, memory, self._state, self), *args)
-        return list(result) if isinstance(result, tuple) else result
+        output_left, time_left = message.get("output_left"), message.get("time_left")
+        self._output_left = int(output_left) if output_left is not None else None
+        self._output_charged = 0
+        self._deadline = None if time_left is None else time.monotonic() + float(time_left)
+        try:
+            result = spec.func(GateCall(spec, memory, self._state, self), *args)
+            return {"value": list(result) if isinstance(result, tuple) else result,
+                    "charged": self._output_charged}
+        finally:
+            self._output_left, self._deadline = None, None
+
+    # --- the GateHost contract, for app gates running here ------------------------------
+
+    def charge_output(self, nbytes: int) -> None:
+        """Count ``nbytes`` against the forwarded call's output budget (see GateHost)."""
+        self._output_charged += nbytes
+        if self._output_left is not None and self._output_charged > self._output_left:
+            raise OutputLimitExceeded(f"{self.name or 'isolated plugin'}: output of this call "
+                                      f"passed the limit of {self.limits.output} bytes "
+                                      "(Limits.output)")
+
+    def remaining_time(self) -> float | None:
+        """Seconds left before the forwarded call's deadline (None: no deadline)."""
+        if self._deadline is None:
+            return None
+        return max(0.0, self._deadline - time.monotonic())
+
+    def check_deadline(self) -> None:
+        """Raise ``DeadlineExceeded`` once the forwarded call is past its deadline."""
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            raise DeadlineExceeded(f"{self.name or 'isolated plugin'}: the call ran past its "
+                                   f"deadline of {self.limits.timeout} s inside a gate "
+                                   "(Limits.timeout)")
 
     def _broker(self, message: dict[str, Any], memory: RemoteMemory | None) -> Any:
         if self.broker is None:
@@ -278,11 +311,6 @@ def isolated_command(
     )
 
 
-def _read_module(path: str | os.PathLike[str]) -> bytes:
-    with open(path, "rb") as f:
-        return f.read()
-
-
 def _describe(spec: GateSpec) -> dict[str, Any]:
     return {
         "name": spec.name,
@@ -303,23 +331,12 @@ def _encode_verdict(verdict: Any) -> dict[str, Any]:
     raise IsolationError(f"a broker must return ALLOW, Errno(n) or Value(...), got {verdict!r}")
 
 
-_KNOWN_ERRORS: Mapping[str, type[BaseException]] = {
-    **{name: getattr(runtime_errors, name) for name in runtime_errors.__all__},
-    "GuestExit": GuestExit,
-}
-
-
 def _local_error(exc: WorkerError) -> BaseException:
     """The runtime's own error class for an error raised in the worker, when it is one."""
-    cls = _KNOWN_ERRORS.get(exc.type_name)
-    if cls is None:
-        return exc
     message = str(exc).split(": ", 1)[-1]
-    local = cls.__new__(cls)
-    Exception.__init__(local, message)
-    for key, value in exc.attrs.items():
-        with contextlib.suppress(AttributeError):
-            setattr(local, key, value)
+    local = rebuild_error(exc.type_name, message, exc.attrs)
+    if local is None:
+        return exc
     local.__cause__ = exc
     return local
 
@@ -348,12 +365,22 @@ def _proxy_gates(descriptions: list[dict[str, Any]], link: ParentLink) -> AppGat
     gates = AppGates()
     for desc in descriptions:
 
-        def forward(call: GateCall, *args: int, _name: str = desc["name"]) -> Any:
+        def forward(call: GateCall[object], *args: int, _name: str = desc["name"]) -> Any:
             memory = call.memory
-            payload = {"name": _name, "args": list(args)}
+            host = call.plugin
+            assert isinstance(host, Plugin)
+            cap = host.limits.output
+            payload: dict[str, Any] = {
+                "name": _name,
+                "args": list(args),
+                "output_left": None if cap is None else max(0, cap - host.output_used),
+                "time_left": host.remaining_time(),
+            }
             if memory is not None:
                 payload["memory_size"] = memory.size
-            result = link.request("gate", payload, memory)
+            reply = link.request("gate", payload, memory)
+            host.charge_output(int(reply["charged"]))  # what the parent's gate wrote
+            result = reply["value"]
             return tuple(result) if isinstance(result, list) else result
 
         gates.add(
@@ -393,8 +420,6 @@ def _proxy_broker(link: ParentLink) -> Any:
 
 def plugin_service(config: dict[str, Any], fds: dict[str, int], link: ParentLink) -> Any:
     """Build the plugin in the worker (compiled and instantiated before lockdown)."""
-    from callgate.runtime import Plugin
-
     try:
         providers = [WasiProvider(_worker_wasi(config["wasi"], fds))]
         plugin = Plugin(

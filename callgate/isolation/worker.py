@@ -34,6 +34,7 @@ from callgate.errors import CallgateError
 from callgate.gates.memory import GuestMemory
 from callgate.gates.spec import GateSpec
 from callgate.isolation import wire
+from callgate.isolation.errors import encode_error
 from callgate.kernel.hostpolicy import HostPolicy, derive_host_policy
 from callgate.kernel.lockdown import filter_flags
 from callgate.kernel.supervisor import Decide, Supervisor
@@ -348,10 +349,11 @@ class Worker:
             if method is not None and op == "result":
                 return message.get("value")
             if op == "error":
+                attrs = message.get("attrs")
                 raise WorkerError(
                     str(message.get("type", "Error")),
                     str(message.get("message", "")),
-                    message.get("attrs") if isinstance(message.get("attrs"), dict) else {},
+                    attrs if isinstance(attrs, dict) else {},
                     str(message.get("traceback", "")),
                 )
             if op in self._handlers:
@@ -369,7 +371,7 @@ class Worker:
         except (wire.PeerClosed, ConnectionError):
             raise self._crashed() from None
         except Exception as exc:
-            reply = {"op": "reply", "error": f"{type(exc).__name__}: {exc}"}
+            reply = {"op": "reply", "error": encode_error(exc)}
         wire.send(self._sock, reply)
 
     # --- death -------------------------------------------------------------------------------

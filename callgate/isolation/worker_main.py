@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from callgate.errors import CallgateError
 from callgate.isolation import wire
+from callgate.isolation.errors import encode_error, rebuild_error
 from callgate.kernel.binding import SECCOMP_FILTER_FLAG_NEW_LISTENER
 from callgate.kernel.lockdown import drop_capabilities, lockdown
 
@@ -61,7 +62,10 @@ class ParentLink:
             kind = message["op"]
             if kind == "reply":
                 if "error" in message:
-                    raise ParentError(str(message["error"]))
+                    error = message["error"]
+                    rebuilt = rebuild_error(str(error.get("type")), str(error.get("message")),
+                                            error.get("attrs") or {})
+                    raise rebuilt or ParentError(f"{error.get('type')}: {error.get('message')}")
                 return message.get("value")
             if kind in ("mem_read", "mem_write"):
                 wire.send(self._sock, _memory_op(memory, message))
@@ -87,33 +91,8 @@ def _memory_op(memory: Memory | None, message: dict[str, Any]) -> dict[str, Any]
 
 def _load(path: str) -> Callable[..., Service]:
     module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def _error_message(exc: BaseException) -> dict[str, Any]:
-    return {
-        "op": "error",
-        "type": type(exc).__name__,
-        "message": str(exc),
-        "attrs": _simple_attrs(exc),
-        "traceback": _frames(exc),
-    }
-
-
-def _simple_attrs(exc: BaseException) -> dict[str, Any]:
-    """The exception's int/str attributes (OSError keeps errno outside ``__dict__``)."""
-    attrs = {name: getattr(exc, name, None) for name in ("errno", "strerror", "filename")}
-    attrs.update(vars(exc))
-    return {k: v for k, v in attrs.items() if isinstance(v, int | str)}
-
-
-def _frames(exc: BaseException) -> str:
-    """Where ``exc`` came from, without source lines: reading them needs openat, and the
-    locked worker may not open files."""
-    return "\n".join(
-        f"  {frame.f_code.co_filename}:{line} in {frame.f_code.co_name}"
-        for frame, line in traceback.walk_tb(exc.__traceback__)
-    )
+    factory: Callable[..., Service] = getattr(importlib.import_module(module), name)
+    return factory
 
 
 def serve(sock: socket.socket) -> int:
@@ -129,7 +108,7 @@ def serve(sock: socket.socket) -> int:
     try:
         service = _load(setup["service"])(setup.get("config", {}), handed, link)
     except Exception as exc:
-        wire.send(sock, _error_message(exc))
+        wire.send(sock, {"op": "error", **encode_error(exc)})
         return 1
     # A service may have taken its own copies of what it was handed (and closed the
     # originals); it then says which fds it still needs.
@@ -162,7 +141,7 @@ def serve(sock: socket.socket) -> int:
         except (wire.WireError, wire.PeerClosed):
             raise
         except Exception as exc:
-            wire.send(sock, _error_message(exc))
+            wire.send(sock, {"op": "error", **encode_error(exc)})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,7 +2,7 @@
 
 A wasm module reaches nothing outside its memory except through its imports, so the
 import table is a hard upper bound on what any run can do. The imports are resolved
-by :func:`callgate.runtime.plugin.resolve_imports`, the very function loading a plugin
+by :func:`callgate.runtime.loading.resolve_imports`, the very function loading a plugin
 uses: an import that is not a gate, or is declared with the wrong signature, is refused
 here with the same ``ImportRefused`` message ``callgate run`` would give.
 """
@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from callgate.gates.spec import GateSpec
 from callgate.gates.table import GateProvider, GateTable
 from callgate.runtime.limits import Limits, SharedEngine
-from callgate.runtime.plugin import compile_module, default_providers, module_bytes, resolve_imports
+from callgate.runtime.loading import (
+    compile_module,
+    default_providers,
+    module_bytes,
+    resolve_imports,
+)
 
 
 @dataclass(frozen=True, slots=True)

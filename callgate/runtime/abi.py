@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from callgate.gates.errors import AbiError, GuestAllocError, OutputLimitExceeded
+from callgate.runtime.loading import format_signature
 
 if TYPE_CHECKING:
     from callgate.runtime.plugin import Plugin
@@ -31,7 +32,6 @@ M32 = 0xFFFFFFFF
 
 def _require(plugin: Plugin, name: str, wanted: tuple[tuple[str, ...], tuple[str, ...]],
              role: str) -> None:
-    from callgate.runtime.plugin import format_signature
     actual = plugin.export_signature(name)
     if actual is None:
         raise AbiError(f"{plugin.name}: a bytes call needs the export {name!r} ({role}), "
@@ -43,33 +43,36 @@ def _require(plugin: Plugin, name: str, wanted: tuple[tuple[str, ...], tuple[str
 
 
 def call_bytes(plugin: Plugin, name: str, data: bytes) -> bytes:
-    """Run bytes-ABI export ``name`` on ``data``; see the module docstring for each check."""
-    with plugin._lock:
-        _require(plugin, name, BYTES_SIGNATURE, "the bytes function")
-        _require(plugin, ALLOC, ALLOC_SIGNATURE, "the guest allocator")
-        if plugin.memory() is None:
-            raise AbiError(f"{plugin.name}: a bytes call needs an exported memory named "
-                           "'memory'; the module exports none")
-        if len(data) > M32:
-            raise AbiError(f"input of {len(data)} bytes does not fit a 32-bit length")
-        ptr = plugin.call_int(ALLOC, len(data))
-        assert isinstance(ptr, int)
-        ptr &= M32
-        if ptr == 0:
-            raise GuestAllocError(f"{plugin.name}: guest cannot allocate {len(data)} bytes "
-                                  "for the input (cg_alloc returned 0)")
-        memory = plugin.memory()
-        assert memory is not None
-        memory.write(ptr, data)
-        packed = plugin.call_int(name, ptr, len(data))
-        assert isinstance(packed, int)
-        packed &= 0xFFFFFFFFFFFFFFFF
-        out_ptr, out_len = packed >> 32, packed & M32
-        cap = plugin.limits.output
-        if cap is not None and out_len + plugin._output_used > cap:
-            raise OutputLimitExceeded(
-                f"{plugin.name}: {name} returned {out_len} bytes (after writing "
-                f"{plugin._output_used}); the output limit is {cap} bytes (Limits.output)")
-        memory = plugin.memory()
-        assert memory is not None
-        return memory.read(out_ptr, out_len)
+    """Run bytes-ABI export ``name`` on ``data``; see the module docstring for each check.
+
+    The caller holds the plugin's call scope (``Plugin.call``), so the allocation and
+    the call spend one budget, as one call.
+    """
+    _require(plugin, name, BYTES_SIGNATURE, "the bytes function")
+    _require(plugin, ALLOC, ALLOC_SIGNATURE, "the guest allocator")
+    if plugin.memory() is None:
+        raise AbiError(f"{plugin.name}: a bytes call needs an exported memory named "
+                       "'memory'; the module exports none")
+    if len(data) > M32:
+        raise AbiError(f"input of {len(data)} bytes does not fit a 32-bit length")
+    ptr = plugin.call_int(ALLOC, len(data))
+    assert isinstance(ptr, int)
+    ptr &= M32
+    if ptr == 0:
+        raise GuestAllocError(f"{plugin.name}: guest cannot allocate {len(data)} bytes "
+                              "for the input (cg_alloc returned 0)")
+    memory = plugin.memory()
+    assert memory is not None
+    memory.write(ptr, data)
+    packed = plugin.call_int(name, ptr, len(data))
+    assert isinstance(packed, int)
+    packed &= 0xFFFFFFFFFFFFFFFF
+    out_ptr, out_len = packed >> 32, packed & M32
+    cap = plugin.limits.output
+    if cap is not None and out_len + plugin.output_used > cap:
+        raise OutputLimitExceeded(
+            f"{plugin.name}: {name} returned {out_len} bytes (after writing "
+            f"{plugin.output_used}); the output limit is {cap} bytes (Limits.output)")
+    memory = plugin.memory()
+    assert memory is not None
+    return memory.read(out_ptr, out_len)

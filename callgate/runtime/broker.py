@@ -16,11 +16,11 @@ exception, like any gate code.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from callgate.gates.memory import GuestMemory
-    from callgate.gates.spec import GateSpec
+from callgate.gates.host import GateHost
+from callgate.gates.memory import GuestMemory
+from callgate.gates.spec import GateSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +38,7 @@ class GateRequest:
     action: str
     data: int
     ip: int
-    plugin: Any
+    plugin: GateHost
 
 
 class Allow:
@@ -74,4 +74,12 @@ Verdict = Allow | Errno | Value
 
 
 class Broker(Protocol):
+    """Decides TRAP and USER_NOTIF verdicts: the supervisor a seccomp filter traps to."""
+
     def __call__(self, request: GateRequest) -> Verdict: ...
+
+
+class Tracer(Protocol):
+    """Decides TRACE verdicts, as a ptrace tracer would: None means ALLOW."""
+
+    def __call__(self, request: GateRequest) -> Verdict | None: ...

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from callgate.arch import AUDIT_ARCH_CALLGATE
+from callgate.arch.wasi_errno import ENOSYS, EPERM
 from callgate.bpf.actions import (
     MAX_ERRNO,
     SECCOMP_RET_ACTION_FULL,
@@ -41,12 +42,12 @@ from callgate.bpf.actions import (
     SECCOMP_RET_USER_NOTIF,
     format_action,
 )
+from callgate.bpf.compiled import CompiledFilter
 from callgate.bpf.seccomp_data import ARG_COUNT
+from callgate.gates.errors import GateViolation, PluginClosed, PluginKilled
 from callgate.gates.spec import GateCall, GateSpec
-from callgate.arch.wasi_errno import ENOSYS, EPERM
 from callgate.runtime import audit
 from callgate.runtime.broker import Allow, Errno, GateRequest, Value
-from callgate.gates.errors import GateViolation, PluginKilled
 
 if TYPE_CHECKING:
     from callgate.runtime.plugin import Plugin
@@ -73,18 +74,18 @@ _U64 = struct.Struct("<Q")
 def decode_arg(kind: str, bits: int) -> int | float:
     """A gate argument from its slot bits: ints stay unsigned, floats become floats."""
     if kind == "f32":
-        return _F32.unpack(_U32.pack(bits & M32))[0]
+        return float(_F32.unpack(_U32.pack(bits & M32))[0])
     if kind == "f64":
-        return _F64.unpack(_U64.pack(bits))[0]
+        return float(_F64.unpack(_U64.pack(bits))[0])
     return bits
 
 
 def encode_result(kind: str, value: int | float) -> int:
     """A result as the u64 a raw slot holds (ints wrap like wasm integers)."""
     if kind == "f32":
-        return _U32.unpack(_F32.pack(value))[0]
+        return int(_U32.unpack(_F32.pack(value))[0])
     if kind == "f64":
-        return _U64.unpack(_F64.pack(value))[0]
+        return int(_U64.unpack(_F64.pack(value))[0])
     if not isinstance(value, int):
         raise TypeError(f"an {kind} result must be an int, got {type(value).__name__}")
     return value & M64
@@ -100,13 +101,20 @@ class GateBinding:
     __slots__ = ("call", "callback", "counts", "ip", "plugin", "spec")
 
     def __init__(self, plugin: Plugin, spec: GateSpec, ip: int, state: Any,
-                 filter_fn: Callable[..., int], constant: int | None) -> None:
+                 filter_fn: CompiledFilter | None, constant: int | None) -> None:
         self.plugin = plugin
         self.spec = spec
         self.ip = ip
         self.call = GateCall(spec, None, state, plugin)
         self.counts = [0] * len(audit.COUNTER_NAMES)
         self.callback = _make_callback(self, filter_fn, constant)
+
+    def killed(self) -> BaseException:
+        """What a gate call of a plugin killed earlier ends with."""
+        poisoned = self.plugin._poisoned
+        if poisoned is not None:
+            return poisoned
+        return PluginClosed(f"plugin {self.plugin.name} is closed")
 
     # -- the slow path: every verdict but a plain ALLOW ---------------------------------
 
@@ -148,7 +156,7 @@ class GateBinding:
         self._audit(args, ret, "plugin killed")
         error = PluginKilled(self.spec.name, self.spec.number, format_action(ret),
                              self.plugin.name)
-        self.plugin.poison(error)
+        self.plugin._poison(error)
         raise error
 
     def run(self, caller: Any, raw: Any, args: tuple[int, ...]) -> Any:
@@ -156,7 +164,7 @@ class GateBinding:
         spec = self.spec
         call = self.call
         if spec.uses_memory:
-            call.memory = self.plugin.memory_of(caller)
+            call.memory = self.plugin._memory_of(caller)
         values = spec.func(call, *(decode_arg(k, a) for k, a in zip(spec.params, args,
                                                                         strict=True)))
         self.store(raw, values)
@@ -190,7 +198,7 @@ class GateBinding:
             self._audit(args, ret, f"denied errno {absent_errno} (no "
                         f"{'tracer' if action == 'trace' else 'broker'})")
             return self.deny(raw, absent_errno)
-        memory = self.plugin.memory_of(caller)
+        memory = self.plugin._memory_of(caller)
         request = GateRequest(self.spec, args, memory, action, ret & SECCOMP_RET_DATA,
                               self.ip, self.plugin)
         answer = decider(request)
@@ -226,10 +234,12 @@ def _callback_source(params: tuple[str, ...], results: tuple[str, ...], mode: st
                      uses_memory: bool) -> str:
     """Source of ``factory(...) -> cb`` for one signature and filter mode."""
     lines = ["def factory(binding, filter_fn, const, impl, call, counts, memory_of, trap, NULL,",
-             "            NR, ARCH, IP):",
+             "            NR, ARCH, IP, alive):",
              "    verdict = binding.verdict",
              "    def cb(env, caller, raw, n):",
-             "        try:"]
+             "        try:",
+             "            if not alive[0]:",  # killed (in any frame): no gate runs again
+             "                return trap(binding.killed())"]
     names = [f"a{i}" for i in range(len(params))]
     narrow = [i for i, kind in enumerate(params) if kind in ("i32", "f32")]  # low 32 bits
     if len(params) >= SLICE_READ_MIN:  # one slice of the pointer beats n index operations
@@ -270,7 +280,7 @@ def _callback_source(params: tuple[str, ...], results: tuple[str, ...], mode: st
     return "\n".join(lines) + "\n"
 
 
-def _make_callback(binding: GateBinding, filter_fn: Callable[..., int],
+def _make_callback(binding: GateBinding, filter_fn: CompiledFilter | None,
                    constant: int | None) -> Callable[..., Any]:
     spec = binding.spec
     if constant is None:
@@ -289,6 +299,8 @@ def _make_callback(binding: GateBinding, filter_fn: Callable[..., int],
     exec(code, namespace)
     plugin = binding.plugin
     # The filter sees nr = gate number, arch = the gate arch, ip = the import index.
-    return namespace["factory"](binding, filter_fn, constant, spec.func, binding.call,
-                                binding.counts, plugin.memory_of, plugin.trap, NULL,
-                                spec.number & M32, AUDIT_ARCH_CALLGATE, binding.ip)
+    factory: Callable[..., Callable[..., Any]] = namespace["factory"]
+    return factory(binding, filter_fn, constant, spec.func, binding.call,
+                                binding.counts, plugin._memory_of, plugin._trap, NULL,
+                                spec.number & M32, AUDIT_ARCH_CALLGATE, binding.ip,
+                                plugin._alive)

@@ -141,7 +141,7 @@ def test_gates_prints_the_table_in_number_order(app_gates_module, capsys):
 
 
 def test_gates_lists_every_wasi_gate_with_its_witx_number(capsys):
-    from callgate.runtime.plugin import default_providers
+    from callgate.runtime.loading import default_providers
     require(bool(default_providers()), "the WASI preview1 gate provider")
     assert main(["gates"]) == 0
     rows = {line.split()[3]: int(line.split()[1]) for line in

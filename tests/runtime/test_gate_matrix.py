@@ -36,7 +36,7 @@ from callgate.gates.spec import GateSpec
 from callgate.gates.table import GateTable
 from callgate.runtime import ALLOW, Plugin
 from callgate.gates.errors import GateDenied, GateViolation, PluginKilled
-from callgate.runtime.plugin import default_providers
+from callgate.runtime.loading import default_providers
 
 
 def _app_gates() -> AppGates:

@@ -39,7 +39,7 @@ from callgate.gates.errors import (
     StackOverflow,
     TableLimitExceeded,
 )
-from callgate.runtime.plugin import default_providers
+from callgate.runtime.loading import default_providers
 
 RUNS = 100
 # RSS may grow by at most this much over 100 runs of one guest (allocator caches,

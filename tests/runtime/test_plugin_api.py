@@ -266,7 +266,7 @@ def test_failed_loads_leave_no_open_audit_file(tmp_path):
 
 
 def test_interpreter_mode_runs_the_reference_interpreter_on_every_call(monkeypatch):
-    import callgate.runtime.plugin as plugin_module
+    import callgate.runtime.filter_plan as plugin_module
 
     records = []
     real = plugin_module.interpret

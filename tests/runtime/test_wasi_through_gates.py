@@ -9,7 +9,7 @@ from rt_helpers import gate_policy, guest, wat
 from callgate.gates.spec import GuestExit
 from callgate.arch.wasi_errno import WASI_ERRNO
 from callgate.runtime import Plugin
-from callgate.runtime.plugin import default_providers
+from callgate.runtime.loading import default_providers
 
 EACCES = WASI_ERRNO["EACCES"]
 

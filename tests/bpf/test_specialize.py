@@ -15,7 +15,7 @@ from callgate.bpf.insn import Insn
 from callgate.arch.gate_numbers import WASI_NUMBERS
 from callgate.policy import load_policy
 from callgate.policy.compiler import compile_section
-from callgate.runtime.specialize import specialize
+from callgate.bpf.specialize import specialize
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = {"probe": 0x1000, "probe1": 0x1001, "kv_get": 0x1002, "kv_put": 0x1003}
