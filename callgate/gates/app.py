@@ -7,7 +7,7 @@ decorator and pass the registry to the plugin::
 
     @gates.gate(params=("i32", "i32"), results=("i32",), number=0x1000)
     def log_line(call, ptr, length):
-        print(call.memory.read_str(ptr, length))   # bounds-checked
+        print(call.mem.read_str(ptr, length))   # bounds-checked
         return 0
 
 Guests import them from the ``callgate`` module (``CG_GATE("log_line")`` in C).
@@ -18,7 +18,9 @@ Guests import them from the ``callgate`` module (``CG_GATE("log_line")`` in C).
   the next free number in registration order is taken.
 * Arguments arrive as unsigned ints, exactly what the filter compared; use
   :meth:`~callgate.gates.memory.GuestMemory.read`, ``read_str``, ``write``,
-  ``u32`` … on ``call.memory`` for pointers: every access is bounds-checked.
+  ``u32`` … on ``call.mem`` for pointers: every access is bounds-checked
+  (``call.mem`` raises :class:`~callgate.gates.memory.GuestMemoryError` for a
+  module that exports no memory; ``call.memory`` is None then).
 * Error convention: a policy ``ERRNO(n)`` verdict makes a gate whose first
   result is an integer return ``-n`` (WASI numbering, as in ``callgate.h``);
   other results are 0. A gate with no integer result cannot carry an errno, so
@@ -30,15 +32,18 @@ Guests import them from the ``callgate`` module (``CG_GATE("log_line")`` in C).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import TypeVar
 
-from callgate.errors import CallgateError
 from callgate.arch.gate_numbers import APP_GATE_FIRST, APP_GATE_LAST, WASI_NUMBERS
+from callgate.errors import CallgateError
 from callgate.gates.errors import GateDenied
-from callgate.gates.spec import GateSpec, ValType
+from callgate.gates.host import GateHost
+from callgate.gates.spec import GateFunc, GateSpec, ValType
 
 APP_MODULE = "callgate"
 VALTYPES = ("i32", "i64", "f32", "f64")
+# The decorated function, returned as it is (the decorator only registers it).
+AppGateFunc = TypeVar("AppGateFunc", bound=GateFunc)
 
 
 class AppGateError(CallgateError, ValueError):
@@ -63,7 +68,7 @@ class AppGates:
 
     module = APP_MODULE
 
-    def __init__(self, state: Callable[[Any], Any] | None = None) -> None:
+    def __init__(self, state: Callable[[GateHost], object] | None = None) -> None:
         self._specs: dict[str, GateSpec] = {}
         self._state = state
 
@@ -76,19 +81,19 @@ class AppGates:
         number: int | None = None,
         uses_memory: bool = True,
         doc: str | None = None,
-    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    ) -> Callable[[AppGateFunc], AppGateFunc]:
         """Register the decorated ``func(call, *args)`` as gate ``name`` (default: its name).
 
         ``uses_memory=False`` promises the gate never touches ``call.memory`` (it is
         None then), which saves building the memory view on every call.
         """
-        def register(func: Callable[..., Any]) -> Callable[..., Any]:
+        def register(func: AppGateFunc) -> AppGateFunc:
             self.add(name or func.__name__, func, params=params, results=results,
                      number=number, uses_memory=uses_memory, doc=doc or func.__doc__ or "")
             return func
         return register
 
-    def add(self, name: str, func: Callable[..., Any], *, params: Sequence[ValType] = (),
+    def add(self, name: str, func: GateFunc, *, params: Sequence[ValType] = (),
             results: Sequence[ValType] = (), number: int | None = None,
             uses_memory: bool = True, doc: str = "") -> GateSpec:
         """Register ``func`` as gate ``name`` (the decorator's non-decorator form)."""
@@ -131,7 +136,7 @@ class AppGates:
     def specs(self) -> Sequence[GateSpec]:
         return tuple(self._specs.values())
 
-    def instance_state(self, plugin: Any) -> Any:
+    def instance_state(self, plugin: GateHost) -> object:
         return self._state(plugin) if self._state is not None else {}
 
     def __len__(self) -> int:

@@ -64,10 +64,12 @@ class GuestMemory:
         return self.read(ptr, length).decode("utf-8")
 
     def u32(self, ptr: int) -> int:
-        return _U32.unpack(self.read(ptr, 4))[0]
+        value: int = _U32.unpack(self.read(ptr, 4))[0]
+        return value
 
     def u64(self, ptr: int) -> int:
-        return _U64.unpack(self.read(ptr, 8))[0]
+        value: int = _U64.unpack(self.read(ptr, 8))[0]
+        return value
 
     def set_u32(self, ptr: int, value: int) -> None:
         self.write(ptr, _U32.pack(value & 0xFFFFFFFF))

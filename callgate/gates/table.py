@@ -31,10 +31,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from types import MappingProxyType
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from callgate.arch import AUDIT_ARCH_CALLGATE, Arch
 from callgate.errors import CallgateError
+from callgate.gates.host import GateHost
 from callgate.gates.spec import GateSpec
 
 
@@ -52,8 +53,12 @@ class GateProvider(Protocol):
         """Every gate this provider offers, each with its stable number."""
         ...
 
-    def instance_state(self, plugin: Any) -> Any:
-        """Per-plugin state handed to the gates as ``GateCall.state``."""
+    def instance_state(self, plugin: GateHost) -> object:
+        """Per-plugin state handed to the gates as ``GateCall.state``.
+
+        Its type is the provider's business (``WasiState`` for WASI); the runtime only
+        passes it on, and calls its ``close()`` if it has one.
+        """
         ...
 
 

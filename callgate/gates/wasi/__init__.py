@@ -4,15 +4,8 @@ Use :class:`WasiProvider` with a :class:`WasiConfig` as a gate provider of a
 :class:`callgate.runtime.Plugin`. See ``docs/wasi.md``.
 """
 
-from callgate.gates.wasi.provider import (
-    Preopen,
-    WasiConfig,
-    WasiConfigError,
-    WasiProvider,
-    WasiState,
-    preopen_arg,
-    wasi_specs,
-)
+from callgate.gates.wasi.provider import WasiProvider, preopen_arg, wasi_specs
+from callgate.gates.wasi.state import Preopen, WasiCall, WasiConfig, WasiConfigError, WasiState
 
-__all__ = ["Preopen", "WasiConfig", "WasiConfigError", "WasiProvider", "WasiState",
+__all__ = ["Preopen", "WasiCall", "WasiConfig", "WasiConfigError", "WasiProvider", "WasiState",
            "preopen_arg", "wasi_specs"]

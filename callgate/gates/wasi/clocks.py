@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from callgate.arch import wasi_errno as E
 from callgate.gates.wasi import types as T
 from callgate.gates.wasi.gate import WasiError, wasi_gate
+from callgate.gates.wasi.state import WasiCall
 
 HOST_CLOCKS = {
     T.CLOCK_REALTIME: time.CLOCK_REALTIME,
@@ -31,14 +31,14 @@ def now_ns(clock_id: int) -> int:
 
 
 @wasi_gate("i32 i32", syscalls=CLOCK_SYSCALLS)
-def clock_res_get(call: Any, clock_id: int, ret: int) -> None:
+def clock_res_get(call: WasiCall, clock_id: int, ret: int) -> None:
     """A clock's resolution."""
     res = time.clock_getres(host_clock(clock_id))
-    call.memory.set_u64(ret, max(1, round(res * 1e9)))
+    call.mem.set_u64(ret, max(1, round(res * 1e9)))
 
 
 @wasi_gate("i32 i64 i32", syscalls=CLOCK_SYSCALLS)
-def clock_time_get(call: Any, clock_id: int, precision: int, ret: int) -> None:
+def clock_time_get(call: WasiCall, clock_id: int, precision: int, ret: int) -> None:
     """A clock's current time (``precision`` is a hint; the host's best is given)."""
     del precision
-    call.memory.set_u64(ret, now_ns(clock_id))
+    call.mem.set_u64(ret, now_ns(clock_id))

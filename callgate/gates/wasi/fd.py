@@ -9,13 +9,13 @@ from __future__ import annotations
 import fcntl
 import os
 import select
-from typing import Any
 
 from callgate.arch import wasi_errno as E
 from callgate.gates.wasi import types as T
 from callgate.gates.wasi.capfs import STAT_SYSCALLS, futimens
 from callgate.gates.wasi.fdtable import FdEntry, filetype_of
 from callgate.gates.wasi.gate import WasiError, signed64, wasi_gate
+from callgate.gates.wasi.state import WasiCall
 
 R = T.R
 EISDIR = E.WASI_ERRNO["EISDIR"]
@@ -28,13 +28,13 @@ _ADVICE = (os.POSIX_FADV_NORMAL, os.POSIX_FADV_SEQUENTIAL, os.POSIX_FADV_RANDOM,
            os.POSIX_FADV_WILLNEED, os.POSIX_FADV_DONTNEED, os.POSIX_FADV_NOREUSE)
 
 
-def _entry(call: Any, fd: int, rights: int) -> FdEntry:
+def _entry(call: WasiCall, fd: int, rights: int) -> FdEntry:
     entry: FdEntry = call.state.table.get(fd)
     entry.need(rights)
     return entry
 
 
-def _seekable(call: Any, fd: int, right: int) -> FdEntry:
+def _seekable(call: WasiCall, fd: int, right: int) -> FdEntry:
     """A seekable fd: a stream is ESPIPE before any rights check (it could never seek)."""
     entry: FdEntry = call.state.table.get(fd)
     if not entry.is_dir and not entry.seekable:
@@ -49,23 +49,25 @@ def _not_dir(entry: FdEntry) -> None:
         raise WasiError(EISDIR)
 
 
-def scatter(call: Any, vecs: list[tuple[int, int]], data: bytes) -> None:
+def scatter(call: WasiCall, vecs: list[tuple[int, int]], data: bytes) -> None:
     """Spread ``data`` over the (already validated) iovecs in order."""
+    mem = call.mem
     pos = 0
     for buf, length in vecs:
         if pos >= len(data):
             break
         chunk = data[pos:pos + length]
-        call.memory.write(buf, chunk)
+        mem.write(buf, chunk)
         pos += len(chunk)
 
 
-def gather(call: Any, iovs: int, count: int) -> bytes:
+def gather(call: WasiCall, iovs: int, count: int) -> bytes:
     """Concatenate the bytes of a validated ciovec array (at most MAX_IO)."""
+    mem = call.mem
     out = bytearray()
-    for buf, length in call.memory.iovecs(iovs, count):
+    for buf, length in mem.iovecs(iovs, count):
         take = min(length, MAX_IO - len(out))
-        out += call.memory.read(buf, take)
+        out += mem.read(buf, take)
         if len(out) >= MAX_IO:
             break
     return bytes(out)
@@ -75,7 +77,7 @@ def _capacity(vecs: list[tuple[int, int]]) -> int:
     return min(MAX_IO, sum(length for _, length in vecs))
 
 
-def wait_ready(call: Any, entry: FdEntry, mask: int) -> None:
+def wait_ready(call: WasiCall, entry: FdEntry, mask: int) -> None:
     """Before a blocking read/write on a host stream, wait no longer than the call's deadline.
 
     Python code cannot be interrupted by wasmtime's epochs, so a guest reading an
@@ -104,7 +106,7 @@ def read_entry(entry: FdEntry, n: int, offset: int | None = None) -> bytes:
     return os.pread(entry.fd(), n, offset)
 
 
-def write_entry(call: Any, entry: FdEntry, data: bytes, offset: int | None = None) -> int:
+def write_entry(call: WasiCall, entry: FdEntry, data: bytes, offset: int | None = None) -> int:
     """Write guest bytes (charged to the plugin's output cap first)."""
     plugin = call.plugin
     if plugin is not None and data:
@@ -122,20 +124,20 @@ def write_entry(call: Any, entry: FdEntry, data: bytes, offset: int | None = Non
 
 
 @wasi_gate("i32 i32 i32 i32", syscalls={"read", "recvfrom", "poll", "ppoll"})
-def fd_read(call: Any, fd: int, iovs: int, iovs_len: int, ret: int) -> None:
+def fd_read(call: WasiCall, fd: int, iovs: int, iovs_len: int, ret: int) -> None:
     """Read into an iovec array."""
     entry = _entry(call, fd, R["FD_READ"])
     _not_dir(entry)
-    vecs = call.memory.iovecs(iovs, iovs_len)
-    call.memory.check(ret, 4)
+    vecs = call.mem.iovecs(iovs, iovs_len)
+    call.mem.check(ret, 4)
     wait_ready(call, entry, select.POLLIN)
     data = read_entry(entry, _capacity(vecs))
     scatter(call, vecs, data)
-    call.memory.set_u32(ret, len(data))
+    call.mem.set_u32(ret, len(data))
 
 
 @wasi_gate("i32 i32 i32 i64 i32", syscalls={"pread64"})
-def fd_pread(call: Any, fd: int, iovs: int, iovs_len: int, offset: int, ret: int) -> None:
+def fd_pread(call: WasiCall, fd: int, iovs: int, iovs_len: int, offset: int, ret: int) -> None:
     """Read at an offset without moving the file position."""
     entry = _entry(call, fd, R["FD_READ"] | R["FD_SEEK"])
     _not_dir(entry)
@@ -143,26 +145,26 @@ def fd_pread(call: Any, fd: int, iovs: int, iovs_len: int, offset: int, ret: int
         raise WasiError(ESPIPE)
     if offset > _I64_MAX:
         raise WasiError(E.EINVAL)
-    vecs = call.memory.iovecs(iovs, iovs_len)
-    call.memory.check(ret, 4)
+    vecs = call.mem.iovecs(iovs, iovs_len)
+    call.mem.check(ret, 4)
     data = read_entry(entry, _capacity(vecs), offset)
     scatter(call, vecs, data)
-    call.memory.set_u32(ret, len(data))
+    call.mem.set_u32(ret, len(data))
 
 
 @wasi_gate("i32 i32 i32 i32", syscalls={"write", "sendto", "poll", "ppoll"})
-def fd_write(call: Any, fd: int, iovs: int, iovs_len: int, ret: int) -> None:
+def fd_write(call: WasiCall, fd: int, iovs: int, iovs_len: int, ret: int) -> None:
     """Write a ciovec array (appending if the fd has the APPEND flag)."""
     entry = _entry(call, fd, R["FD_WRITE"])
     _not_dir(entry)
     data = gather(call, iovs, iovs_len)
-    call.memory.check(ret, 4)
+    call.mem.check(ret, 4)
     wait_ready(call, entry, select.POLLOUT)
-    call.memory.set_u32(ret, write_entry(call, entry, data))
+    call.mem.set_u32(ret, write_entry(call, entry, data))
 
 
 @wasi_gate("i32 i32 i32 i64 i32", syscalls={"pwrite64"})
-def fd_pwrite(call: Any, fd: int, iovs: int, iovs_len: int, offset: int, ret: int) -> None:
+def fd_pwrite(call: WasiCall, fd: int, iovs: int, iovs_len: int, offset: int, ret: int) -> None:
     """Write at an offset without moving the file position."""
     entry = _entry(call, fd, R["FD_WRITE"] | R["FD_SEEK"])
     _not_dir(entry)
@@ -171,43 +173,43 @@ def fd_pwrite(call: Any, fd: int, iovs: int, iovs_len: int, offset: int, ret: in
     if offset > _I64_MAX:
         raise WasiError(E.EINVAL)
     data = gather(call, iovs, iovs_len)
-    call.memory.check(ret, 4)
-    call.memory.set_u32(ret, write_entry(call, entry, data, offset))
+    call.mem.check(ret, 4)
+    call.mem.set_u32(ret, write_entry(call, entry, data, offset))
 
 
 @wasi_gate("i32 i64 i32 i32", syscalls={"lseek"})
-def fd_seek(call: Any, fd: int, offset: int, whence: int, ret: int) -> None:
+def fd_seek(call: WasiCall, fd: int, offset: int, whence: int, ret: int) -> None:
     """Move the file position; EINVAL for a bad whence or a negative result."""
     delta = signed64(offset)
     right = R["FD_TELL"] if delta == 0 and whence == T.WHENCE_CUR else R["FD_SEEK"]
     entry = _seekable(call, fd, right)
     if whence not in (T.WHENCE_SET, T.WHENCE_CUR, T.WHENCE_END):
         raise WasiError(E.EINVAL)
-    call.memory.check(ret, 8)
-    call.memory.set_u64(ret, os.lseek(entry.fd(), delta, whence))
+    call.mem.check(ret, 8)
+    call.mem.set_u64(ret, os.lseek(entry.fd(), delta, whence))
 
 
 @wasi_gate("i32 i32", syscalls={"lseek"})
-def fd_tell(call: Any, fd: int, ret: int) -> None:
+def fd_tell(call: WasiCall, fd: int, ret: int) -> None:
     """The current file position."""
     entry = _seekable(call, fd, R["FD_TELL"])
-    call.memory.check(ret, 8)
-    call.memory.set_u64(ret, os.lseek(entry.fd(), 0, os.SEEK_CUR))
+    call.mem.check(ret, 8)
+    call.mem.set_u64(ret, os.lseek(entry.fd(), 0, os.SEEK_CUR))
 
 
 @wasi_gate("i32", syscalls={"close"}, uses_memory=False)
-def fd_close(call: Any, fd: int) -> None:
+def fd_close(call: WasiCall, fd: int) -> None:
     """Close an fd (preopens too); its host fd is closed with it."""
     call.state.table.close(fd)
 
 
 @wasi_gate("i32 i32", syscalls={"close"}, uses_memory=False)
-def fd_renumber(call: Any, fd: int, to: int) -> None:
+def fd_renumber(call: WasiCall, fd: int, to: int) -> None:
     """Atomically replace ``to`` (which must be open) with ``fd``."""
     call.state.table.renumber(fd, to)
 
 
-def _sync(call: Any, fd: int, right: int, data_only: bool) -> None:
+def _sync(call: WasiCall, fd: int, right: int, data_only: bool) -> None:
     entry = _entry(call, fd, right)
     if entry.host_fd is None:
         raise WasiError(E.EINVAL)  # a byte buffer, like a pipe, cannot be synced
@@ -215,27 +217,27 @@ def _sync(call: Any, fd: int, right: int, data_only: bool) -> None:
 
 
 @wasi_gate("i32", syscalls={"fdatasync"}, uses_memory=False)
-def fd_datasync(call: Any, fd: int) -> None:
+def fd_datasync(call: WasiCall, fd: int) -> None:
     """Flush the file's data to storage."""
     _sync(call, fd, R["FD_DATASYNC"], True)
 
 
 @wasi_gate("i32", syscalls={"fsync"}, uses_memory=False)
-def fd_sync(call: Any, fd: int) -> None:
+def fd_sync(call: WasiCall, fd: int) -> None:
     """Flush the file's data and metadata to storage."""
     _sync(call, fd, R["FD_SYNC"], False)
 
 
 @wasi_gate("i32 i32")
-def fd_fdstat_get(call: Any, fd: int, ret: int) -> None:
+def fd_fdstat_get(call: WasiCall, fd: int, ret: int) -> None:
     """Filetype, fdflags and rights of an fd."""
     entry = call.state.table.get(fd)
-    call.memory.write(ret, T.FDSTAT.pack(entry.filetype, entry.flags, entry.rights_base,
+    call.mem.write(ret, T.FDSTAT.pack(entry.filetype, entry.flags, entry.rights_base,
                                          entry.rights_inheriting))
 
 
 @wasi_gate("i32 i32", syscalls={"fcntl"}, uses_memory=False)
-def fd_fdstat_set_flags(call: Any, fd: int, flags: int) -> None:
+def fd_fdstat_set_flags(call: WasiCall, fd: int, flags: int) -> None:
     """Change APPEND and NONBLOCK; the sync flags cannot change after open (ENOTSUP)."""
     entry = _entry(call, fd, R["FD_FDSTAT_SET_FLAGS"])
     if flags & ~T.FDFLAGS_ALL:
@@ -255,7 +257,7 @@ def fd_fdstat_set_flags(call: Any, fd: int, flags: int) -> None:
 
 
 @wasi_gate("i32 i64 i64", uses_memory=False)
-def fd_fdstat_set_rights(call: Any, fd: int, base: int, inheriting: int) -> None:
+def fd_fdstat_set_rights(call: WasiCall, fd: int, base: int, inheriting: int) -> None:
     """Drop rights; asking for a right the fd does not hold is ENOTCAPABLE."""
     entry = call.state.table.get(fd)
     if base & ~entry.rights_base or inheriting & ~entry.rights_inheriting:
@@ -270,18 +272,18 @@ def pack_filestat(st: os.stat_result) -> bytes:
 
 
 @wasi_gate("i32 i32", syscalls=STAT_SYSCALLS)
-def fd_filestat_get(call: Any, fd: int, ret: int) -> None:
+def fd_filestat_get(call: WasiCall, fd: int, ret: int) -> None:
     """Attributes of an open file (a byte-buffer stream reports only its type)."""
     entry = _entry(call, fd, R["FD_FILESTAT_GET"])
-    call.memory.check(ret, T.FILESTAT.size)
+    call.mem.check(ret, T.FILESTAT.size)
     if entry.host_fd is None:
-        call.memory.write(ret, T.FILESTAT.pack(0, 0, entry.filetype, 0, 0, 0, 0, 0))
+        call.mem.write(ret, T.FILESTAT.pack(0, 0, entry.filetype, 0, 0, 0, 0, 0))
         return
-    call.memory.write(ret, pack_filestat(os.fstat(entry.host_fd)))
+    call.mem.write(ret, pack_filestat(os.fstat(entry.host_fd)))
 
 
 @wasi_gate("i32 i64", syscalls={"ftruncate"}, uses_memory=False)
-def fd_filestat_set_size(call: Any, fd: int, size: int) -> None:
+def fd_filestat_set_size(call: WasiCall, fd: int, size: int) -> None:
     """Truncate or extend (with zeros) an open file."""
     entry = _entry(call, fd, R["FD_FILESTAT_SET_SIZE"])
     _not_dir(entry)
@@ -312,7 +314,7 @@ def time_args(atim: int, mtim: int, fst_flags: int) -> tuple[int | None, int | N
 
 
 @wasi_gate("i32 i64 i64 i32", syscalls={"utimensat"}, uses_memory=False)
-def fd_filestat_set_times(call: Any, fd: int, atim: int, mtim: int, fst_flags: int) -> None:
+def fd_filestat_set_times(call: WasiCall, fd: int, atim: int, mtim: int, fst_flags: int) -> None:
     """Set access/modification times of an open file per fstflags."""
     entry = _entry(call, fd, R["FD_FILESTAT_SET_TIMES"])
     if entry.readonly:
@@ -322,7 +324,7 @@ def fd_filestat_set_times(call: Any, fd: int, atim: int, mtim: int, fst_flags: i
 
 
 @wasi_gate("i32 i64 i64 i32", syscalls={"fadvise64"}, uses_memory=False)
-def fd_advise(call: Any, fd: int, offset: int, length: int, advice: int) -> None:
+def fd_advise(call: WasiCall, fd: int, offset: int, length: int, advice: int) -> None:
     """Pass an access-pattern hint to the host."""
     entry = _entry(call, fd, R["FD_ADVISE"])
     _not_dir(entry)
@@ -334,7 +336,7 @@ def fd_advise(call: Any, fd: int, offset: int, length: int, advice: int) -> None
 
 
 @wasi_gate("i32 i64 i64", syscalls={"fallocate"}, uses_memory=False)
-def fd_allocate(call: Any, fd: int, offset: int, length: int) -> None:
+def fd_allocate(call: WasiCall, fd: int, offset: int, length: int) -> None:
     """Ensure storage for ``[offset, offset+len)``, growing the file if needed."""
     entry = _entry(call, fd, R["FD_ALLOCATE"])
     _not_dir(entry)
@@ -348,29 +350,29 @@ def fd_allocate(call: Any, fd: int, offset: int, length: int) -> None:
 
 
 @wasi_gate("i32 i32")
-def fd_prestat_get(call: Any, fd: int, ret: int) -> None:
+def fd_prestat_get(call: WasiCall, fd: int, ret: int) -> None:
     """Describe a preopened directory (EBADF for any other fd)."""
     entry = call.state.table.get(fd)
     if entry.preopen is None:
         raise WasiError(E.EBADF)
-    call.memory.write(ret, T.PRESTAT.pack(T.PREOPENTYPE_DIR, len(entry.preopen.encode())))
+    call.mem.write(ret, T.PRESTAT.pack(T.PREOPENTYPE_DIR, len(entry.preopen.encode())))
 
 
 @wasi_gate("i32 i32 i32")
-def fd_prestat_dir_name(call: Any, fd: int, buf: int, buf_len: int) -> None:
+def fd_prestat_dir_name(call: WasiCall, fd: int, buf: int, buf_len: int) -> None:
     """The guest path of a preopen; ENAMETOOLONG if the buffer is too small.
 
     The whole declared buffer must lie in memory (EFAULT otherwise), even though
     only the name's bytes are written: a buffer past the end is a guest bug.
     """
-    call.memory.check(buf, buf_len)
+    call.mem.check(buf, buf_len)
     entry = call.state.table.get(fd)
     if entry.preopen is None:
         raise WasiError(E.EBADF)
     name = entry.preopen.encode()
     if buf_len < len(name):
         raise WasiError(ENAMETOOLONG)
-    call.memory.write(buf, name)
+    call.mem.write(buf, name)
 
 
 def _listing(entry: FdEntry, cookie: int) -> list[tuple[bytes, int, int]]:
@@ -401,7 +403,7 @@ def _dirent_type(item: os.DirEntry[str]) -> int:
 
 @wasi_gate("i32 i32 i32 i64 i32",
            syscalls=STAT_SYSCALLS | {"getdents64", "fcntl", "lseek", "close"})
-def fd_readdir(call: Any, fd: int, buf: int, buf_len: int, cookie: int, ret: int) -> None:
+def fd_readdir(call: WasiCall, fd: int, buf: int, buf_len: int, cookie: int, ret: int) -> None:
     """Fill ``buf`` with dirents from ``cookie`` on; the last one may be cut off.
 
     Like wasmtime: ``.`` and ``..`` come first, the cookie of an entry is its
@@ -411,8 +413,8 @@ def fd_readdir(call: Any, fd: int, buf: int, buf_len: int, cookie: int, ret: int
     entry = _entry(call, fd, R["FD_READDIR"])
     if not entry.is_dir:
         raise WasiError(E.WASI_ERRNO["ENOTDIR"])
-    call.memory.check(buf, buf_len)
-    call.memory.check(ret, 4)
+    call.mem.check(buf, buf_len)
+    call.mem.check(ret, 4)
     out = bytearray()
     rows = _listing(entry, cookie)
     for index in range(cookie, len(rows)):
@@ -422,5 +424,5 @@ def fd_readdir(call: Any, fd: int, buf: int, buf_len: int, cookie: int, ret: int
         if len(out) >= buf_len:
             break
     used = min(len(out), buf_len)
-    call.memory.write(buf, out[:used])
-    call.memory.set_u32(ret, used)
+    call.mem.write(buf, out[:used])
+    call.mem.set_u32(ret, used)

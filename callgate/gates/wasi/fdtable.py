@@ -12,7 +12,6 @@ import os
 import socket
 import stat
 from dataclasses import dataclass, field
-from typing import Any
 
 from callgate.arch import wasi_errno as E
 from callgate.gates.wasi import types as T
@@ -155,7 +154,11 @@ class FdTable:
             entry.release()
 
 
-def stdio_entry(which: int, mode: Any) -> FdEntry:
+# What WasiConfig.stdin/stdout/stderr may hold (checked at run time: it comes from embedders).
+StdioMode = bytes | bytearray | memoryview | str | None
+
+
+def stdio_entry(which: int, mode: StdioMode) -> FdEntry:
     """fd 0/1/2: ``"inherit"`` (the host's own fd, never closed by us), bytes, or a bytearray."""
     if mode == "inherit":
         try:

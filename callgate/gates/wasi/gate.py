@@ -14,10 +14,14 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 from callgate.arch import wasi_errno as E
 from callgate.gates.memory import GuestMemoryError
+from callgate.gates.spec import GateFunc, ValType
+
+if TYPE_CHECKING:  # state imports fdtable, which imports this module (WasiError)
+    from callgate.gates.wasi.state import WasiCall
 
 
 class WasiError(Exception):
@@ -31,9 +35,9 @@ class WasiError(Exception):
 @dataclass(frozen=True, slots=True)
 class WasiGateDef:
     name: str
-    params: tuple[str, ...]
-    results: tuple[str, ...]
-    func: Callable[..., Any]
+    params: tuple[ValType, ...]
+    results: tuple[ValType, ...]
+    func: GateFunc
     syscalls: frozenset[str]
     uses_memory: bool
     doc: str
@@ -42,25 +46,35 @@ class WasiGateDef:
 GATE_DEFS: dict[str, WasiGateDef] = {}
 
 EILSEQ = E.WASI_ERRNO["EILSEQ"]
+_VALTYPES: dict[str, ValType] = {"i32": "i32", "i64": "i64", "f32": "f32", "f64": "f64"}
+
+# A WASI gate implementation: ``func(call: WasiCall, *args: int) -> None``; it fails by
+# raising (see _guard), so the registered gate returns the errno.
+WasiGateFunc = TypeVar("WasiGateFunc", bound=Callable[..., None])
+
+
+def _valtypes(text: str) -> tuple[ValType, ...]:
+    """``"i32 i64"`` -> ``("i32", "i64")``; an unknown type is a KeyError at import time."""
+    return tuple(_VALTYPES[kind] for kind in text.split())
 
 
 def wasi_gate(params: str, *, syscalls: Iterable[str] = (), results: str = "i32",
-              uses_memory: bool = True) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+              uses_memory: bool = True) -> Callable[[WasiGateFunc], WasiGateFunc]:
     """Register the decorated function as the WASI gate of the same name."""
 
-    def register(func: Callable[..., Any]) -> Callable[..., Any]:
-        guarded = _guard(func) if results else func
+    def register(func: WasiGateFunc) -> WasiGateFunc:
+        guarded: GateFunc = _guard(func) if results else func
         GATE_DEFS[func.__name__] = WasiGateDef(
-            func.__name__, tuple(params.split()), tuple(results.split()), guarded,
+            func.__name__, _valtypes(params), _valtypes(results), guarded,
             frozenset(syscalls), uses_memory, (func.__doc__ or "").strip().splitlines()[0])
         return func
 
     return register
 
 
-def _guard(func: Callable[..., Any]) -> Callable[..., int]:
+def _guard(func: Callable[..., None]) -> Callable[..., int]:
     @functools.wraps(func)
-    def gate(call: Any, *args: int) -> int:
+    def gate(call: WasiCall, *args: int) -> int:
         try:
             func(call, *args)
             return E.ESUCCESS
@@ -82,9 +96,9 @@ def signed64(value: int) -> int:
     return value - (1 << 64) if value >= 1 << 63 else value
 
 
-def guest_str(call: Any, ptr: int, length: int) -> str:
+def guest_str(call: WasiCall, ptr: int, length: int) -> str:
     """A guest path: bounds-checked, valid UTF-8 (else EILSEQ), no NUL (else EINVAL)."""
-    text = call.memory.read(ptr, length).decode("utf-8")
+    text = call.mem.read_str(ptr, length)
     if "\0" in text:
         raise WasiError(E.EINVAL)
     return text

@@ -9,21 +9,20 @@ from __future__ import annotations
 
 import fcntl
 import os
-from typing import Any
 
 from callgate.arch import wasi_errno as E
-from callgate.gates.wasi import capfs
-from callgate.gates.wasi import types as T
+from callgate.gates.wasi import capfs, types as T
 from callgate.gates.wasi.fd import pack_filestat, time_args
 from callgate.gates.wasi.fdtable import FdEntry, filetype_of
 from callgate.gates.wasi.gate import WasiError, guest_str, wasi_gate
+from callgate.gates.wasi.state import WasiCall
 
 R = T.R
 _RESOLVE = capfs.RESOLVE_SYSCALLS | capfs.STAT_SYSCALLS  # fstatat: the ELOOP check
 _FOLLOW = T.LOOKUPFLAGS_SYMLINK_FOLLOW
 
 
-def _dir(call: Any, fd: int, right: int, *, mutates: bool = False) -> FdEntry:
+def _dir(call: WasiCall, fd: int, right: int, *, mutates: bool = False) -> FdEntry:
     entry: FdEntry = call.state.table.directory(fd, right)
     if mutates and entry.readonly:
         raise WasiError(E.EPERM)
@@ -37,39 +36,39 @@ def _lookup_flags(flags: int) -> bool:
 
 
 @wasi_gate("i32 i32 i32", syscalls=_RESOLVE | {"mkdirat"})
-def path_create_directory(call: Any, fd: int, path: int, path_len: int) -> None:
+def path_create_directory(call: WasiCall, fd: int, path: int, path_len: int) -> None:
     """mkdir beneath a directory fd."""
     entry = _dir(call, fd, R["PATH_CREATE_DIRECTORY"], mutates=True)
     capfs.mkdir_at(entry.fd(), guest_str(call, path, path_len))
 
 
 @wasi_gate("i32 i32 i32", syscalls=_RESOLVE | {"unlinkat"})
-def path_remove_directory(call: Any, fd: int, path: int, path_len: int) -> None:
+def path_remove_directory(call: WasiCall, fd: int, path: int, path_len: int) -> None:
     """rmdir beneath a directory fd (ENOTEMPTY unless empty)."""
     entry = _dir(call, fd, R["PATH_REMOVE_DIRECTORY"], mutates=True)
     capfs.rmdir_at(entry.fd(), guest_str(call, path, path_len))
 
 
 @wasi_gate("i32 i32 i32", syscalls=_RESOLVE | {"unlinkat"})
-def path_unlink_file(call: Any, fd: int, path: int, path_len: int) -> None:
+def path_unlink_file(call: WasiCall, fd: int, path: int, path_len: int) -> None:
     """unlink a non-directory beneath a directory fd."""
     entry = _dir(call, fd, R["PATH_UNLINK_FILE"], mutates=True)
     capfs.unlink_at(entry.fd(), guest_str(call, path, path_len))
 
 
 @wasi_gate("i32 i32 i32 i32 i32", syscalls=_RESOLVE)
-def path_filestat_get(call: Any, fd: int, flags: int, path: int, path_len: int,
+def path_filestat_get(call: WasiCall, fd: int, flags: int, path: int, path_len: int,
                       ret: int) -> None:
     """stat a path (its symlink itself unless SYMLINK_FOLLOW)."""
     entry = _dir(call, fd, R["PATH_FILESTAT_GET"])
     follow = _lookup_flags(flags)
     text = guest_str(call, path, path_len)
-    call.memory.check(ret, T.FILESTAT.size)
-    call.memory.write(ret, pack_filestat(capfs.stat_at(entry.fd(), text, follow=follow)))
+    call.mem.check(ret, T.FILESTAT.size)
+    call.mem.write(ret, pack_filestat(capfs.stat_at(entry.fd(), text, follow=follow)))
 
 
 @wasi_gate("i32 i32 i32 i32 i64 i64 i32", syscalls=_RESOLVE | {"utimensat"})
-def path_filestat_set_times(call: Any, fd: int, flags: int, path: int, path_len: int,
+def path_filestat_set_times(call: WasiCall, fd: int, flags: int, path: int, path_len: int,
                             atim: int, mtim: int, fst_flags: int) -> None:
     """Set a path's times per fstflags (its symlink's unless SYMLINK_FOLLOW)."""
     entry = _dir(call, fd, R["PATH_FILESTAT_SET_TIMES"], mutates=True)
@@ -80,7 +79,7 @@ def path_filestat_set_times(call: Any, fd: int, flags: int, path: int, path_len:
 
 
 @wasi_gate("i32 i32 i32 i32 i32 i32 i32", syscalls=_RESOLVE | {"linkat"})
-def path_link(call: Any, old_fd: int, old_flags: int, old_path: int, old_len: int,
+def path_link(call: WasiCall, old_fd: int, old_flags: int, old_path: int, old_len: int,
               new_fd: int, new_path: int, new_len: int) -> None:
     """Hard link; SYMLINK_FOLLOW is refused with EINVAL, as in wasmtime."""
     # A new name for a file of a read-only preopen would make it writable elsewhere.
@@ -93,7 +92,7 @@ def path_link(call: Any, old_fd: int, old_flags: int, old_path: int, old_len: in
 
 
 @wasi_gate("i32 i32 i32 i32 i32 i32", syscalls=_RESOLVE | {"renameat", "renameat2"})
-def path_rename(call: Any, fd: int, old_path: int, old_len: int, new_fd: int, new_path: int,
+def path_rename(call: WasiCall, fd: int, old_path: int, old_len: int, new_fd: int, new_path: int,
                 new_len: int) -> None:
     """Rename within or between directory fds (never out of their preopens)."""
     old = _dir(call, fd, R["PATH_RENAME_SOURCE"], mutates=True)
@@ -103,7 +102,7 @@ def path_rename(call: Any, fd: int, old_path: int, old_len: int, new_fd: int, ne
 
 
 @wasi_gate("i32 i32 i32 i32 i32", syscalls=_RESOLVE | {"symlinkat"})
-def path_symlink(call: Any, old_path: int, old_len: int, fd: int, new_path: int,
+def path_symlink(call: WasiCall, old_path: int, old_len: int, fd: int, new_path: int,
                  new_len: int) -> None:
     """Create a symlink holding ``old_path`` (any text; following it stays beneath)."""
     entry = _dir(call, fd, R["PATH_SYMLINK"], mutates=True)
@@ -112,16 +111,16 @@ def path_symlink(call: Any, old_path: int, old_len: int, fd: int, new_path: int,
 
 
 @wasi_gate("i32 i32 i32 i32 i32 i32", syscalls=_RESOLVE | {"readlinkat"})
-def path_readlink(call: Any, fd: int, path: int, path_len: int, buf: int, buf_len: int,
+def path_readlink(call: WasiCall, fd: int, path: int, path_len: int, buf: int, buf_len: int,
                   ret: int) -> None:
     """A symlink's content, cut to ``buf_len`` bytes."""
     entry = _dir(call, fd, R["PATH_READLINK"])
     target = capfs.readlink_at(entry.fd(), guest_str(call, path, path_len))
-    call.memory.check(buf, buf_len)
-    call.memory.check(ret, 4)
+    call.mem.check(buf, buf_len)
+    call.mem.check(ret, 4)
     data = target[:buf_len]
-    call.memory.write(buf, data)
-    call.memory.set_u32(ret, len(data))
+    call.mem.write(buf, data)
+    call.mem.set_u32(ret, len(data))
 
 
 def _access_mode(base: int, fdflags: int) -> int:
@@ -138,7 +137,7 @@ _FDFLAG_HOST = ((T.FDFLAGS_APPEND, os.O_APPEND), (T.FDFLAGS_NONBLOCK, os.O_NONBL
 
 
 @wasi_gate("i32 i32 i32 i32 i32 i64 i64 i32 i32", syscalls=_RESOLVE | {"fcntl"})
-def path_open(call: Any, fd: int, dirflags: int, path: int, path_len: int, oflags: int,
+def path_open(call: WasiCall, fd: int, dirflags: int, path: int, path_len: int, oflags: int,
               rights_base: int, rights_inheriting: int, fdflags: int, ret: int) -> None:
     """Open beneath a directory fd.
 
@@ -153,7 +152,7 @@ def path_open(call: Any, fd: int, dirflags: int, path: int, path_len: int, oflag
     if oflags & ~T.OFLAGS_ALL or fdflags & ~T.FDFLAGS_ALL:
         raise WasiError(E.EINVAL)
     text = guest_str(call, path, path_len)
-    call.memory.check(ret, 4)
+    call.mem.check(ret, 4)
     if oflags & T.OFLAGS_CREAT and entry.rights_base & R["PATH_CREATE_FILE"] == 0:
         raise WasiError(E.ENOTCAPABLE)
     if oflags & T.OFLAGS_TRUNC and entry.rights_base & R["PATH_FILESTAT_SET_SIZE"] == 0:
@@ -190,4 +189,4 @@ def path_open(call: Any, fd: int, dirflags: int, path: int, path_len: int, oflag
         inheriting &= T.RIGHTS_FILE
     new = FdEntry(ftype, base, inheriting, host_fd=host_fd, flags=fdflags,
                   readonly=entry.readonly)
-    call.memory.set_u32(ret, call.state.table.add(new))
+    call.mem.set_u32(ret, call.state.table.add(new))

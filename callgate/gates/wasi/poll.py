@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import select
 import time
-from typing import Any
 
 from callgate.arch import wasi_errno as E
 from callgate.gates.wasi import types as T
 from callgate.gates.wasi.clocks import HOST_CLOCKS
 from callgate.gates.wasi.fdtable import FdEntry
 from callgate.gates.wasi.gate import WasiError, wasi_gate
+from callgate.gates.wasi.state import WasiCall
 
 _FD_RIGHT = {T.EVENTTYPE_FD_READ: T.R["FD_READ"], T.EVENTTYPE_FD_WRITE: T.R["FD_WRITE"]}
 
@@ -35,11 +35,11 @@ def _fd_ready(entry: FdEntry, kind: int) -> tuple[int, int] | None:
 
 
 @wasi_gate("i32 i32 i32 i32", syscalls={"ppoll", "poll", "clock_gettime", "clock_nanosleep"})
-def poll_oneoff(call: Any, in_ptr: int, out_ptr: int, nsubscriptions: int, ret: int) -> None:
+def poll_oneoff(call: WasiCall, in_ptr: int, out_ptr: int, nsubscriptions: int, ret: int) -> None:
     """Wait for the first of the subscriptions; write one event per ready one."""
     if nsubscriptions == 0:
         raise WasiError(E.EINVAL)
-    mem = call.memory
+    mem = call.mem
     raw = mem.read(in_ptr, nsubscriptions * T.SUBSCRIPTION.size)
     mem.check(out_ptr, nsubscriptions * T.EVENT.size)
     mem.check(ret, 4)
@@ -77,7 +77,7 @@ def poll_oneoff(call: Any, in_ptr: int, out_ptr: int, nsubscriptions: int, ret: 
     mem.set_u32(ret, len(events))
 
 
-def _wait(call: Any, clocks: list[tuple[float, int]],
+def _wait(call: WasiCall, clocks: list[tuple[float, int]],
           polled: dict[int, list[tuple[int, int]]]) -> list[bytes]:
     poller = select.poll()
     for fd, subs in polled.items():

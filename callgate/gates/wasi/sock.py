@@ -10,18 +10,18 @@ a call it could not have made correctly.
 from __future__ import annotations
 
 import socket
-from typing import Any
 
 from callgate.arch import wasi_errno as E
 from callgate.gates.wasi import types as T
 from callgate.gates.wasi.fd import _capacity, gather, scatter
 from callgate.gates.wasi.fdtable import FdEntry, socket_entry
 from callgate.gates.wasi.gate import WasiError, wasi_gate
+from callgate.gates.wasi.state import WasiCall
 
 ENOTSOCK = E.WASI_ERRNO["ENOTSOCK"]
 
 
-def _socket(call: Any, fd: int, right: int) -> tuple[FdEntry, socket.socket]:
+def _socket(call: WasiCall, fd: int, right: int) -> tuple[FdEntry, socket.socket]:
     entry: FdEntry = call.state.table.get(fd)
     if entry.sock is None:
         raise WasiError(ENOTSOCK)
@@ -31,9 +31,9 @@ def _socket(call: Any, fd: int, right: int) -> tuple[FdEntry, socket.socket]:
 
 @wasi_gate("i32 i32 i32", syscalls={"accept4", "accept", "fcntl", "ioctl", "getsockopt",
                                     "getsockname"})
-def sock_accept(call: Any, fd: int, flags: int, ret: int) -> None:
+def sock_accept(call: WasiCall, fd: int, flags: int, ret: int) -> None:
     """Accept a connection on a listening socket; only NONBLOCK is a valid flag."""
-    call.memory.check(ret, 4)
+    call.mem.check(ret, 4)
     _, sock = _socket(call, fd, T.R["SOCK_ACCEPT"])
     if flags & ~T.FDFLAGS_NONBLOCK:
         raise WasiError(E.EINVAL)
@@ -41,16 +41,16 @@ def sock_accept(call: Any, fd: int, flags: int, ret: int) -> None:
     conn.setblocking(not flags & T.FDFLAGS_NONBLOCK)
     new = socket_entry(conn)
     new.flags = flags
-    call.memory.set_u32(ret, call.state.table.add(new))
+    call.mem.set_u32(ret, call.state.table.add(new))
 
 
 @wasi_gate("i32 i32 i32 i32 i32 i32", syscalls={"recvmsg", "recvfrom"})
-def sock_recv(call: Any, fd: int, ri_data: int, ri_data_len: int, ri_flags: int,
+def sock_recv(call: WasiCall, fd: int, ri_data: int, ri_data_len: int, ri_flags: int,
               ret_len: int, ret_flags: int) -> None:
     """Receive into an iovec array (PEEK and WAITALL honoured)."""
-    vecs = call.memory.iovecs(ri_data, ri_data_len)
-    call.memory.check(ret_len, 4)
-    call.memory.check(ret_flags, 2)
+    vecs = call.mem.iovecs(ri_data, ri_data_len)
+    call.mem.check(ret_len, 4)
+    call.mem.check(ret_flags, 2)
     _, sock = _socket(call, fd, T.R["FD_READ"])
     if ri_flags & ~(T.RIFLAGS_RECV_PEEK | T.RIFLAGS_RECV_WAITALL):
         raise WasiError(E.EINVAL)
@@ -58,23 +58,23 @@ def sock_recv(call: Any, fd: int, ri_data: int, ri_data_len: int, ri_flags: int,
         (socket.MSG_WAITALL if ri_flags & T.RIFLAGS_RECV_WAITALL else 0)
     data, _anc, msg_flags, _addr = sock.recvmsg(_capacity(vecs), 0, host_flags)
     scatter(call, vecs, data)
-    call.memory.set_u32(ret_len, len(data))
+    call.mem.set_u32(ret_len, len(data))
     truncated = T.ROFLAGS_RECV_DATA_TRUNCATED if msg_flags & socket.MSG_TRUNC else 0
-    call.memory.write(ret_flags, truncated.to_bytes(2, "little"))
+    call.mem.write(ret_flags, truncated.to_bytes(2, "little"))
 
 
 @wasi_gate("i32 i32 i32 i32 i32", syscalls={"sendmsg", "sendto"})
-def sock_send(call: Any, fd: int, si_data: int, si_data_len: int, si_flags: int,
+def sock_send(call: WasiCall, fd: int, si_data: int, si_data_len: int, si_flags: int,
               ret: int) -> None:
     """Send a ciovec array (no send flags are defined)."""
     data = gather(call, si_data, si_data_len)
-    call.memory.check(ret, 4)
+    call.mem.check(ret, 4)
     _, sock = _socket(call, fd, T.R["FD_WRITE"])
     if si_flags:
         raise WasiError(E.EINVAL)
     if call.plugin is not None and data:
         call.plugin.charge_output(len(data))
-    call.memory.set_u32(ret, sock.send(data))
+    call.mem.set_u32(ret, sock.send(data))
 
 
 _HOW = {T.SDFLAGS_RD: socket.SHUT_RD, T.SDFLAGS_WR: socket.SHUT_WR,
@@ -82,7 +82,7 @@ _HOW = {T.SDFLAGS_RD: socket.SHUT_RD, T.SDFLAGS_WR: socket.SHUT_WR,
 
 
 @wasi_gate("i32 i32", syscalls={"shutdown"}, uses_memory=False)
-def sock_shutdown(call: Any, fd: int, how: int) -> None:
+def sock_shutdown(call: WasiCall, fd: int, how: int) -> None:
     """Shut down reading, writing or both."""
     _, sock = _socket(call, fd, T.R["SOCK_SHUTDOWN"])
     if how not in _HOW:
