@@ -38,19 +38,26 @@ class Deadline(Exception):
 
 
 class FakePlugin:
-    """What gates ask of a plugin: output accounting and the call's deadline."""
+    """What gates ask of a plugin (GateHost): output accounting and the call's deadline.
 
-    def __init__(self) -> None:
+    ``deadline`` False is a plugin without one (``remaining_time()`` None).
+    """
+
+    name = "fake"
+
+    def __init__(self, deadline: bool = True) -> None:
         self.output = 0
+        self.deadline = deadline
 
     def charge_output(self, n: int) -> None:
         self.output += n
 
-    def remaining_time(self) -> float:
-        return 0.0
+    def remaining_time(self) -> float | None:
+        return 0.0 if self.deadline else None
 
     def check_deadline(self) -> None:
-        raise Deadline
+        if self.deadline:
+            raise Deadline
 
 
 class Guest:
@@ -386,7 +393,7 @@ def test_poll_oneoff(guest: Guest) -> None:
     events = [T.EVENT.unpack_from(guest.buf, out + 32 * i) for i in range(guest.u32(ret))]
     assert (8, 0, T.EVENTTYPE_FD_READ, len(b"input bytes"), 0) in events
     subs = guest.put(_sub_clock(9, 1000))
-    guest.plugin = None  # no deadline: a 1 us clock fires by itself
+    guest.plugin = FakePlugin(deadline=False)  # no deadline: a 1 us clock fires by itself
     assert guest.call("poll_oneoff", subs, out, 1, ret) == 0 and guest.u32(ret) == 1
     assert T.EVENT.unpack_from(guest.buf, out)[:3] == (9, 0, T.EVENTTYPE_CLOCK)
     subs = guest.put(_sub_fd(1, T.EVENTTYPE_FD_READ, 77))
@@ -429,7 +436,7 @@ def test_sockets_the_host_passed_in(tmp_path: Path) -> None:
 
 def test_provider_gives_each_plugin_its_own_state(tmp_path: Path) -> None:
     provider = WasiProvider(WasiConfig(preopens=[Preopen(tmp_path, "/w")]))
-    a, b = provider.instance_state(None), provider.instance_state(None)
+    a, b = provider.instance_state(FakePlugin()), provider.instance_state(FakePlugin())
     assert a.table is not b.table and a.table.get(3).host_fd != b.table.get(3).host_fd
     a.close()
     b.close()

@@ -84,7 +84,7 @@ def wait_ready(call: WasiCall, entry: FdEntry, mask: int) -> None:
     idle pipe or socket would otherwise outlive ``Limits.timeout``.
     """
     plugin = call.plugin
-    if plugin is None or entry.host_fd is None or entry.flags & T.FDFLAGS_NONBLOCK or \
+    if entry.host_fd is None or entry.flags & T.FDFLAGS_NONBLOCK or \
             entry.filetype in (T.FILETYPE_REGULAR_FILE, T.FILETYPE_DIRECTORY):
         return
     while (left := plugin.remaining_time()) is not None:
@@ -108,9 +108,8 @@ def read_entry(entry: FdEntry, n: int, offset: int | None = None) -> bytes:
 
 def write_entry(call: WasiCall, entry: FdEntry, data: bytes, offset: int | None = None) -> int:
     """Write guest bytes (charged to the plugin's output cap first)."""
-    plugin = call.plugin
-    if plugin is not None and data:
-        plugin.charge_output(len(data))
+    if data:
+        call.plugin.charge_output(len(data))
     if entry.sink is not None:
         entry.sink += data
         return len(data)

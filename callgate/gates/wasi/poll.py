@@ -89,7 +89,7 @@ def _wait(call: WasiCall, clocks: list[tuple[float, int]],
     while True:
         now = time.monotonic()
         first = min((deadline for deadline, _ in clocks), default=None)
-        budget = None if plugin is None else plugin.remaining_time()
+        budget = plugin.remaining_time()
         wait = None if first is None else max(0.0, first - now)
         if budget is not None:
             wait = budget if wait is None else min(wait, budget)
@@ -111,5 +111,4 @@ def _wait(call: WasiCall, clocks: list[tuple[float, int]],
                    for deadline, userdata in clocks if deadline <= now]
         if events:
             return events
-        if plugin is not None:
-            plugin.check_deadline()
+        plugin.check_deadline()
