@@ -17,8 +17,8 @@ from functools import cache
 from importlib import resources
 from types import MappingProxyType
 
-from callgate.errors import CallgateError
 from callgate.arch.gate_numbers import WASI_NUMBERS
+from callgate.errors import CallgateError
 
 # 'CGAT' in ASCII. Real AUDIT_ARCH values are an ELF machine number (< 0x10000)
 # plus the 64-bit (0x80000000) and little-endian (0x40000000) flags, so any value

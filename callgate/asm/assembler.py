@@ -21,12 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from callgate.arch import Arch
-from callgate.bpf import opcodes as op
-from callgate.bpf.insn import Insn
-from callgate.bpf.seccomp_data import arg_hi, arg_lo
 from callgate.asm.syntax import (
     ALU_OPS,
-    ARG_COUNT,
     COMPARISONS,
     DATA_WORDS,
     GOTO_WORDS,
@@ -42,6 +38,9 @@ from callgate.asm.syntax import (
     errno_value,
     syscall_value,
 )
+from callgate.bpf import opcodes as op
+from callgate.bpf.insn import Insn
+from callgate.bpf.seccomp_data import ARG_COUNT, arg_hi, arg_lo
 from callgate.errors import CallgateError
 
 U32 = 0xFFFFFFFF
@@ -298,7 +297,7 @@ class _Parser:
         self.skip_newlines()
         self.expect(")", "')' closing the condition")
         self.skip_newlines()
-        jt = self.goto("after the condition")
+        jt: int | _Target = self.goto("after the condition")
         jf: int | _Target = 0
         save = self.pos
         self.skip_newlines()
@@ -494,14 +493,14 @@ class _Parser:
             return value & U32
         if t.kind == "word" and t.text.lower() not in KEYWORDS:
             self.take()
-            value = self.name(t.text)
-            if value is None:
+            named = self.name(t.text)
+            if named is None:
                 raise self.error(
                     f"unknown name {t.text!r}: not a {self._what_names()} of arch "
                     f"{self.arch.name}, an ARCH_* constant or an errno name (expected {what})",
                     t,
                 )
-            return value
+            return named
         raise self.error(f"expected {what}, found {_describe(t)}")
 
     def _what_names(self) -> str:

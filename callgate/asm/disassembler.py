@@ -22,10 +22,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 from callgate.arch import GATE_ARCH, Arch, arch_by_audit
-from callgate.bpf import opcodes as op
-from callgate.bpf.actions import format_action
-from callgate.bpf.insn import Insn
-from callgate.bpf.seccomp_data import OFF_ARCH, OFF_NR
 from callgate.asm.syntax import (
     ALU_SYMBOLS,
     COMPARE_SYMBOLS,
@@ -40,6 +36,10 @@ from callgate.asm.syntax import (
     data_spelling,
     syscall_spelling,
 )
+from callgate.bpf import opcodes as op
+from callgate.bpf.actions import format_action
+from callgate.bpf.insn import Insn
+from callgate.bpf.seccomp_data import OFF_ARCH, OFF_NR
 
 _UNUSED = "jt/jf/k set where this instruction ignores them"
 

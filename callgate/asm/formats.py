@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from callgate.arch import Arch
 from callgate.asm.assembler import assemble
 from callgate.asm.disassembler import disassemble, statements
-from callgate.bpf.insn import Insn, pack, unpack
 from callgate.asm.syntax import LINE_LABEL
+from callgate.bpf.insn import Insn, pack, unpack
 from callgate.errors import CallgateError
 
 FORMATS = ("raw", "hex", "c", "asm")

@@ -17,6 +17,7 @@ from callgate.arch import (
     get_arch,
     native_arch,
 )
+from callgate.arch.wasi_errno import WASI_ERRNO
 from callgate.bpf import opcodes as op
 from callgate.bpf.actions import ActionError, parse_action
 from callgate.bpf.seccomp_data import (
@@ -28,7 +29,6 @@ from callgate.bpf.seccomp_data import (
     arg_hi,
     arg_lo,
 )
-from callgate.arch.wasi_errno import WASI_ERRNO
 
 # ``A op= operand``. ``%=`` is classic BPF's MOD: seccomp-tools has no spelling for it,
 # callgate adds one so every ALU opcode reads as text (the kernel's seccomp rejects it).

@@ -204,4 +204,4 @@ def compile_program(program: Sequence[Insn]) -> CompiledFilter:
     """
     namespace: dict[str, object] = {}
     exec(compile(compile_source(program), "<callgate-bpf>", "exec"), namespace)
-    return namespace["run"]  # type: ignore[return-value]
+    return namespace["run"]  # type: ignore[return-value]  # exec'd: run is a CompiledFilter

@@ -77,7 +77,8 @@ class SeccompData(NamedTuple):
         for i, a in enumerate(full):
             if not -(2**63) <= a <= U64_MASK:
                 raise SeccompDataError(f"args[{i}] = {a} does not fit in 64 bits")
-        return cls(nr & U32_MASK, arch, ip, tuple(a & U64_MASK for a in full))  # type: ignore[arg-type]
+        a0, a1, a2, a3, a4, a5 = (a & U64_MASK for a in full)
+        return cls(nr & U32_MASK, arch, ip, (a0, a1, a2, a3, a4, a5))
 
     def pack(self) -> bytes:
         nr = self.nr - (1 << 32) if self.nr & 0x80000000 else self.nr
@@ -87,8 +88,8 @@ class SeccompData(NamedTuple):
     def unpack(cls, raw: bytes) -> SeccompData:
         if len(raw) != SECCOMP_DATA_SIZE:
             raise SeccompDataError(f"seccomp_data is {SECCOMP_DATA_SIZE} bytes, got {len(raw)}")
-        nr, arch, ip, *args = _LAYOUT.unpack(raw)
-        return cls(nr & U32_MASK, arch, ip, tuple(args))  # type: ignore[arg-type]
+        nr, arch, ip, a0, a1, a2, a3, a4, a5 = _LAYOUT.unpack(raw)
+        return cls(nr & U32_MASK, arch, ip, (a0, a1, a2, a3, a4, a5))
 
     def word(self, offset: int) -> int:
         """The aligned 32-bit word a ``BPF_LD|BPF_W|BPF_ABS`` at ``offset`` loads."""

@@ -15,7 +15,7 @@ itself if it loads it again later — only shorter on the hot path.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from callgate.bpf import opcodes as op
 from callgate.bpf.insn import Insn
@@ -23,7 +23,7 @@ from callgate.bpf.seccomp_data import OFF_ARCH, OFF_NR
 
 _LD_ABS = op.BPF_LD | op.BPF_W | op.BPF_ABS
 _JA = op.BPF_JMP | op.BPF_JA
-_CONDITIONS = {
+_CONDITIONS: dict[int, Callable[[int, int], bool]] = {
     op.BPF_JMP | op.BPF_JEQ | op.BPF_K: lambda a, k: a == k,
     op.BPF_JMP | op.BPF_JGT | op.BPF_K: lambda a, k: a > k,
     op.BPF_JMP | op.BPF_JGE | op.BPF_K: lambda a, k: a >= k,

@@ -67,7 +67,9 @@ class VerifierError(CallgateError, ValueError):
         super().__init__(f"{where}: {detail} [rule {rule}: {RULES[rule]}]")
         self._detail = detail
 
-    def __reduce__(self):  # picklable, so it can cross a process boundary (worker, child)
+    def __reduce__(  # picklable, so it can cross a process boundary (worker, child)
+        self,
+    ) -> tuple[type[VerifierError], tuple[str, str, int | None, Insn | None]]:
         return (type(self), (self.rule, self._detail, self.index, self.insn))
 
 

@@ -13,13 +13,13 @@ import sys
 from pathlib import Path
 
 from callgate.arch import Arch
-from callgate.bpf.actions import format_action
 from callgate.asm.disassembler import disassemble, listing_lines, program_arch
 from callgate.asm.formats import FORMATS, read_program, render
+from callgate.asm.syntax import LINE_LABEL, LISTING_HEADER, choose_arch
+from callgate.bpf.actions import format_action
 from callgate.bpf.insn import Insn
 from callgate.bpf.interpreter import interpret
 from callgate.bpf.seccomp_data import ARG_COUNT, SeccompData
-from callgate.asm.syntax import LINE_LABEL, LISTING_HEADER, choose_arch
 from callgate.bpf.verifier import VerifierError, verify
 from callgate.errors import CallgateError
 
@@ -28,7 +28,7 @@ class CliInputError(CallgateError):
     """A file or argument the BPF verbs cannot use."""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     arch_help = (
         "architecture whose names to use (x86_64, aarch64, callgate, …); default: the one "
         "the program compares arch against, else this machine's"

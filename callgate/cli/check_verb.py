@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TypedDict
 
 from callgate.arch import get_arch, native_arch
 from callgate.policy import PolicyError, load_policy_result
@@ -28,7 +29,16 @@ def add_policy_target_arguments(parser: argparse.ArgumentParser) -> None:
                         help="app-defined gate names the application registers")
 
 
-def policy_target_kwargs(args: argparse.Namespace) -> dict[str, object]:
+class PolicyTargetKwargs(TypedDict):
+    """What :func:`policy_target_kwargs` returns: keyword arguments of ``load_policy``."""
+
+    arch: str | None
+    caps: list[str]
+    kernel_version: str | None
+    gate_names: list[str]
+
+
+def policy_target_kwargs(args: argparse.Namespace) -> PolicyTargetKwargs:
     """The ``load_policy`` keyword arguments those options give."""
     return {
         "arch": args.arch,
@@ -38,7 +48,7 @@ def policy_target_kwargs(args: argparse.Namespace) -> dict[str, object]:
     }
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     check = subparsers.add_parser(
         "check",
         help="lint a policy: unknown names, dead or shadowed rules, arch mismatches",
@@ -58,7 +68,7 @@ def _check(args: argparse.Namespace) -> int:
     source = sys.stdin.read() if args.policy == "-" else args.policy
     arch = get_arch(args.arch) if args.arch else native_arch()
     try:
-        result = load_policy_result(source, **policy_target_kwargs(args))  # type: ignore[arg-type]
+        result = load_policy_result(source, **policy_target_kwargs(args))
     except PolicyError as err:
         findings = lint_error(err)
     else:

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from callgate.arch import AUDIT_ARCH_CALLGATE, GATE_ARCH, Arch, get_arch, native_arch
+from callgate.arch.gate_numbers import APP_GATE_FIRST, APP_GATE_LAST
 from callgate.asm.formats import render
 from callgate.cli.check_verb import add_policy_target_arguments, policy_target_kwargs
 from callgate.errors import CallgateError
-from callgate.arch.gate_numbers import APP_GATE_FIRST, APP_GATE_LAST
 from callgate.policy import LoadResult, load_policy_result
 from callgate.policy.compiler import compile_plan, section_for
 from callgate.policy.model import Layer, Policy, Section
@@ -32,7 +32,7 @@ class CompileUsageError(CallgateError, ValueError):
     """Options that do not fit together (a kernel arch for the gates layer, …)."""
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "compile",
         help="compile a policy's gates or kernel section to a seccomp BPF program",
@@ -81,7 +81,7 @@ def _arch(layer: Layer, args: argparse.Namespace) -> Arch:
                 f"--arch {args.arch} is a kernel arch; the gates layer always compiles for "
                 "the callgate gate arch (drop --arch, or use --layer kernel)"
             )
-        return gate_arch(policy_target_kwargs(args)["gate_names"])  # type: ignore[arg-type]
+        return gate_arch(policy_target_kwargs(args)["gate_names"])
     return get_arch(args.arch) if args.arch else native_arch()
 
 
@@ -113,7 +113,7 @@ def add_section_arguments(parser: argparse.ArgumentParser) -> None:
 def load_target(path: str, args: argparse.Namespace, verb: str) -> PolicyTarget:
     """Load the policy at ``path`` (``-``: stdin) and resolve the section the options name."""
     source = sys.stdin.read() if path == "-" else path
-    loaded = load_policy_result(source, **policy_target_kwargs(args))  # type: ignore[arg-type]
+    loaded = load_policy_result(source, **policy_target_kwargs(args))
     loaded.issue_warnings()  # as load_policy reports them
     layer = _layer(loaded.policy, args.layer)
     arch = _arch(layer, args)

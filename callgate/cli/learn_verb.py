@@ -28,7 +28,7 @@ from callgate.gates.wasi import WasiConfig
 from callgate.learn.kernel_trace import METHODS
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     learn = subparsers.add_parser(
         "learn",
         help="learn a least-privilege policy from a module's imports and one run of it",

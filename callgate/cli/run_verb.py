@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from callgate.cli.runtime_verbs import (
     AUDIT_HELP,
@@ -30,10 +31,14 @@ from callgate.gates.spec import GuestExit
 from callgate.gates.wasi import Preopen, WasiConfig, WasiProvider, preopen_arg
 from callgate.policy import Policy, load_policy
 
+if TYPE_CHECKING:
+    from callgate.isolation.isolated import IsolatedPlugin
+    from callgate.runtime.plugin import Plugin
+
 TRAP_EXIT = 128 + 6  # SIGABRT, as wasmtime run reports a trap
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     run = subparsers.add_parser(
         "run",
         help="run a WASI program with every WASI call mediated by a gate policy",
@@ -169,9 +174,11 @@ def _run(args: argparse.Namespace) -> int:
     if args.kernel and not args.isolate:
         from callgate.kernel.lockdown import drop_capabilities
         drop_capabilities()  # now, while this is the only thread (see drop_capabilities)
+    opened: IsolatedPlugin | Plugin
     try:
         if args.isolate:
             from callgate.isolation.isolated import isolated_command
+            assert not isinstance(policy, list)  # refused above
             opened = isolated_command(args.wasm, policy, limits, config, audit=args.audit,
                                       broker=args.broker, tracer=args.tracer)
         else:
@@ -181,6 +188,7 @@ def _run(args: argparse.Namespace) -> int:
         with opened as plugin:
             if args.kernel and not args.isolate:
                 from callgate.kernel.lockdown import lock_plugin
+                assert not isinstance(policy, list)  # refused above
                 lock_plugin(plugin, policy)
             plugin.call_int("_start")
     except GuestExit as exc:
@@ -198,7 +206,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"callgate run: {exc}", file=sys.stderr)
         return TRAP_EXIT
     except CallgateError as exc:
-        signal_number = getattr(exc, "signal", None)  # an isolated worker that was killed
+        signal_number: int | None = getattr(exc, "signal", None)  # a killed isolated worker
         if signal_number is None:
             raise
         print(f"callgate run: {exc}", file=sys.stderr)

@@ -36,7 +36,7 @@ POLICY_SUFFIXES = (".toml", ".json")
 GRAPH_FORMATS = {".dot": "dot", ".gv": "dot", ".svg": "svg"}
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     explain = subparsers.add_parser(
         "explain",
         help="explain why a policy gives one call its verdict, rule by rule and line by line",

@@ -106,7 +106,8 @@ _SECCOMP_IOC_MAGIC = ord("!")
 
 
 def _ioc(direction: int, nr: int, ctype: str) -> int:
-    return direction << 30 | ffi.sizeof(ctype) << 16 | _SECCOMP_IOC_MAGIC << 8 | nr
+    size: int = ffi.sizeof(ctype)
+    return direction << 30 | size << 16 | _SECCOMP_IOC_MAGIC << 8 | nr
 
 
 SECCOMP_IOCTL_NOTIF_RECV = _ioc(_IOC_READ | _IOC_WRITE, 0, "struct seccomp_notif")
@@ -295,7 +296,7 @@ def notif_sizes() -> NotifSizes:
 
 def _ioctl(fd: int, request: int, arg: object, what: str) -> int:
     while True:
-        ret = libc.ioctl(fd, ffi.cast("unsigned long", request), arg)
+        ret: int = libc.ioctl(fd, ffi.cast("unsigned long", request), arg)
         if ret != -1:
             return ret
         err = ffi.errno

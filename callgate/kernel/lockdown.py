@@ -119,7 +119,8 @@ def _last_cap() -> int:
 
 def _prctl(option: int, arg: int) -> int:
     zero = ffi.cast("unsigned long", 0)
-    return libc.prctl(option, ffi.cast("unsigned long", arg), zero, zero, zero)
+    ret: int = libc.prctl(option, ffi.cast("unsigned long", arg), zero, zero, zero)
+    return ret
 
 
 def capabilities(tid: int = 0) -> tuple[int, int, int]:
@@ -127,10 +128,11 @@ def capabilities(tid: int = 0) -> tuple[int, int, int]:
     header = ffi.new("struct __user_cap_header_struct *", (_LINUX_CAPABILITY_VERSION_3, tid))
     data = ffi.new("struct __user_cap_data_struct[2]")
     _syscall("capget", header, data)
-    return tuple(  # type: ignore[return-value]
+    effective, permitted, inheritable = (
         getattr(data[0], f) | getattr(data[1], f) << 32
         for f in ("effective", "permitted", "inheritable")
     )
+    return effective, permitted, inheritable
 
 
 def drop_capabilities() -> None:

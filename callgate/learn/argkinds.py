@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import inspect
 
-from callgate.bpf.seccomp_data import ARG_COUNT
 from callgate.arch.gate_numbers import WASI_MODULE
+from callgate.bpf.seccomp_data import ARG_COUNT
 from callgate.gates.spec import GateSpec
 
 # WASI parameter names (witx) whose values identify a resource or select a behaviour.

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from callgate.errors import CallgateError
 from callgate.kernel.binding import raw_syscall
@@ -29,6 +30,9 @@ from callgate.kernel.strace import (
     steady_state,
     strace_prefix,
 )
+
+if TYPE_CHECKING:
+    from callgate.runtime.broker import GateRequest, Verdict
 
 GUEST_WAT = """
 (module
@@ -96,9 +100,9 @@ def host_loop(rounds: int) -> None:
         uses_memory=False,
     )
     limits = Limits(fuel=10**9, timeout=30)
-    broker_calls = []
+    broker_calls: list[GateRequest] = []
 
-    def broker(request: object) -> object:
+    def broker(request: GateRequest) -> Verdict:
         broker_calls.append(request)
         return ALLOW if len(broker_calls) % 2 else Errno(1)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -32,11 +33,12 @@ def main(argv: list[str]) -> int:
                         stdin="inherit", stdout="inherit", stderr="inherit")
     limits = Limits(**request["limits"])
     watch = request["watch"]
-    begin = {"strace": partial(raw_syscall, BEGIN_MARKER), "user_notif": notify_everything}
+    begin: dict[str, Callable[[], object]] = {"strace": partial(raw_syscall, BEGIN_MARKER),
+                                              "user_notif": notify_everything}
     try:
         recording = record(request["module"], config, limits, on_begin=begin.get(watch),
                            on_end=partial(raw_syscall, END_MARKER) if watch else None)
-        result = {"recording": recording.to_json()}
+        result: dict[str, object] = {"recording": recording.to_json()}
     except CallgateError as exc:
         result = {"error": str(exc)}
     Path(result_file).write_text(json.dumps(result))

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from callgate.errors import CallgateError
+from callgate.gates.errors import AbiError, PluginError, PluginLoadError
 from callgate.gates.spec import GateSpec, GuestExit
 from callgate.gates.wasi import WasiConfig, WasiProvider
 from callgate.learn.argkinds import pinnable
 from callgate.runtime.audit import AuditRecord, AuditSink
-from callgate.gates.errors import AbiError, PluginError, PluginLoadError
 from callgate.runtime.limits import Limits
 from callgate.runtime.plugin import Plugin
 
@@ -99,8 +99,8 @@ class Recording:
 
 
 def record(module: str | os.PathLike[str] | bytes, config: WasiConfig,
-           limits: Limits | None = None, *, on_begin: Callable[[], None] | None = None,
-           on_end: Callable[[], None] | None = None) -> Recording:
+           limits: Limits | None = None, *, on_begin: Callable[[], object] | None = None,
+           on_end: Callable[[], object] | None = None) -> Recording:
     """Run WASI command ``module`` once with every gate allowed and recorded.
 
     ``on_begin`` runs once the plugin is compiled and instantiated (where ``callgate
@@ -126,7 +126,8 @@ def record(module: str | os.PathLike[str] | bytes, config: WasiConfig,
     except PluginLoadError:
         raise
     except AbiError as exc:
-        raise LearningFailed(f"{module} is not a WASI command ({exc}); callgate learn runs "
+        what = "the module" if isinstance(module, bytes) else str(module)  # not its bytes' repr
+        raise LearningFailed(f"{what} is not a WASI command ({exc}); callgate learn runs "
                              "a command's _start") from None
     except PluginError as exc:
         raise LearningFailed(f"the learning run did not finish: {exc}. A policy learned from "

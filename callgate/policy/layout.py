@@ -93,6 +93,7 @@ def _optimal_splits(prefix: list[int]) -> dict[tuple[int, int], int]:
                 c = left[k] + right[k][hi]
                 if c_best is None or c < c_best:
                     k_best, c_best = k, c
+            assert c_best is not None  # Knuth's bounds: the range of k is never empty
             best[lo][hi] = k_best
             cost[lo][hi] = c_best + prefix[hi] - prefix[lo]
     return {(lo, hi): best[lo][hi] for lo in range(n) for hi in range(lo + 2, n + 1)}

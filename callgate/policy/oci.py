@@ -28,7 +28,7 @@ import platform
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from callgate.arch import Arch, UnknownArchError, get_arch, native_arch
 from callgate.bpf.actions import (
@@ -421,9 +421,10 @@ class _ProfileReader:
             if not _is_uint(index) or index > 5:
                 self.problems.error(f"{where}.index", f"must be an integer 0..5, got {index!r}")
                 ok = False
-            op = OCI_OPS.get(raw.get("op"))  # type: ignore[arg-type]
+            raw_op = raw.get("op")  # any JSON value: a list or an object is unhashable
+            op = OCI_OPS.get(raw_op) if isinstance(raw_op, str) else None
             if op is None:
-                self.problems.error(f"{where}.op", f"unknown operator {raw.get('op')!r}; "
+                self.problems.error(f"{where}.op", f"unknown operator {raw_op!r}; "
                                     f"allowed: {', '.join(OCI_OPS)}")
                 ok = False
             values = []
@@ -520,7 +521,7 @@ def _zero_if_null(value: Any) -> Any:
     return 0 if value is None else value
 
 
-def _is_uint(value: Any) -> bool:
+def _is_uint(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 

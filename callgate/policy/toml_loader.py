@@ -11,8 +11,9 @@ from __future__ import annotations
 import errno as linux_errno
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
+from callgate.arch import wasi_errno
 from callgate.bpf.actions import (
     MAX_ERRNO,
     SECCOMP_RET_ERRNO,
@@ -21,7 +22,6 @@ from callgate.bpf.actions import (
     data_of,
     parse_action,
 )
-from callgate.arch import wasi_errno
 from callgate.policy.errors import ProblemList
 from callgate.policy.loaded import LoadResult
 from callgate.policy.model import ArgCheck, Layer, Op, Policy, Rule, Section
@@ -301,8 +301,8 @@ def parse_arg_check(raw: Any, path: str, problems: ProblemList) -> ArgCheck | No
             value2 = parse_arg_value(raw["value2"], width, f"{path}.value2", problems)
     elif "value2" in raw and op is not None:
         problems.error(f"{path}.value2", f"is only used by op masked_eq, not {op.value}")
-    if len(problems.errors) > before or op is None or value is None:
-        return None
+    if len(problems.errors) > before or op is None or value is None or not _is_int(index):
+        return None  # (an index that is not an integer is among the errors)
     return ArgCheck(index=index, op=op, value=value, value2=value2, width=width)
 
 
@@ -354,7 +354,7 @@ def _string_list(value: Any, path: str, problems: ProblemList) -> list[str]:
     return out
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

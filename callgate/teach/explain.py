@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from callgate.arch import X32_SYSCALL_BIT, Arch
+from callgate.asm.disassembler import listing_lines
 from callgate.bpf import opcodes as op
 from callgate.bpf.actions import format_action
-from callgate.asm.disassembler import listing_lines
 from callgate.bpf.insn import Insn
 from callgate.bpf.interpreter import Execution, interpret
 from callgate.bpf.seccomp_data import U32_MASK, SeccompData

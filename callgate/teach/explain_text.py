@@ -11,10 +11,11 @@ from __future__ import annotations
 import dataclasses
 import json
 import textwrap
+from typing import overload
 
+from callgate.asm.syntax import LINE_LABEL, LISTING_HEADER
 from callgate.bpf.actions import format_action
 from callgate.bpf.seccomp_data import U32_MASK
-from callgate.asm.syntax import LINE_LABEL, LISTING_HEADER
 from callgate.policy.model import Op
 from callgate.teach.explain import CheckResult, Explanation, RuleResult, Stage
 
@@ -130,9 +131,17 @@ def render_json(e: Explanation, **header: str) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
+@overload
+def _spelled(value: dict[str, object]) -> dict[str, object]: ...
+
+
+@overload
+def _spelled(value: object) -> object: ...
+
+
 def _spelled(value: object) -> object:
     if isinstance(value, dict):
-        out = {}
+        out: dict[object, object] = {}
         for key, item in value.items():
             out[key] = _spelled(item)
             if key in _ACTION_KEYS and isinstance(item, int):

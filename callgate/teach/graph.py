@@ -26,6 +26,8 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 from callgate.arch import Arch
+from callgate.asm.disassembler import statements
+from callgate.asm.syntax import LINE_LABEL, RAW_DIRECTIVE
 from callgate.bpf import opcodes as op
 from callgate.bpf.actions import (
     SECCOMP_RET_ALLOW,
@@ -38,9 +40,7 @@ from callgate.bpf.actions import (
     SECCOMP_RET_USER_NOTIF,
     effective_action,
 )
-from callgate.asm.disassembler import statements
 from callgate.bpf.insn import Insn, flow
-from callgate.asm.syntax import LINE_LABEL, RAW_DIRECTIVE
 from callgate.errors import CallgateError
 
 DOT_TIMEOUT_SECONDS = 60.0
@@ -131,8 +131,8 @@ def program_dot(program: Sequence[Insn], arch: Arch | str | None, title: str) ->
             attrs.append(f'style="{",".join(styles)}"')
         lines.append(f"  n{pc} [{', '.join(attrs)}];")
     for edge in all_edges:
-        attrs = _edge_attrs(edge, program[edge.source], texts[edge.source])
-        lines.append(f"  n{edge.source} -> n{edge.target}{attrs};")
+        edge_attrs = _edge_attrs(edge, program[edge.source], texts[edge.source])
+        lines.append(f"  n{edge.source} -> n{edge.target}{edge_attrs};")
     lines.append("}")
     return "\n".join(lines) + "\n"
 

@@ -68,6 +68,12 @@ def test_a_module_without_start_is_not_a_command():
         record(WASM / "wordcount.wasm", WasiConfig())
 
 
+def test_a_module_given_as_bytes_is_not_quoted_as_bytes():
+    with pytest.raises(LearningFailed, match="^the module is not a WASI command") as caught:
+        record((WASM / "wordcount.wasm").read_bytes(), WasiConfig())
+    assert "b'" not in str(caught.value)
+
+
 def test_distinct_values_are_capped_and_the_cap_is_reported():
     use = GateUse(pinned=(0,))
     for fd in range(MAX_DISTINCT + 10):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -139,6 +140,16 @@ def test_structured_oci_profiles(doc, arch, caps, kernel):
     text = json.dumps(doc)
     check_outcome(lambda: load_policy_text(text, source="hostile", arch=arch, caps=caps,
                                            kernel_version=kernel, format="oci"))
+
+
+@pytest.mark.parametrize("op", [[], ["SCMP_CMP_EQ"], {}, {"SCMP_CMP_EQ": 1}, None, 7])
+def test_oci_arg_op_of_any_json_type(op):
+    # An array or object is unhashable: looking it up once crashed with TypeError.
+    doc = {"defaultAction": "SCMP_ACT_ERRNO",
+           "syscalls": [{"names": ["read"], "action": "SCMP_ACT_ALLOW",
+                         "args": [{"index": 0, "value": 1, "op": op}]}]}
+    with pytest.raises(PolicyError, match=r"syscalls\[0\]\.args\[0\]\.op: unknown operator"):
+        load_policy_text(json.dumps(doc), source="hostile", arch="x86_64", format="oci")
 
 
 TOML_ARG = st.fixed_dictionaries({}, optional={
