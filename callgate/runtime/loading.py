@@ -14,6 +14,7 @@ from pathlib import Path
 
 import wasmtime
 
+from callgate.arch.gate_numbers import WASI_MODULE
 from callgate.gates.errors import ImportRefused, PluginLoadError
 from callgate.gates.spec import GateSpec
 from callgate.gates.table import GateProvider, GateTable
@@ -111,4 +112,27 @@ def resolve_imports(module: wasmtime.Module, table: GateTable
         resolved.append((spec, provider))
     if problems:
         raise ImportRefused(problems)
+    _check_memory_export(module, resolved)
     return resolved
+
+
+def _check_memory_export(module: wasmtime.Module,
+                         resolved: list[tuple[GateSpec, GateProvider]]) -> None:
+    """A module importing WASI gates that use guest memory must export it as ``memory``.
+
+    WASI's pointers mean nothing without it (wasmtime's WASI fails such calls too);
+    refusing at load says so once and clearly, instead of EFAULT on every call.
+    """
+    needing = sorted({spec.name for spec, _ in resolved
+                      if spec.module == WASI_MODULE and spec.uses_memory})
+    if not needing:
+        return
+    memories = [exp.name for exp in module.exports if isinstance(exp.type, wasmtime.MemoryType)]
+    if "memory" in memories:
+        return
+    exported = (f"it exports its memory as {', '.join(repr(m) for m in memories)}"
+                if memories else "it exports no memory")
+    raise PluginLoadError(
+        f"module refused: it imports WASI gates that read or write guest memory "
+        f"({', '.join(needing[:4])}{', …' if len(needing) > 4 else ''}), but {exported}; "
+        "export the linear memory as 'memory', as WASI requires")
