@@ -81,7 +81,8 @@ def add_guest_options(parser: argparse.ArgumentParser) -> None:
     """``--dir`` and ``--env``: what a WASI guest is given (shared with ``callgate learn``)."""
     parser.add_argument("--dir", action="append", default=[], metavar="HOST::GUEST[:ro]",
                         type=_dir_arg, help="preopen host directory HOST as GUEST (read-only "
-                        "with :ro); repeatable")
+                        "with :ro; :pseudo allows a pseudo filesystem such as /proc); "
+                        "repeatable")
     parser.add_argument("--env", action="append", default=[], metavar="K=V", type=_env_arg,
                         help="environment variable for the guest (nothing is inherited)")
 

@@ -267,7 +267,8 @@ def _describe_wasi(config: WasiConfig) -> dict[str, Any]:
     return {
         "args": list(config.args),
         "env": dict(config.env),
-        "preopens": [{"guest": p.guest, "readonly": p.readonly} for p in config.preopens],
+        "preopens": [{"guest": p.guest, "readonly": p.readonly, "pseudo_fs": p.pseudo_fs}
+                     for p in config.preopens],
         "max_fds": config.max_fds,
     }
 
@@ -444,7 +445,8 @@ def _worker_wasi(desc: dict[str, Any], fds: dict[str, int]) -> WasiConfig:
     worker reaches exactly the directory the parent opened.
     """
     preopens = [
-        Preopen(f"/proc/self/fd/{fds[f'preopen{i}']}", p["guest"], bool(p["readonly"]))
+        Preopen(f"/proc/self/fd/{fds[f'preopen{i}']}", p["guest"], bool(p["readonly"]),
+                bool(p["pseudo_fs"]))
         for i, p in enumerate(desc["preopens"])
     ]
     return WasiConfig(

@@ -10,6 +10,15 @@ Operations that act on a *name* (mkdir, unlink, rename, link, symlink,
 readlink, stat, utimes) first open the parent directory with ``openat2`` and
 then call the ``*at()`` syscall on the final component only, which never
 follows a symlink in it. No host path string is ever built by joining.
+
+``RESOLVE_BENEATH`` cannot stop one thing: ``/proc/self`` is an ordinary symlink and
+``/proc/self/mem`` an ordinary file, so under a preopened ``/`` the host's own memory
+is "beneath". Every open therefore also checks *what* it reached
+(:func:`check_reachable`): a guest path may not cross into a pseudo filesystem
+(procfs, sysfs, debugfs, tracefs, cgroup, bpf …) other than the one its starting
+directory is on, and may open no device node but the harmless ones
+(:data:`SAFE_DEVICES`). A preopen that *is* a pseudo filesystem is refused unless the
+host opts in for it (``Preopen(..., pseudo_fs=True)``).
 """
 
 from __future__ import annotations
@@ -28,6 +37,8 @@ ffi = cffi.FFI()
 ffi.cdef("""
     struct open_how { uint64_t flags; uint64_t mode; uint64_t resolve; };
     struct timespec { long tv_sec; long tv_nsec; };
+    struct statfs_head { long f_type; char rest[248]; };  /* f_type leads struct statfs */
+    int fstatfs(int fd, struct statfs_head *buf);
     long syscall(long number, ...);
     int utimensat(int dirfd, const char *pathname, const struct timespec times[2], int flags);
     int futimens(int fd, const struct timespec times[2]);
@@ -44,9 +55,57 @@ AT_SYMLINK_NOFOLLOW = 0x100
 _OPEN_RETRIES = 16  # openat2 answers EAGAIN when a concurrent rename races a ".." walk
 
 #: Host syscalls the functions of this module make (for ``GateSpec.syscalls``): resolving
-#: beneath a directory, and the stat calls glibc may use for fstat/fstatat.
-RESOLVE_SYSCALLS = frozenset({"openat2", "close"})
+#: beneath a directory (and checking what was reached), and the stat calls glibc may use.
 STAT_SYSCALLS = frozenset({"fstat", "newfstatat", "statx"})
+RESOLVE_SYSCALLS = frozenset({"openat2", "close", "fstatfs"}) | STAT_SYSCALLS
+
+#: ``f_type`` of the pseudo filesystems a guest path must not cross into (linux/magic.h):
+#: their files are views of kernel and process state, not data (``/proc/self/mem`` is
+#: the host's own memory; sysfs and debugfs reach hardware and kernel internals).
+PSEUDO_FS: dict[int, str] = {
+    0x9FA0: "proc", 0x62656572: "sysfs", 0x64626720: "debugfs", 0x74726163: "tracefs",
+    0x73636673: "securityfs", 0x27E0EB: "cgroup", 0x63677270: "cgroup2",
+    0xCAFE4A11: "bpf", 0x1CD1: "devpts", 0x62656570: "configfs", 0xDE5E81E4: "efivarfs",
+    0x6165676C: "pstore", 0xF97CFF8C: "selinuxfs", 0x43415D53: "smackfs",
+    0x65735543: "fusectl", 0x42494E4D: "binfmt_misc", 0x19800202: "mqueue",
+    0x6E736673: "nsfs", 0x50495045: "pipefs", 0x534F434B: "sockfs", 0xBAD1DEA: "futexfs",
+    0x9123683E: "btrfs_test", 0x67596969: "rpc_pipefs", 0x57AC6E9D: "stack_end",
+}
+#: Device nodes a guest may open, by (major, minor): they hold no data of the host's.
+SAFE_DEVICES: dict[tuple[int, int], str] = {
+    (1, 3): "null", (1, 5): "zero", (1, 7): "full", (1, 8): "random", (1, 9): "urandom",
+}
+
+
+def fs_type(fd: int) -> int:
+    """The ``f_type`` (filesystem magic) of the filesystem ``fd`` is on."""
+    buf = ffi.new("struct statfs_head *")
+    if _libc.fstatfs(fd, buf) != 0:
+        err = ffi.errno
+        raise OSError(err, os.strerror(err))
+    return int(buf.f_type) & 0xFFFFFFFF
+
+
+def pseudo_fs_name(fd: int) -> str | None:
+    """The name of the pseudo filesystem ``fd`` is on, or None for an ordinary one."""
+    return PSEUDO_FS.get(fs_type(fd))
+
+
+def check_reachable(dirfd: int, fd: int, path: str) -> None:
+    """Refuse (EACCES) what a guest may not reach, though it resolved beneath ``dirfd``.
+
+    A pseudo filesystem is reachable only from a directory on that same filesystem
+    (a preopen the host opted in for); a device node only if it is a :data:`SAFE_DEVICES`.
+    """
+    st = os.fstat(fd)
+    harmless = stat.S_ISCHR(st.st_mode) and \
+        (os.major(st.st_rdev), os.minor(st.st_rdev)) in SAFE_DEVICES
+    if (stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)) and not harmless:
+        raise OSError(errno.EACCES, f"{path!r} is a device node a guest may not open")
+    kind = fs_type(fd)
+    if kind in PSEUDO_FS and fs_type(dirfd) != kind:
+        raise OSError(errno.EACCES, f"{path!r} is on {PSEUDO_FS[kind]}, a pseudo filesystem "
+                      "a guest may not enter")
 
 
 def open_beneath(dirfd: int, path: str, flags: int, mode: int = 0, *, follow: bool = True) -> int:
@@ -54,8 +113,30 @@ def open_beneath(dirfd: int, path: str, flags: int, mode: int = 0, *, follow: bo
 
     ``follow`` False adds ``O_NOFOLLOW`` (a final symlink gives ELOOP, or is
     opened itself with ``O_PATH``). The kernel reports an escape as EXDEV; WASI
-    callers (and wasmtime) expect EPERM for it.
+    callers (and wasmtime) expect EPERM for it. What was reached is checked with
+    :func:`check_reachable`; a real (not ``O_PATH``) open is probed with ``O_PATH``
+    first, so a forbidden device is never opened (opening some has side effects).
     """
+    if not flags & os.O_PATH:
+        try:
+            probe = _openat2(dirfd, path, os.O_PATH | (flags & os.O_DIRECTORY), 0, follow)
+        except OSError:
+            probe = None  # the real open below fails with the right errno, or creates
+        if probe is not None:
+            try:
+                check_reachable(dirfd, probe, path)
+            finally:
+                os.close(probe)
+    fd = _openat2(dirfd, path, flags, mode, follow)
+    try:
+        check_reachable(dirfd, fd, path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _openat2(dirfd: int, path: str, flags: int, mode: int, follow: bool) -> int:
     if "\0" in path:
         raise OSError(errno.EINVAL, "path contains a NUL byte")
     flags |= os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW)

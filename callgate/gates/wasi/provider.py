@@ -73,12 +73,17 @@ class WasiProvider:
 
 
 def preopen_arg(spec: str) -> Preopen:
-    """``HOST::GUEST[:ro]`` (or ``DIR``, seen at the same path) -> Preopen."""
-    readonly = spec.endswith(":ro")
-    body = spec[:-3] if readonly else spec
+    """``HOST::GUEST[:ro][:pseudo]`` (or ``DIR``, seen at the same path) -> Preopen.
+
+    ``:ro`` makes it read-only; ``:pseudo`` opts in to a pseudo filesystem (procfs …).
+    """
+    body, options = spec, set()
+    while (tail := body.rpartition(":")[2]) in ("ro", "pseudo") and body != tail:
+        options.add(tail)
+        body = body[:-len(tail) - 1]
     host, sep, guest = body.partition("::")
     if not sep:
         guest = host
     if not host or not guest:
         raise WasiConfigError(f"--dir {spec!r}: expected HOST::GUEST[:ro], e.g. ./data::/data")
-    return Preopen(Path(host), guest, readonly)
+    return Preopen(Path(host), guest, "ro" in options, "pseudo" in options)

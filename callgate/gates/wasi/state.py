@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from callgate.errors import CallgateError
 from callgate.gates.spec import GateCall
-from callgate.gates.wasi import types as T
+from callgate.gates.wasi import capfs, types as T
 from callgate.gates.wasi.fdtable import FdEntry, FdTable, socket_entry, stdio_entry
 
 
@@ -29,6 +29,9 @@ class Preopen:
     host: str | os.PathLike[str]
     guest: str
     readonly: bool = False
+    #: The host opts in to a preopen that is a pseudo filesystem (procfs, sysfs …):
+    #: refused otherwise, because their files are views of the host's own state.
+    pseudo_fs: bool = False
 
 
 @dataclass
@@ -92,6 +95,13 @@ def _open_preopen(pre: Preopen) -> FdEntry:
     except OSError as exc:
         raise WasiConfigError(f"cannot preopen {str(pre.host)!r} as {guest!r}: "
                               f"{exc.strerror}; give an existing directory") from None
+    pseudo = capfs.pseudo_fs_name(host_fd)
+    if pseudo is not None and not pre.pseudo_fs:
+        os.close(host_fd)
+        raise WasiConfigError(
+            f"cannot preopen {str(pre.host)!r} as {guest!r}: it is on {pseudo}, a pseudo "
+            "filesystem whose files expose the host's own state; preopen a real directory, "
+            "or opt in with Preopen(..., pseudo_fs=True) (--dir HOST::GUEST:pseudo)")
     return FdEntry(T.FILETYPE_DIRECTORY, T.RIGHTS_DIRECTORY, T.RIGHTS_DIRECTORY_INHERITING,
                    host_fd=host_fd, preopen=guest, readonly=pre.readonly)
 
