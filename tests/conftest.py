@@ -8,6 +8,8 @@ CI script is responsible for installing everything.
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -21,3 +23,13 @@ def require(available: bool, what: str) -> None:
     if IN_CI:
         pytest.fail(f"{what} is required under CI=true; .ci/run must install it")
     pytest.skip(f"{what} is not available")
+
+
+def console_script(name: str = "callgate") -> Path | None:
+    """``name`` as installed into this interpreter's environment, or None.
+
+    Found next to ``sys.executable`` (not resolved: a venv's bin directory), not on PATH,
+    where a script of the same name may belong to another environment.
+    """
+    script = Path(sys.executable).parent / name
+    return script if script.is_file() and os.access(script, os.X_OK) else None

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import io
 import os
-import shutil
 import struct
 import subprocess
 import sys
 
 import pytest
-from conftest import require
+from conftest import console_script, require
 
 from callgate.cli import main
 
@@ -226,8 +225,8 @@ def test_emu_refuses_what_the_kernel_refuses(tmp_path, capsys, text, index, rule
 
 
 def test_console_script_runs(files, tmp_path):
-    exe = shutil.which("callgate")
-    require(exe is not None, "the installed `callgate` console script")
+    exe = console_script()
+    require(exe is not None, "the `callgate` console script installed beside sys.executable")
     asm, _ = files
     out = tmp_path / "script.bpf"
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import textwrap
 
 import pytest
-from conftest import require
+from conftest import console_script, require
 from rt_helpers import gate_policy, guest
 
-from callgate.cli import main
 from callgate.arch.gate_numbers import WASI_GATES
+from callgate.cli import main
 
 GATES_MODULE = textwrap.dedent("""
     from callgate.gates.app import AppGates
@@ -24,8 +23,8 @@ GATES_MODULE = textwrap.dedent("""
 
 
 def callgate(*args: str, stdin: bytes = b"", cwd=None, env=None) -> subprocess.CompletedProcess:
-    exe = shutil.which("callgate")
-    command = [exe] if exe else [sys.executable, "-m", "callgate"]
+    exe = console_script()
+    command = [str(exe)] if exe else [sys.executable, "-m", "callgate"]
     return subprocess.run([*command, *args], input=stdin, capture_output=True, timeout=120,
                           cwd=cwd, env=env)
 

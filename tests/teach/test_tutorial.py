@@ -75,14 +75,23 @@ class TutorialRun:
             (checkout / name).symlink_to(ROOT / name)
         bin_dir = scratch / "bin"
         bin_dir.mkdir()
-        (bin_dir / "python").symlink_to(sys.executable)
-        shim = bin_dir / "callgate"
-        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m callgate "$@"\n')
-        shim.chmod(0o755)
+        shims = {"callgate": f'exec "{sys.executable}" -m callgate "$@"'}
+        # `python` is this interpreter as the reader's activated venv has it: its own bin
+        # directory on PATH. A link to sys.executable elsewhere would start Python outside
+        # its venv (the venv is found next to the path it was started by), without its
+        # packages.
+        env_bin = Path(sys.executable).parent  # not resolved: that is the venv's
+        python = env_bin / "python"
+        if not (python.exists() and os.path.samefile(python, sys.executable)):
+            shims["python"] = f'exec "{sys.executable}" "$@"'
+        for name, command in shims.items():
+            (bin_dir / name).write_text(f"#!/bin/sh\n{command}\n")
+            (bin_dir / name).chmod(0o755)
         tmp = scratch / "tmp"  # where the tutorial's `mktemp -d` lands
         tmp.mkdir()
         env = {
-            "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "PATH": os.pathsep.join(
+                [str(bin_dir), str(env_bin), os.environ.get("PATH", "/usr/bin:/bin")]),
             "HOME": str(scratch),
             "TMPDIR": str(tmp),
             "LC_ALL": "C.UTF-8",
