@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import platform
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -41,6 +42,10 @@ from console_doc import (
 ROOT = Path(__file__).resolve().parents[2]
 TUTORIAL = ROOT / "docs" / "tutorial.md"
 STEP_TIMEOUT = 30.0  # seconds; the slowest step takes about one
+# Programs some steps need beyond Python and the shell's basics, found by what the command
+# mentions: (pattern, program, what to install). Such a step skips without its program,
+# and fails under CI=true (conftest.require).
+STEP_PROGRAMS = ((re.compile(r"\.svg\b"), "dot", "graphviz (dot), for SVG graphs"),)
 
 # Each topic the tutorial must teach (issue 8), as a heading.
 REQUIRED_HEADINGS = (
@@ -137,6 +142,9 @@ def sessions(tmp_path_factory: pytest.TempPathFactory):
                          ids=[f"{page[:-3]}-{PAGE_STEPS[page][i].id}" for page, i in ALL_STEPS])
 def test_step(sessions, page: str, index: int) -> None:
     step = PAGE_STEPS[page][index]
+    for pattern, program, what in STEP_PROGRAMS:
+        if step.kind == "command" and pattern.search(step.text):
+            require(shutil.which(program) is not None, what)
     outcome = sessions(page).outcome(index)
     if isinstance(outcome, BaseException):
         pytest.fail(f"line {step.line}: {step.kind} step could not run: {outcome}")
