@@ -21,7 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "policy"))  # the libseccomp translation the tests use
 
-from libseccomp_oracle import libseccomp_program  # noqa: E402
+from libseccomp_oracle import (  # noqa: E402
+    AVAILABLE as LIBSECCOMP,
+    libseccomp_program,
+)
 
 from callgate.arch import native_arch  # noqa: E402
 from callgate.bpf.actions import SECCOMP_RET_ALLOW  # noqa: E402
@@ -51,7 +54,7 @@ def run(n: int) -> list:
     Path lengths are ``bench_kernel.py``'s rows (the same oracle function, more profiles).
     ``n`` >= 10 000 takes 15 compile-time samples, less takes 3.
     """
-    from common import Row, in_ms, timed_row  # benchmarks/ is on sys.path under run.py
+    from common import Row, in_ms, timed_row, unavailable  # benchmarks/ is on sys.path
 
     group = "Policy compiler (Docker-like profile)"
     runs = 15 if n >= 10_000 else 3
@@ -63,21 +66,28 @@ def run(n: int) -> list:
     for label, section in (("compile time", same),
                            ("compile time, 120 syscalls arg-checked", heavy)):
         theirs = f"{label}: libseccomp optimize=2 (incl. export_bpf)"
-        for name, compile_once, baseline in (
-            (f"{label}: callgate", lambda s=section: compile_section(s, arch), theirs),
-            (theirs, lambda s=section: libseccomp_program(s, arch), None),
-        ):
+        timed = [(f"{label}: callgate", lambda s=section: compile_section(s, arch), theirs)]
+        if LIBSECCOMP:
+            timed.append((theirs, lambda s=section: libseccomp_program(s, arch), None))
+        for name, compile_once, baseline in timed:
             def batch(count: int, compile_once: Callable[[], object] = compile_once) -> None:
                 for _ in range(count):
                     compile_once()
 
             rows.append(in_ms(timed_row(name, batch, inner=1, repeats=runs, group=group,
                                         baseline=baseline)))
+        if not LIBSECCOMP:
+            rows.append(unavailable(theirs, "pyseccomp is not installed", group=group,
+                                    unit="ms"))
     theirs = "program length: libseccomp optimize=2"
     rows.append(Row("program length: callgate", len(compile_section(same, arch)), 1, 1,
                     "without runc's -ENOSYS stub", theirs, group, "insns"))
-    rows.append(Row(theirs, len(libseccomp_program(same, arch, optimize=2)), 1, 1, "", None,
-                    group, "insns"))
+    if LIBSECCOMP:
+        rows.append(Row(theirs, len(libseccomp_program(same, arch, optimize=2)), 1, 1, "",
+                        None, group, "insns"))
+    else:
+        rows.append(unavailable(theirs, "pyseccomp is not installed", group=group,
+                                unit="insns"))
     return rows
 
 

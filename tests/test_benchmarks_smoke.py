@@ -121,6 +121,8 @@ def test_kernel_rows_compare_callgate_with_libseccomp(rows):
     cost = [r for r in rows if "cost of one syscall" in r.group]
     assert {r.name.split(":")[0] for r in cost} == {"getppid", "personality(0xffffffff)"}
     assert all(r.available for r in cost)
+    compiler = [r for r in rows if r.group.startswith("Policy compiler")]
+    assert len(compiler) == 6 and all(r.available for r in compiler)
 
 
 def test_gate_rows_measured(rows):
