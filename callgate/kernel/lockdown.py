@@ -8,8 +8,11 @@ Order matters and is fixed:
    ``close_range``;
 3. :func:`drop_capabilities` empties the ambient, bounding, inheritable,
    permitted and effective sets;
-4. NO_NEW_PRIVS, then the filter with TSYNC, so every thread - including ones
-   started long before - runs under it.
+4. NO_NEW_PRIVS;
+5. :func:`~callgate.kernel.wx.seal_wx`: no mapping stays writable and executable (libffi's
+   closure pages become read+exec, the callbacks in them are pinned, new ones refused);
+6. the filter with TSYNC, so every thread - including ones started long before - runs
+   under it. Its W^X rules keep step 5 true: nothing can be made writable+executable again.
 
 Irreversible by design: call it only in a process you mean to seal (a worker, the
 CLI, a forked child in tests).
@@ -41,6 +44,7 @@ from callgate.kernel.binding import (
     set_no_new_privs,
 )
 from callgate.kernel.hostpolicy import HostPolicy, derive_host_policy
+from callgate.kernel.wx import SealError, WxSeal, seal_wx
 from callgate.policy.model import Policy, Section
 
 ffi.cdef(
@@ -74,6 +78,9 @@ class LockdownReport:
     # Threads (tids) that still hold capabilities: started before drop_capabilities()
     # ran on the thread that created them. None is the goal; see drop_capabilities.
     capable_threads: tuple[int, ...] = ()
+    # W^X: what was sealed before the filter went on; wx.remaining is () (lockdown refuses
+    # otherwise), so no mapping is writable and executable at once. None: not sealed.
+    wx: WxSeal | None = None
 
 
 def _syscall(name: str, *args: object) -> int:
@@ -158,7 +165,7 @@ def drop_capabilities() -> None:
 def lockdown(
     program: bytes | Sequence[Insn], *, keep_fds: Iterable[int] = (0, 1, 2), flags: int = 0
 ) -> LockdownReport:
-    """Seal the calling process: close fds, drop capabilities, NO_NEW_PRIVS, filter + TSYNC.
+    """Seal the calling process: close fds, drop capabilities, NO_NEW_PRIVS, W^X, filter + TSYNC.
 
     Call it after compiling and instantiating everything the process will run.
     ``flags`` adds seccomp filter flags (LOG, SPEC_ALLOW ...) to TSYNC. With
@@ -176,11 +183,15 @@ def lockdown(
     threads = len(os.listdir("/proc/self/task"))
     capable = capable_threads()
     held = held_fds()
+    try:
+        wx = seal_wx()  # after the last callback, before the filter forbids PROT_EXEC
+    except SealError as exc:
+        raise LockdownError(exc.errno, str(exc)) from None
     flags |= SECCOMP_FILTER_FLAG_TSYNC
     if flags & SECCOMP_FILTER_FLAG_NEW_LISTENER:
         flags |= SECCOMP_FILTER_FLAG_TSYNC_ESRCH
     listener = install_filter(program, flags)
-    return LockdownReport(kept, held, threads, count, listener or None, capable)
+    return LockdownReport(kept, held, threads, count, listener or None, capable, wx=wx)
 
 
 def capable_threads() -> tuple[int, ...]:
