@@ -18,6 +18,7 @@ import gc
 import subprocess
 import sys
 import tempfile
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -75,8 +76,12 @@ args = [{ index = 0, op = "eq", value = 9 }]
 
 
 def _guest(name: str) -> bytes:
-    """A shipped guest module, from the source tree."""
-    return (Path(__file__).resolve().parents[2] / "guests" / "wasm" / f"{name}.wasm").read_bytes()
+    """One of the guests the loop runs, shipped with the package (package data).
+
+    ``baseline_guests/NAME.wasm`` is a link to ``guests/wasm/NAME.wasm`` in the source
+    tree, the one built copy; a wheel holds the file itself, so the verb needs no checkout.
+    """
+    return (resources.files("callgate.learn") / "baseline_guests" / f"{name}.wasm").read_bytes()
 
 
 def host_loop(rounds: int) -> None:

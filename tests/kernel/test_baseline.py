@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from conftest import require
 
-from callgate.learn.baseline import END_MARKER, measure, steady_state
 from callgate.kernel.hostpolicy import load_baseline
+from callgate.learn.baseline import END_MARKER, measure, steady_state
 
 
 def test_every_measured_steady_state_syscall_is_in_the_baseline():
@@ -17,6 +18,17 @@ def test_every_measured_steady_state_syscall_is_in_the_baseline():
     assert {"futex", "mmap", "rt_sigreturn"} <= set(during)  # the loop really ran
     assert set(during) <= baseline, f"missing from the baseline: {set(during) - baseline}"
     assert set(after) <= baseline, f"exit needs: {set(after) - baseline}"
+
+
+def test_the_loops_guests_are_links_to_the_built_guests():
+    """The package's copies of the loop's guests (package data, for a wheel) are links to
+    guests/wasm, the files guests/build.py writes and checks: one copy, no drift."""
+    root = Path(__file__).resolve().parents[2]
+    shipped = sorted((root / "callgate" / "learn" / "baseline_guests").iterdir())
+    assert shipped
+    for link in shipped:
+        assert link.is_symlink(), f"{link} must be a link to guests/wasm/{link.name}"
+        assert link.resolve() == root / "guests" / "wasm" / link.name
 
 
 def test_trace_parser_brackets_the_steady_state():
