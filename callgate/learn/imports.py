@@ -17,8 +17,11 @@ from callgate.gates.spec import GateSpec
 from callgate.gates.table import GateProvider, GateTable
 from callgate.runtime.limits import Limits, SharedEngine
 from callgate.runtime.loading import (
+    as_binary,
     compile_module,
     default_providers,
+    header_of,
+    header_of_module,
     module_bytes,
     resolve_imports,
 )
@@ -42,11 +45,14 @@ class StaticImports:
 
 def imported_gates(module: str | os.PathLike[str] | bytes,
                    providers: Iterable[GateProvider] | None = None) -> StaticImports:
-    """Compile ``module`` (a path, wasm or WAT bytes) and resolve its imports to gates."""
+    """Resolve the imports of ``module`` (a path, wasm or WAT bytes) to gates, from its header."""
     data, name = module_bytes(module)
-    engine = SharedEngine.for_limits(Limits()).engine
-    compiled = compile_module(data, engine, name)
+    data = as_binary(data, name)
+    header = header_of(data)
+    if header is None:  # a module the header reader leaves to wasmtime
+        header = header_of_module(compile_module(data, SharedEngine.for_limits(Limits()).engine,
+                                                 name))
     table = GateTable(default_providers() if providers is None else providers)
-    resolved = resolve_imports(compiled, table)
+    resolved = resolve_imports(header, table)
     gates = tuple({spec.name: spec for spec, _ in resolved}.values())
     return StaticImports(name, gates, table)

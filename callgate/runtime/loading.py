@@ -1,7 +1,9 @@
-"""Loading a module: read it (capped), compile it (cached), resolve every import to a gate.
+"""Loading a module: read it (capped), resolve every import to a gate, compile it (cached).
 
-Both plugin kinds and ``callgate learn`` load through these functions, so a module
-refused by one is refused by all, with the same message.
+Imports are resolved from the module's header (:mod:`~callgate.runtime.module_header`)
+*before* compiling, so a module callgate cannot mediate is refused in milliseconds
+whatever its size. Both plugin kinds and ``callgate learn`` load through these
+functions, so a module refused by one is refused by all, with the same message.
 """
 
 from __future__ import annotations
@@ -19,6 +21,14 @@ from callgate.gates.errors import ImportRefused, PluginLoadError
 from callgate.gates.spec import GateSpec
 from callgate.gates.table import GateProvider, GateTable
 from callgate.gates.wasi import WasiProvider
+from callgate.runtime.compile_cache import CompileCache
+from callgate.runtime.module_header import (
+    MAGIC,
+    ImportDecl,
+    ModuleHeader,
+    ModuleHeaderError,
+    read_header,
+)
 
 # A module file bigger than this is refused before reading it whole.
 MAX_MODULE_BYTES = 256 * 1024 * 1024
@@ -53,15 +63,62 @@ def module_bytes(module: ModuleSource) -> tuple[bytes, str]:
 
 
 @lru_cache(maxsize=32)
-def _compile_cached(engine: wasmtime.Engine, digest: bytes, data: bytes) -> wasmtime.Module:
+def _compile_cached(engine: wasmtime.Engine, digest: bytes, data: bytes, engine_tag: str,
+                    disk: CompileCache | None) -> wasmtime.Module:
     del digest  # part of the cache key only
-    return wasmtime.Module(engine, data)
+    if disk is not None:
+        cached = disk.load(engine, engine_tag, data)
+        if cached is not None:
+            return cached
+    module = wasmtime.Module(engine, data)
+    if disk is not None:
+        disk.store(engine_tag, data, module)
+    return module
 
 
-def compile_module(data: bytes, engine: wasmtime.Engine, name: str) -> wasmtime.Module:
-    """``data`` (wasm or WAT) compiled for ``engine``, cached by content; ``name`` for errors."""
+def as_binary(data: bytes, name: str) -> bytes:
+    """The binary module of ``data``: itself, or WAT text converted (``name`` for errors)."""
+    if data[:4] == MAGIC:
+        return data
     try:
-        return _compile_cached(engine, hashlib.sha256(data).digest(), data)
+        return bytes(wasmtime.wat2wasm(data))
+    except (wasmtime.WasmtimeError, UnicodeDecodeError) as exc:
+        raise PluginLoadError(_invalid_module(name, data, exc)) from None
+
+
+def header_of(data: bytes) -> ModuleHeader | None:
+    """The imports and exports of binary ``data``; None when only wasmtime can tell."""
+    try:
+        return read_header(data)
+    except ModuleHeaderError:
+        return None  # malformed, or a form this reader skips: compiling will say
+
+
+def header_of_module(module: wasmtime.Module) -> ModuleHeader:
+    """The same, from an already compiled module."""
+    imports = []
+    for imp in module.imports:
+        ty = imp.type
+        if isinstance(ty, wasmtime.FuncType):
+            params, results = signature(ty)
+            imports.append(ImportDecl(imp.module, imp.name or "", "func", params, results))
+        else:
+            kind = type(ty).__name__.removesuffix("Type").lower()
+            imports.append(ImportDecl(imp.module, imp.name or "", kind))
+    exports = tuple((exp.name, "memory" if isinstance(exp.type, wasmtime.MemoryType)
+                     else type(exp.type).__name__.removesuffix("Type").lower())
+                    for exp in module.exports)
+    return ModuleHeader(tuple(imports), exports)
+
+
+def compile_module(data: bytes, engine: wasmtime.Engine, name: str, *, engine_tag: str = "",
+                   disk: CompileCache | None = None) -> wasmtime.Module:
+    """``data`` (wasm or WAT) compiled for ``engine``, cached by content in this process
+    and, given ``disk`` and the engine's configuration as ``engine_tag``, on disk;
+    ``name`` for errors."""
+    try:
+        return _compile_cached(engine, hashlib.sha256(data).digest(), data, engine_tag,
+                               disk if engine_tag else None)
     except wasmtime.WasmtimeError as exc:
         raise PluginLoadError(_invalid_module(name, data, exc)) from None
 
@@ -83,28 +140,27 @@ def format_signature(params: Sequence[str], results: Sequence[str]) -> str:
     return f"({', '.join(params)}) -> ({', '.join(results)})"
 
 
-def resolve_imports(module: wasmtime.Module, table: GateTable
+def resolve_imports(header: ModuleHeader, table: GateTable
                     ) -> list[tuple[GateSpec, GateProvider]]:
-    """The gate (and its provider) each import of ``module`` resolves to, in import order.
+    """The gate (and its provider) each import of a module resolves to, in import order.
 
     Every import must be a function of ``table`` with exactly the gate's signature;
-    otherwise ``ImportRefused`` names every offending import at once.
+    otherwise ``ImportRefused`` names every offending import at once. A WASI module
+    must also export its memory as ``memory``.
     """
     problems: list[str] = []
     resolved: list[tuple[GateSpec, GateProvider]] = []
-    for index, imp in enumerate(module.imports):
+    for index, imp in enumerate(header.imports):
         where = f"import #{index} {imp.module}.{imp.name}"
-        ty = imp.type
-        if not isinstance(ty, wasmtime.FuncType):
-            problems.append(f"{where}: a {type(ty).__name__.removesuffix('Type').lower()} "
-                            "import; only functions can be gates")
+        if imp.kind != "func":
+            problems.append(f"{where}: a {imp.kind} import; only functions can be gates")
             continue
-        found = table.find(imp.module, imp.name or "")
+        found = table.find(imp.module, imp.name)
         if found is None:
             problems.append(f"{where}: no such gate")
             continue
         spec, provider = found
-        declared = signature(ty)
+        declared = (imp.params, imp.results)
         if declared != (spec.params, spec.results):
             problems.append(f"{where}: declared {format_signature(*declared)}, but the "
                             f"gate is {format_signature(spec.params, spec.results)}")
@@ -112,11 +168,11 @@ def resolve_imports(module: wasmtime.Module, table: GateTable
         resolved.append((spec, provider))
     if problems:
         raise ImportRefused(problems)
-    _check_memory_export(module, resolved)
+    _check_memory_export(header, resolved)
     return resolved
 
 
-def _check_memory_export(module: wasmtime.Module,
+def _check_memory_export(header: ModuleHeader,
                          resolved: list[tuple[GateSpec, GateProvider]]) -> None:
     """A module importing WASI gates that use guest memory must export it as ``memory``.
 
@@ -127,7 +183,7 @@ def _check_memory_export(module: wasmtime.Module,
                       if spec.module == WASI_MODULE and spec.uses_memory})
     if not needing:
         return
-    memories = [exp.name for exp in module.exports if isinstance(exp.type, wasmtime.MemoryType)]
+    memories = header.exported("memory")
     if "memory" in memories:
         return
     exported = (f"it exports its memory as {', '.join(repr(m) for m in memories)}"

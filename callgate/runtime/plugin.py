@@ -51,8 +51,7 @@ from callgate.gates.errors import (
 from callgate.gates.memory import GuestMemory
 from callgate.gates.spec import GateSpec
 from callgate.gates.table import GateProvider, GateTable
-from callgate.runtime import abi, backend
-from callgate.runtime import audit as audit_mod
+from callgate.runtime import abi, audit as audit_mod, backend
 from callgate.runtime.backend import (
     CALLBACK,
     TRAP_INTERRUPT,
@@ -69,9 +68,12 @@ from callgate.runtime.limits import Limits, SharedEngine
 from callgate.runtime.loading import (
     ModuleSource,
     Signature,
+    as_binary,
     compile_module,
     default_providers,
     format_signature,
+    header_of,
+    header_of_module,
     module_bytes,
     resolve_imports,
     signature,
@@ -160,9 +162,15 @@ class Plugin:
         self._shared = SharedEngine.for_limits(self.limits)
         if isinstance(module, wasmtime.Module):
             self.module = module
+            resolved = resolve_imports(header_of_module(module), self.table)
         else:
+            data = as_binary(data, self.name)
+            header = header_of(data)
+            if header is not None:  # refuse before compiling: that can take minutes
+                resolved = resolve_imports(header, self.table)
             self.module = compile_module(data, self._shared.engine, self.name)
-        resolved = resolve_imports(self.module, self.table)
+            if header is None:
+                resolved = resolve_imports(header_of_module(self.module), self.table)
         self.plan: FilterPlan = plan_filter(policy, self.table, filter_mode)
         if isinstance(audit, (str, os.PathLike)):
             self.audit_sink = audit_mod.AuditSink(audit)
