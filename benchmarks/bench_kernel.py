@@ -53,8 +53,11 @@ from callgate.policy.model import Section
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "policy"))  # libseccomp translation shared with tests
 
-from libseccomp_oracle import AVAILABLE as LIBSECCOMP  # noqa: E402
-from libseccomp_oracle import average_path_length, libseccomp_program  # noqa: E402
+from libseccomp_oracle import (  # noqa: E402
+    AVAILABLE as LIBSECCOMP,
+    average_path_length,
+    libseccomp_program,
+)
 
 GROUP_PATH = "Kernel filter: executed path length per syscall"
 GROUP_COST = "Kernel filter: cost of one syscall in a child"

@@ -21,8 +21,7 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from callgate.arch import get_arch
-from callgate.bpf import actions
-from callgate.bpf import opcodes as op
+from callgate.bpf import actions, opcodes as op
 from callgate.bpf.insn import Insn
 from callgate.bpf.seccomp_data import SECCOMP_DATA_SIZE, SeccompData
 

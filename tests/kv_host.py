@@ -5,8 +5,8 @@ Shared by the in-process tests and the worker tests, which must serve the guest 
 
 from __future__ import annotations
 
-from callgate.gates.app import AppGates
 from callgate.arch.wasi_errno import WASI_ERRNO
+from callgate.gates.app import AppGates
 
 ENOENT = WASI_ERRNO["ENOENT"]  # kvstore reports errors in WASI numbering
 

@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 import wasmtime
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 from native_wasi import ENGINE, StubFactory, module, run_native
 
 # --- WASI command guests -------------------------------------------------------------

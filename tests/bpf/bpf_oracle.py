@@ -15,8 +15,7 @@ from collections.abc import Sequence
 
 from conftest import require
 
-from callgate.bpf import actions
-from callgate.bpf import opcodes as op
+from callgate.bpf import actions, opcodes as op
 from callgate.bpf.insn import Insn
 
 PROBE_NR_BASE = 1000  # x86_64 and every other table end far below this

@@ -15,14 +15,13 @@ from pathlib import Path
 import pytest
 from bpf_strategies import any_programs, valid_programs
 from conftest import require
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from callgate.arch import get_arch, known_arches
-from callgate.bpf import opcodes as op
 from callgate.asm.assembler import assemble
 from callgate.asm.disassembler import disassemble
 from callgate.asm.formats import read_program, render
+from callgate.bpf import opcodes as op
 from callgate.bpf.insn import Insn, pack, unpack
 
 try:

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import pytest
 from bpf_strategies import AUDIT_ARCH_X86_64, U64_EDGES, default_constants, u64s, valid_programs
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from callgate.arch import AUDIT_ARCH_CALLGATE
-from callgate.bpf import actions, constant_actions, interpret
-from callgate.bpf import opcodes as op
+from callgate.bpf import actions, constant_actions, interpret, opcodes as op
 from callgate.bpf.constant import abstract_states
 from callgate.bpf.insn import Insn
 from callgate.bpf.seccomp_data import U32_MASK, SeccompData

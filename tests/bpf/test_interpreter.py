@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import pytest
 from bpf_strategies import AUDIT_ARCH_X86_64, seccomp_datas, valid_programs
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from callgate.bpf import Evaluator, compile_program, constant_actions, interpret
-from callgate.bpf import compiled as compiled_module
-from callgate.bpf import opcodes as op
+from callgate.bpf import (
+    Evaluator,
+    compile_program,
+    compiled as compiled_module,
+    constant_actions,
+    interpret,
+    opcodes as op,
+)
 from callgate.bpf.insn import Insn
 from callgate.bpf.seccomp_data import SeccompData
 from callgate.bpf.verifier import VerifierError

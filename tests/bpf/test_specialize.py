@@ -5,17 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from callgate.arch import AUDIT_ARCH_CALLGATE, Arch
+from callgate.arch.gate_numbers import WASI_NUMBERS
 from callgate.bpf import opcodes as op
 from callgate.bpf.compiled import compile_program
 from callgate.bpf.insn import Insn
-from callgate.arch.gate_numbers import WASI_NUMBERS
+from callgate.bpf.specialize import specialize
 from callgate.policy import load_policy
 from callgate.policy.compiler import compile_section
-from callgate.bpf.specialize import specialize
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = {"probe": 0x1000, "probe1": 0x1001, "kv_get": 0x1002, "kv_put": 0x1003}

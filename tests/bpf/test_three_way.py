@@ -16,12 +16,10 @@ from __future__ import annotations
 import pytest
 from bpf_oracle import PROBE_NR_BASE, expected_outcome, guarded, require_kernel
 from bpf_strategies import default_constants, known_actions, u64s, valid_programs
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from callgate.arch import native_arch
-from callgate.bpf import actions, compile_program, constant_actions, interpret
-from callgate.bpf import opcodes as op
+from callgate.bpf import actions, compile_program, constant_actions, interpret, opcodes as op
 from callgate.bpf.insn import Insn
 from callgate.bpf.seccomp_data import U32_MASK, SeccompData
 

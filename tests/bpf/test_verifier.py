@@ -14,11 +14,9 @@ import pickle
 import pytest
 from bpf_oracle import guarded, kernel_verdicts, require_kernel
 from bpf_strategies import any_insns, valid_programs
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
-from callgate.bpf import actions
-from callgate.bpf import opcodes as op
+from callgate.bpf import actions, opcodes as op
 from callgate.bpf.insn import Insn, pack
 from callgate.bpf.verifier import RULES, VerifierError, verify
 

@@ -13,11 +13,11 @@ import pytest
 from learn_helpers import WASM
 
 from callgate.arch import AUDIT_ARCH_CALLGATE, native_arch
+from callgate.arch.wasi_errno import WASI_ERRNO
 from callgate.bpf.actions import SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, action_of
 from callgate.bpf.seccomp_data import SeccompData
 from callgate.errors import CallgateError
 from callgate.gates.app import AppGates
-from callgate.arch.wasi_errno import WASI_ERRNO
 from callgate.kernel.hostpolicy import CLONE_THREAD, derive_host_policy
 from callgate.learn.gate_section import MAX_RULES, MAX_VALUES, plan_gate, plan_gates
 from callgate.learn.imports import imported_gates

@@ -69,7 +69,7 @@ def test_a_module_without_start_is_not_a_command():
 
 
 def test_a_module_given_as_bytes_is_not_quoted_as_bytes():
-    with pytest.raises(LearningFailed, match="^the module is not a WASI command") as caught:
+    with pytest.raises(LearningFailed, match=r"^the module is not a WASI command") as caught:
         record((WASM / "wordcount.wasm").read_bytes(), WasiConfig())
     assert "b'" not in str(caught.value)
 

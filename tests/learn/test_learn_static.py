@@ -7,9 +7,9 @@ import wasmtime
 from learn_helpers import WASM
 
 from callgate.arch.gate_numbers import WASI_MODULE
+from callgate.gates.errors import ImportRefused, PluginLoadError
 from callgate.learn.imports import imported_gates
 from callgate.runtime import Plugin
-from callgate.gates.errors import ImportRefused, PluginLoadError
 
 
 def wasmtime_imports(name: str) -> list[tuple[str, str]]:

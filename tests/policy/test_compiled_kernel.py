@@ -16,8 +16,7 @@ import os
 import signal
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from strategies import actions_
 
 from callgate.arch import native_arch

@@ -10,10 +10,10 @@ import math
 from types import MappingProxyType
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 from callgate.arch import AUDIT_ARCH_CALLGATE, GATE_ARCH, Arch, get_arch
+from callgate.arch.gate_numbers import APP_GATE_FIRST
 from callgate.bpf import compile_program, interpret, verify
 from callgate.bpf.actions import (
     SECCOMP_RET_ALLOW,
@@ -24,7 +24,6 @@ from callgate.bpf.actions import (
 from callgate.bpf.insn import Insn
 from callgate.bpf.opcodes import BPF_ABS, BPF_JA, BPF_JEQ, BPF_JMP, BPF_K, BPF_LD, BPF_W
 from callgate.bpf.seccomp_data import OFF_ARCH, SeccompData, arg_lo
-from callgate.arch.gate_numbers import APP_GATE_FIRST
 from callgate.policy.compiler import PolicyCompileError, compile_policy, compile_section
 from callgate.policy.layout import _optimal_splits
 from callgate.policy.model import ArgCheck, Op, Policy, Rule, Section

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 
 from callgate.arch import AUDIT_ARCH_CALLGATE, get_arch, native_arch
+from callgate.arch.gate_numbers import APP_GATE_FIRST
+from callgate.asm.assembler import assemble
 from callgate.bpf import interpret
 from callgate.bpf.actions import SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS
-from callgate.asm.assembler import assemble
 from callgate.bpf.insn import unpack
 from callgate.bpf.seccomp_data import SeccompData
 from callgate.cli import main
-from callgate.arch.gate_numbers import APP_GATE_FIRST
 
 POLICY = """
 [kernel]

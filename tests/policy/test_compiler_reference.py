@@ -10,8 +10,7 @@ the compiled evaluator.
 from __future__ import annotations
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from strategies import actions_, arg_checks, calls, sections, sweep
 
 from callgate.arch import GATE_ARCH, get_arch

@@ -16,8 +16,7 @@ import dataclasses
 
 import pytest
 from conftest import require
-from hypothesis import HealthCheck, given, reject, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, reject, settings, strategies as st
 from libseccomp_oracle import (
     ARCHES_32_BIT,
     AVAILABLE,

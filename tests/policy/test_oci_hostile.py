@@ -9,8 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from callgate.policy import PolicyError, Section, load_policy_text
 from callgate.policy.lint import lint

@@ -13,6 +13,7 @@ import logging
 import pytest
 from rt_helpers import Recorder, gate_policy, guest, probe_gates, returns, wat
 
+from callgate.arch.wasi_errno import WASI_ERRNO
 from callgate.bpf import opcodes as op
 from callgate.bpf.actions import (
     SECCOMP_RET_ALLOW,
@@ -25,11 +26,10 @@ from callgate.bpf.actions import (
 from callgate.bpf.insn import Insn
 from callgate.bpf.seccomp_data import OFF_IP
 from callgate.gates.app import AppGates
+from callgate.gates.errors import GateDenied, GateViolation, PluginKilled, PluginPoisoned
 from callgate.gates.spec import GuestExit
-from callgate.arch.wasi_errno import WASI_ERRNO
 from callgate.runtime import ALLOW, AuditSink, Errno, Plugin, Value
 from callgate.runtime.dispatch import GateResultError
-from callgate.gates.errors import GateDenied, GateViolation, PluginKilled, PluginPoisoned
 
 EPERM = WASI_ERRNO["EPERM"]
 ENOSYS = WASI_ERRNO["ENOSYS"]

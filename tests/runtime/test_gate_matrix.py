@@ -32,10 +32,10 @@ from callgate.bpf.actions import (
 from callgate.bpf.insn import Insn
 from callgate.bpf.seccomp_data import arg_lo
 from callgate.gates.app import AppGates
+from callgate.gates.errors import GateDenied, GateViolation, PluginKilled
 from callgate.gates.spec import GateSpec
 from callgate.gates.table import GateTable
 from callgate.runtime import ALLOW, Plugin
-from callgate.gates.errors import GateDenied, GateViolation, PluginKilled
 from callgate.runtime.loading import default_providers
 
 

@@ -21,9 +21,6 @@ from conftest import require
 from rt_helpers import gate_policy, guest
 
 from callgate.gates.app import AppGates
-from callgate.gates.memory import GuestMemoryError
-from callgate.gates.spec import GuestExit
-from callgate.runtime import Limits, Plugin
 from callgate.gates.errors import (
     AbiError,
     DeadlineExceeded,
@@ -39,6 +36,9 @@ from callgate.gates.errors import (
     StackOverflow,
     TableLimitExceeded,
 )
+from callgate.gates.memory import GuestMemoryError
+from callgate.gates.spec import GuestExit
+from callgate.runtime import Limits, Plugin
 from callgate.runtime.loading import default_providers
 
 RUNS = 100

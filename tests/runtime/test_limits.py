@@ -6,7 +6,6 @@ import pytest
 from rt_helpers import guest, wat
 
 from callgate.gates.app import AppGates
-from callgate.runtime import Limits, Plugin
 from callgate.gates.errors import (
     DeadlineExceeded,
     FuelExhausted,
@@ -17,6 +16,7 @@ from callgate.gates.errors import (
     StackOverflow,
     TableLimitExceeded,
 )
+from callgate.runtime import Limits, Plugin
 
 PAGE = 65536
 

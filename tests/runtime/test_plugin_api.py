@@ -9,18 +9,18 @@ import pytest
 from kv_host import ENOENT, kv_gates
 from rt_helpers import gate_policy, guest, wat
 
-from callgate.gates.app import AppGateError, AppGates
-from callgate.gates.memory import GuestMemoryError
-from callgate.gates.table import GateTable, GateTableError
 from callgate.arch.wasi_errno import WASI_ERRNO
-from callgate.policy import load_policy
-from callgate.runtime import Plugin
+from callgate.gates.app import AppGateError, AppGates
 from callgate.gates.errors import (
     AbiError,
     ImportRefused,
     PluginClosed,
     PluginLoadError,
 )
+from callgate.gates.memory import GuestMemoryError
+from callgate.gates.table import GateTable, GateTableError
+from callgate.policy import load_policy
+from callgate.runtime import Plugin
 
 EPERM = WASI_ERRNO["EPERM"]
 

@@ -14,8 +14,8 @@ import pytest
 from rt_helpers import gate_policy, guest
 
 from callgate.gates.app import AppGates
-from callgate.runtime import Limits, Plugin
 from callgate.gates.errors import FuelExhausted, PluginKilled, PluginPoisoned
+from callgate.runtime import Limits, Plugin
 
 WAIT = 30.0  # generous: only reached if the runtime serialised the plugins (a failure)
 

@@ -6,8 +6,8 @@ import pytest
 from conftest import require
 from rt_helpers import gate_policy, guest, wat
 
-from callgate.gates.spec import GuestExit
 from callgate.arch.wasi_errno import WASI_ERRNO
+from callgate.gates.spec import GuestExit
 from callgate.runtime import Plugin
 from callgate.runtime.loading import default_providers
 

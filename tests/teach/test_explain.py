@@ -13,20 +13,19 @@ import sys
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "policy"))
 from strategies import calls, sections
 
 from callgate.arch import GATE_ARCH, get_arch
+from callgate.asm.assembler import assemble
 from callgate.bpf.actions import (
     SECCOMP_RET_ALLOW,
     SECCOMP_RET_ERRNO,
     SECCOMP_RET_KILL_PROCESS,
     SECCOMP_RET_LOG,
 )
-from callgate.asm.assembler import assemble
 from callgate.bpf.interpreter import interpret
 from callgate.bpf.seccomp_data import SeccompData
 from callgate.policy.compiler import compile_section

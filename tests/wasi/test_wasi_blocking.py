@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from native_wasi import WASM
 
+from callgate.gates.errors import DeadlineExceeded
 from callgate.gates.wasi import Preopen, WasiConfig, WasiProvider
 from callgate.runtime import Limits, Plugin
-from callgate.gates.errors import DeadlineExceeded
 
 
 def _plugin(guest: str, args: tuple[str, ...], config: WasiConfig) -> Plugin:

@@ -16,8 +16,8 @@ import wasmtime
 from native_wasi import StubFactory, run_native
 from wasi_helpers import run_gated
 
-from callgate.cli.run_verb import default_policy
 from callgate.arch.wasi_errno import WASI_ERRNO
+from callgate.cli.run_verb import default_policy
 from callgate.policy import load_policy
 
 

@@ -15,17 +15,14 @@ from typing import Any
 
 import pytest
 import wasmtime
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 from native_wasi import WASM
 
-from callgate.arch import native_arch
-from callgate.arch import wasi_errno as E
-from callgate.gates.memory import GuestMemory
+from callgate.arch import native_arch, wasi_errno as E
 from callgate.arch.gate_numbers import WASI_NUMBERS
+from callgate.gates.memory import GuestMemory
 from callgate.gates.spec import GateCall, GuestExit
-from callgate.gates.wasi import Preopen, WasiConfig, WasiProvider, WasiState, wasi_specs
-from callgate.gates.wasi import types as T
+from callgate.gates.wasi import Preopen, WasiConfig, WasiProvider, WasiState, types as T, wasi_specs
 from callgate.runtime import Plugin
 
 MEM = 65536
