@@ -7,13 +7,23 @@ CI script is responsible for installing everything.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# The suite (and every callgate it starts) keeps compiled modules in a cache of its own,
+# never in the user's ~/.cache; tests of the cache itself point it elsewhere.
+if "CALLGATE_CACHE_DIR" not in os.environ:
+    _CACHE = tempfile.mkdtemp(prefix="callgate-test-cache-")
+    os.environ["CALLGATE_CACHE_DIR"] = os.path.join(_CACHE, "modules")
+    atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
 
 
 def require(available: bool, what: str) -> None:

@@ -246,10 +246,15 @@ class Worker:
         return self
 
     def _environment(self) -> dict[str, str]:
+        """A minimal environment: the import path, and where the compile cache is (the
+        worker compiles its module, and shares the parent's cache of compiled code)."""
         env = {"PATH": "/usr/bin:/bin"}
         paths = [*self._python_path, *filter(None, os.environ.get("PYTHONPATH", "").split(":"))]
         if paths:
             env["PYTHONPATH"] = ":".join(paths)
+        for name in ("CALLGATE_CACHE", "CALLGATE_CACHE_DIR", "XDG_CACHE_HOME", "HOME"):
+            if name in os.environ:
+                env[name] = os.environ[name]
         return env
 
     def restart(self) -> Worker:

@@ -62,6 +62,7 @@ from callgate.runtime.backend import (
     Raw,
 )
 from callgate.runtime.broker import Broker, Tracer
+from callgate.runtime.compile_cache import CompileCache, default_cache
 from callgate.runtime.dispatch import GateBinding
 from callgate.runtime.filter_plan import FilterPlan, PolicySource, plan_filter
 from callgate.runtime.limits import Limits, SharedEngine
@@ -112,7 +113,11 @@ class Plugin:
       filter compiled to Python) or ``"interpreter"``: every call runs the reference
       interpreter on a real ``seccomp_data`` record, with no cache and no generated
       code — the kernel's semantics step by step, for differential checks and
-      teaching, ~10x slower per call.
+      teaching, ~10x slower per call;
+    * ``compile_cache``: True (the default) keeps compiled modules on disk
+      (:mod:`~callgate.runtime.compile_cache`; ``CALLGATE_CACHE_DIR`` moves it,
+      ``CALLGATE_CACHE=off`` turns it off), False compiles every time, or a
+      :class:`~callgate.runtime.compile_cache.CompileCache` of your own.
     """
 
     def __init__(
@@ -128,6 +133,7 @@ class Plugin:
         audit: audit_mod.AuditSink | str | os.PathLike[str] | None = None,
         name: str | None = None,
         filter_mode: str = "compiled",
+        compile_cache: CompileCache | bool = True,
     ) -> None:
         self._closed = True  # until fully loaded, close() has little to do
         self._states: list[object] = []
@@ -168,7 +174,9 @@ class Plugin:
             header = header_of(data)
             if header is not None:  # refuse before compiling: that can take minutes
                 resolved = resolve_imports(header, self.table)
-            self.module = compile_module(data, self._shared.engine, self.name)
+            self.module = compile_module(data, self._shared.engine, self.name,
+                                         engine_tag=self._shared.key.tag,
+                                         disk=_disk_cache(compile_cache))
             if header is None:
                 resolved = resolve_imports(header_of_module(self.module), self.table)
         self.plan: FilterPlan = plan_filter(policy, self.table, filter_mode)
@@ -564,6 +572,12 @@ def _trap_error(code: int | None, message: str, details: str = "") -> PluginErro
         error = GuestTrap(message, TRAP_NAMES.get(code) if code is not None else None)
     error.details = details or message
     return error
+
+
+def _disk_cache(choice: CompileCache | bool) -> CompileCache | None:
+    if isinstance(choice, CompileCache):
+        return choice
+    return default_cache() if choice else None
 
 
 @lru_cache(maxsize=1)

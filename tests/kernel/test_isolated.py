@@ -38,7 +38,10 @@ def status_of(pid: int, name: str = "status") -> dict[str, str]:
         return {k: v.strip() for k, v in (line.split(":", 1) for line in f if ":" in line)}
 
 
-def test_plugin_runs_end_to_end_under_both_layers_with_the_minimal_policy():
+def test_plugin_runs_end_to_end_under_both_layers_with_the_minimal_policy(monkeypatch):
+    # The worker compiles (no compile cache), so wasmtime's compile threads exist and their
+    # capabilities are checked below too.
+    monkeypatch.setenv("CALLGATE_CACHE", "off")
     store: dict[bytes, bytes] = {}
     with IsolatedPlugin(GUESTS / "kvstore.wasm", policy=MINIMAL, gates=kv_gates(store)) as p:
         status = status_of(p.pid)

@@ -33,7 +33,8 @@ def wait_until_locked(pid: int) -> list[dict[str, str]]:
     raise AssertionError("the process never locked down")
 
 
-def test_run_kernel_seals_every_thread_and_keeps_only_stdio_and_preopens(tmp_path):
+def test_run_kernel_seals_every_thread_and_keeps_only_stdio_and_preopens(tmp_path, monkeypatch):
+    monkeypatch.setenv("CALLGATE_CACHE", "off")  # compile: wasmtime's compile threads start
     proc = subprocess.Popen(
         [
             *CALLGATE,
