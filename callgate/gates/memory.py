@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import struct
+from collections.abc import Callable
 
 from callgate.errors import CallgateError
 
@@ -84,3 +85,27 @@ class GuestMemory:
         for buf, length in vecs:
             self.check(buf, length)
         return vecs
+
+
+class LiveMemory(GuestMemory):
+    """A window that follows the memory: ``base`` and ``size`` are asked again on every
+    access, so a view kept across calls stays valid after the guest grows its memory.
+
+    ``window()`` returns the current ``(base, size)`` and raises when the memory is gone
+    (the plugin was closed). Gates get a plain :class:`GuestMemory`, taken per call.
+    """
+
+    __slots__ = ("_window",)
+
+    def __init__(self, window: Callable[[], tuple[int, int]]) -> None:
+        # No super().__init__: base and size are computed, never stored.
+        self._window = window
+
+    # Read-only views of the slots they shadow: nothing assigns them on a LiveMemory.
+    @property
+    def base(self) -> int:  # type: ignore[override]
+        return self._window()[0]
+
+    @property
+    def size(self) -> int:  # type: ignore[override]
+        return self._window()[1]

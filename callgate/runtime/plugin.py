@@ -48,7 +48,7 @@ from callgate.gates.errors import (
     StackOverflow,
     TableLimitExceeded,
 )
-from callgate.gates.memory import GuestMemory
+from callgate.gates.memory import GuestMemory, LiveMemory
 from callgate.gates.spec import GateSpec
 from callgate.gates.table import GateProvider, GateTable
 from callgate.runtime import abi, audit as audit_mod, backend
@@ -422,14 +422,20 @@ class Plugin:
     def memory(self) -> GuestMemory | None:
         """The plugin's exported memory, for host code between calls (None if none).
 
-        Raises :class:`~callgate.gates.errors.PluginClosed` after ``close()``. The
-        window is valid until the guest runs again (it may grow its memory).
+        The view follows the memory: kept across calls, it still sees all of it after the
+        guest grows it. Its reads and writes are bounds-checked (``GuestMemoryError``) and
+        raise :class:`~callgate.gates.errors.PluginClosed` once the plugin is closed.
         """
         self._check_open()
-        mem = self._memory
-        if mem is None:
+        if self._memory is None:
             return None
-        return GuestMemory(*backend.memory_window(self._ctx, mem))
+        return LiveMemory(self._memory_window)
+
+    def _memory_window(self) -> tuple[int, int]:
+        mem = self._memory
+        if mem is None or self._closed:
+            raise PluginClosed(f"plugin {self.name} is closed; its memory is gone")
+        return backend.memory_window(self._ctx, mem)
 
     def remaining_time(self) -> float | None:
         """Seconds left before the current call's deadline (None: no deadline).
