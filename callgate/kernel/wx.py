@@ -268,10 +268,12 @@ def seal_wx() -> WxSeal:
     Call it after the last callback is made and before a filter forbids
     ``mprotect(PROT_EXEC)``. Raises :class:`SealError` if W^X cannot hold.
     """
-    before = read_maps()
-    _refuse_unsealable(before)
+    # No new closure from here on (another thread could otherwise map a fresh rwx page
+    # after the maps are read), and none freed; then read what to seal.
     forbid_new_callbacks()
     pinned = pin_callbacks()
+    before = read_maps()
+    _refuse_unsealable(before)
     sealed = []
     for mapping in wx_violations(before):
         prot, perms = _target(mapping)

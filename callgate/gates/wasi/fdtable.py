@@ -4,10 +4,24 @@ Each entry owns at most one host fd (closed when the guest closes it, when it
 is renumbered over, or when the plugin closes). Captured and fed stdio are not
 host fds at all: they are byte buffers, so a plugin's stdio never touches the
 host's unless the embedder asked for ``"inherit"``.
+
+Programs are tested on wasmtime, so fd numbers and what stdio looks like follow
+wasmtime's preview1 exactly (``tests/wasi/test_wasi_fdtable.py`` compares the two):
+
+* a new fd takes the highest number that was freed (closed, or renumbered away)
+  and not reused since; when none is, the number after the highest ever used
+  (:meth:`FdTable.add`);
+* ``fd_renumber(from, to)`` needs both open (EBADF otherwise); ``to`` is closed
+  and ``from`` becomes free (:meth:`FdTable.renumber`);
+* stdio reports filetype CHARACTER_DEVICE only for a terminal, UNKNOWN for
+  anything else (pipe, ``/dev/null``, a regular file, a byte buffer), no fdflags,
+  and the one right it has as both base and inheriting rights: FD_READ for
+  stdin, FD_WRITE for stdout and stderr (:func:`stdio_entry`).
 """
 
 from __future__ import annotations
 
+import heapq
 import os
 import socket
 import stat
@@ -19,6 +33,8 @@ from callgate.gates.wasi.gate import WasiError
 
 EMFILE = E.WASI_ERRNO["EMFILE"]
 ENOTDIR = E.WASI_ERRNO["ENOTDIR"]
+ESPIPE = E.WASI_ERRNO["ESPIPE"]
+_SEEK_RIGHTS = T.R["FD_SEEK"] | T.R["FD_TELL"]
 
 
 def filetype_of(mode: int) -> int:
@@ -69,6 +85,7 @@ class FdEntry:
     fed: FedInput | None = None          # stdin from bytes
     sink: bytearray | None = None        # captured stdout/stderr
     sock: socket.socket | None = None    # a socket the host passed in (or accepted)
+    stdio: bool = False                  # the guest's stdin, stdout or stderr (wherever moved)
     dir_cache: list[tuple[bytes, int, int]] | None = field(default=None)
 
     @property
@@ -81,8 +98,15 @@ class FdEntry:
                                                               T.FILETYPE_BLOCK_DEVICE)
 
     def need(self, rights: int) -> None:
-        """EBADF unless this fd holds every right in ``rights`` (what wasmtime answers)."""
-        if self.rights_base & rights != rights:
+        """EBADF unless this fd holds every right in ``rights`` (what wasmtime answers).
+
+        A stream that lacks only the right to seek answers ESPIPE instead (it could
+        never seek: ``fd_pread`` on stdin, ``fd_pwrite`` on stdout, as in wasmtime).
+        """
+        missing = rights & ~self.rights_base
+        if missing:
+            if missing & ~_SEEK_RIGHTS == 0 and not self.seekable and not self.is_dir:
+                raise WasiError(ESPIPE)
             raise WasiError(E.EBADF)
 
     def fd(self) -> int:
@@ -90,6 +114,10 @@ class FdEntry:
         if self.host_fd is None:
             raise WasiError(E.EBADF)
         return self.host_fd
+
+    def stdio_filestat(self) -> bytes:
+        """fd_filestat_get of stdio: its filetype and zeros, whatever the host fd is."""
+        return T.FILESTAT.pack(0, 0, self.filetype, 0, 0, 0, 0, 0)
 
     def release(self) -> None:
         if self.sock is not None:
@@ -101,11 +129,22 @@ class FdEntry:
 
 
 class FdTable:
-    """fd number -> :class:`FdEntry`; new fds take the lowest free number."""
+    """fd number -> :class:`FdEntry`, numbered the way wasmtime's preview1 numbers them.
+
+    wasmtime keeps the numbers it has freed in a set and hands out the highest of
+    them first; with none free, the number after the highest in use. Every number
+    below the highest ever used is either open or free, so :attr:`free` is exactly
+    the unused numbers below :attr:`high_water` (a max-heap of them, negated: a
+    number leaves it only by being handed out again, as ``fd_renumber``'s target
+    must be open). The table never holds more than ``max_fds`` entries, so every
+    fd number is below ``max_fds``.
+    """
 
     def __init__(self, max_fds: int) -> None:
         self.max_fds = max_fds
         self.entries: dict[int, FdEntry] = {}
+        self.free: list[int] = []      # -fd for every free number (heapq is a min-heap)
+        self.high_water = 0            # 1 + the highest fd number ever handed out
 
     def get(self, fd: int) -> FdEntry:
         entry = self.entries.get(fd)
@@ -114,39 +153,48 @@ class FdTable:
         return entry
 
     def directory(self, fd: int, right: int) -> FdEntry:
-        """A directory fd holding ``right`` (path calls: ENOTDIR / ENOTCAPABLE otherwise)."""
+        """A directory fd holding ``right`` (path calls: ENOTDIR / ENOTCAPABLE otherwise).
+
+        stdio is no directory of any kind: EBADF, as wasmtime answers every path call.
+        """
         entry = self.get(fd)
         if not entry.is_dir:
-            raise WasiError(ENOTDIR)
+            raise WasiError(E.EBADF if entry.stdio else ENOTDIR)
         if entry.rights_base & right != right:
             raise WasiError(E.ENOTCAPABLE)
         return entry
 
     def add(self, entry: FdEntry) -> int:
-        """Insert at the lowest free number; EMFILE (entry released) past ``max_fds``."""
+        """Insert at the highest free number, else at :attr:`high_water`; EMFILE (entry
+        released) past ``max_fds``."""
         if len(self.entries) >= self.max_fds:
             entry.release()
             raise WasiError(EMFILE)
-        fd = 0
-        while fd in self.entries:
-            fd += 1
+        if self.free:
+            fd = -heapq.heappop(self.free)
+        else:
+            fd = self.high_water
+            self.high_water += 1
         self.entries[fd] = entry
         return fd
 
     def close(self, fd: int) -> None:
         entry = self.get(fd)
         del self.entries[fd]
+        heapq.heappush(self.free, -fd)
         entry.release()
 
     def renumber(self, old: int, new: int) -> None:
-        """Move ``old`` onto ``new`` (which must be open, and is closed first)."""
+        """Move ``old`` onto ``new``: both must be open (EBADF); ``new``'s entry is
+        closed and ``old`` becomes free. Renumbering an open fd onto itself does nothing."""
         entry = self.get(old)
         target = self.get(new)
         if old == new:
             return
-        target.release()
-        self.entries[new] = entry
         del self.entries[old]
+        heapq.heappush(self.free, -old)
+        self.entries[new] = entry
+        target.release()
 
     def close_all(self) -> None:
         entries, self.entries = self.entries, {}
@@ -159,24 +207,36 @@ StdioMode = bytes | bytearray | memoryview | str | None
 
 
 def stdio_entry(which: int, mode: StdioMode) -> FdEntry:
-    """fd 0/1/2: ``"inherit"`` (the host's own fd, never closed by us), bytes, or a bytearray."""
+    """fd 0/1/2: ``"inherit"`` (the host's own fd, never closed by us), bytes, or a bytearray.
+
+    Whatever is behind it, stdio looks as it does under wasmtime: a character
+    device if it is a terminal, else of unknown type; never seekable; holding
+    FD_READ (stdin) or FD_WRITE (stdout, stderr) as base and inheriting rights
+    and nothing else, so every other fd_* call answers EBADF (ESPIPE for the
+    seeking ones), and fd_filestat_get reports only the filetype
+    (:meth:`FdEntry.stdio_filestat`).
+    """
+    right = T.R["FD_READ"] if which == 0 else T.R["FD_WRITE"]
     if mode == "inherit":
-        try:
-            ftype = filetype_of(os.fstat(which).st_mode)
-        except OSError:
-            ftype = T.FILETYPE_UNKNOWN
-        rights = T.RIGHTS_FILE if ftype == T.FILETYPE_REGULAR_FILE else T.RIGHTS_STREAM
-        return FdEntry(ftype, rights, 0, host_fd=which, owns_fd=False)
+        ftype = T.FILETYPE_CHARACTER_DEVICE if _isatty(which) else T.FILETYPE_UNKNOWN
+        return FdEntry(ftype, right, right, host_fd=which, owns_fd=False, stdio=True)
     if which == 0:
         data = b"" if mode is None else mode
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError("stdin must be bytes or 'inherit'")
-        return FdEntry(T.FILETYPE_UNKNOWN, T.RIGHTS_STREAM, 0, fed=FedInput(bytes(data)))
+        return FdEntry(T.FILETYPE_UNKNOWN, right, right, fed=FedInput(bytes(data)), stdio=True)
     if mode is None:
         mode = bytearray()
     if not isinstance(mode, bytearray):
         raise TypeError("stdout/stderr must be a bytearray (captured) or 'inherit'")
-    return FdEntry(T.FILETYPE_UNKNOWN, T.RIGHTS_STREAM, 0, sink=mode)
+    return FdEntry(T.FILETYPE_UNKNOWN, right, right, sink=mode, stdio=True)
+
+
+def _isatty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False
 
 
 def socket_entry(sock: socket.socket) -> FdEntry:
