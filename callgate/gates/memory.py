@@ -58,7 +58,7 @@ class GuestMemory:
         n = len(data)
         self.check(ptr, n)
         if n:
-            ctypes.memmove(self.base + ptr, bytes(data), n)
+            ctypes.memmove(self.base + ptr, data if type(data) is bytes else bytes(data), n)
 
     def read_str(self, ptr: int, length: int) -> str:
         """Decode guest UTF-8; invalid text raises ``UnicodeDecodeError`` (WASI: EILSEQ)."""

@@ -65,7 +65,6 @@ void wasm_trap_delete(wasm_trap_t *);
 void wasmtime_error_message(const wasmtime_error_t *, wasm_byte_vec_t *);
 void wasmtime_error_delete(wasmtime_error_t *);
 void wasm_byte_vec_delete(wasm_byte_vec_t *);
-wasmtime_context_t *wasmtime_caller_context(uintptr_t);
 bool wasmtime_caller_export_get(uintptr_t, const char *, size_t, wasmtime_extern_t *);
 uint8_t *wasmtime_memory_data(const wasmtime_context_t *, const wasmtime_memory_t *);
 size_t wasmtime_memory_data_size(const wasmtime_context_t *, const wasmtime_memory_t *);
@@ -159,8 +158,7 @@ def caller_memory(caller: int) -> Raw | None:
     return mem
 
 
-def caller_context(caller: int) -> Raw:
-    return lib.wasmtime_caller_context(caller)
+memory_size = lib.wasmtime_memory_data_size  # (ctx, memory) -> bytes, as it is right now
 
 
 def memory_window(ctx: Raw, memory: Raw) -> tuple[int, int]:

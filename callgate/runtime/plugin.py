@@ -84,6 +84,7 @@ _ids = itertools.count(1)
 M32 = 0xFFFFFFFF
 M64 = 0xFFFFFFFFFFFFFFFF
 _call_unchecked = backend.call_unchecked
+_memory_size = backend.memory_size
 IntResult = int | tuple[int, ...] | None
 # A cached integer export: raw func, slot buffer, param count, slot count, converter.
 _RawExport = tuple[Raw, Raw, int, int, Callable[[Raw], IntResult]]
@@ -153,6 +154,7 @@ class Plugin:
         # time.monotonic() at which the current call's deadline passes (Limits.timeout).
         self.deadline: float | None = None
         self._memory: Raw | None = None
+        self._window: GuestMemory | None = None  # the last window _memory_of built
         self._exports: dict[str, wasmtime.Func] = {}
         self._raw_cache: dict[str, _RawExport] = {}
         self._signatures: dict[str, Signature | None] = {}
@@ -411,13 +413,22 @@ class Plugin:
     # -- memory and output -----------------------------------------------------------------
 
     def _memory_of(self, caller: int) -> GuestMemory | None:
-        """The calling instance's exported ``memory`` as a bounds-checked window."""
+        """The calling instance's exported ``memory`` as a bounds-checked window.
+
+        The caller's store is this plugin's, so its context is ``self._ctx``. A memory
+        moves (if ever) only when it grows, so the window is rebuilt only when the size
+        changed: one C call per gate call instead of three and an allocation.
+        """
         mem = self._memory
         if mem is None:
             mem = self._memory = backend.caller_memory(caller)
             if mem is None:
                 return None
-        return GuestMemory(*backend.memory_window(backend.caller_context(caller), mem))
+        size = _memory_size(self._ctx, mem)
+        window = self._window
+        if window is None or window.size != size:
+            window = self._window = GuestMemory(*backend.memory_window(self._ctx, mem))
+        return window
 
     def memory(self) -> GuestMemory | None:
         """The plugin's exported memory, for host code between calls (None if none).
@@ -522,6 +533,7 @@ class Plugin:
         self._raw_cache = {}
         self._signatures = {}
         self._memory = None
+        self._window = None
         self._callbacks = []
         if self._owns_sink:
             self.audit_sink.close()
