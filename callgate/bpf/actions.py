@@ -80,15 +80,6 @@ def precedence_key(ret: int) -> int:
     return _signed(action_of(ret))
 
 
-def most_restrictive(a: int, b: int) -> int:
-    """The return value the kernel keeps when two filters answer ``a`` and ``b``.
-
-    On a tie the first one wins, as in ``seccomp_run_filters`` (the newest filter
-    runs first and only a strictly smaller action replaces it).
-    """
-    return b if precedence_key(b) < precedence_key(a) else a
-
-
 def effective_action(ret: int) -> int:
     """The action the kernel actually takes: unknown action values act as KILL_PROCESS."""
     action = action_of(ret)

@@ -126,11 +126,6 @@ class ProgramBuilder:
         code = self._ops[node].code
         return code in (RET_K, LD_W_ABS)
 
-    def is_ret(self, node: Node) -> int | None:
-        """The value ``node`` returns if it is a plain ``RET``, else None."""
-        op = self._ops[node]
-        return op.k if op.code == RET_K else None
-
     # -- layout -------------------------------------------------------------------------
 
     def _known_loads(self, root: Node) -> dict[Node, Node]:
