@@ -387,10 +387,12 @@ static void more(__wasi_fd_t root) {
     __wasi_fdstat_t fs;
     __wasi_fd_fdstat_get(fd, &fs);
     printf("open sync|append %d flags=%d\n", e, fs.fs_flags);
-    __wasi_fd_close(fd);
+    if (e == 0) /* wasmtime answers ENOTSUP: fd was never set, so it is no fd to close */
+        __wasi_fd_close(fd);
     e = op(".", 0, 0, 0, __WASI_FDFLAGS_NONBLOCK, &fd);
     printf("open . nonblock %d\n", e);
-    __wasi_fd_close(fd);
+    if (e == 0)
+        __wasi_fd_close(fd);
 
     /* filestat_set_times keeps atim when only MTIM is set */
     fd = make_file("times", "x");

@@ -93,10 +93,6 @@ DELIBERATE = {
     # O_SYNC is honoured and reported (APPEND 1 | SYNC 16); wasmtime answers ENOTSUP.
     # The Rust wasi-testsuite's path_filestat accepts both.
     "open sync|append": "open sync|append 0 flags=17",
-    # fd_renumber(0, f) moves stdin onto f and closes fd 0, as the Rust wasi-testsuite's
-    # stdio test requires; the wasmtime in wasmtime-py leaves both fds as they were.
-    "fdstat old stdin": "fdstat old stdin 8",
-    "fdstat new": "fdstat new 0 type=0",
 }
 
 
