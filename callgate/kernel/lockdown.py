@@ -11,7 +11,11 @@ Order matters and is fixed:
 4. NO_NEW_PRIVS;
 5. :func:`~callgate.kernel.wx.seal_wx`: no mapping stays writable and executable (libffi's
    closure pages become read+exec, the callbacks in them are pinned, new ones refused);
-6. the filter with TSYNC, so every thread - including ones started long before - runs
+6. Landlock (:mod:`~callgate.kernel.landlock`): the paths the process may still reach -
+   its preopened directories and what the policy's ``[landlock]`` names - because a
+   filter sees only numbers, never the path behind a pointer. Its three syscalls must
+   come before the filter, which does not allow them;
+7. the filter with TSYNC, so every thread - including ones started long before - runs
    under it. Its W^X rules keep step 5 true: nothing can be made writable+executable again.
 
 Irreversible by design: call it only in a process you mean to seal (a worker, the
@@ -44,6 +48,15 @@ from callgate.kernel.binding import (
     set_no_new_privs,
 )
 from callgate.kernel.hostpolicy import HostPolicy, derive_host_policy
+from callgate.kernel.landlock import (
+    LandlockError,
+    LandlockReport,
+    PathRule,
+    Ruleset,
+    plugin_rules,
+    restrict_self,
+    ruleset_for,
+)
 from callgate.kernel.wx import SealError, WxSeal, seal_wx
 from callgate.policy.model import Policy, Section
 
@@ -81,6 +94,14 @@ class LockdownReport:
     # W^X: what was sealed before the filter went on; wx.remaining is () (lockdown refuses
     # otherwise), so no mapping is writable and executable at once. None: not sealed.
     wx: WxSeal | None = None
+    # Landlock: the ruleset enforced before the filter went on (its ABI, the rules). None:
+    # not asked for; landlock.abi None: the kernel has none (landlock.warning says so).
+    landlock: LandlockReport | None = None
+
+    @property
+    def landlock_abi(self) -> int | None:
+        """The Landlock ABI the paths are confined with; None when they are not."""
+        return None if self.landlock is None else self.landlock.abi
 
 
 def _syscall(name: str, *args: object) -> int:
@@ -163,14 +184,21 @@ def drop_capabilities() -> None:
 
 
 def lockdown(
-    program: bytes | Sequence[Insn], *, keep_fds: Iterable[int] = (0, 1, 2), flags: int = 0
+    program: bytes | Sequence[Insn],
+    *,
+    keep_fds: Iterable[int] = (0, 1, 2),
+    flags: int = 0,
+    landlock: Ruleset | None = None,
+    landlock_abi: int | None = None,
 ) -> LockdownReport:
     """Seal the calling process: close fds, drop capabilities, NO_NEW_PRIVS, W^X, filter + TSYNC.
 
     Call it after compiling and instantiating everything the process will run.
     ``flags`` adds seccomp filter flags (LOG, SPEC_ALLOW ...) to TSYNC. With
     NEW_LISTENER (TSYNC_ESRCH is then added, as the kernel requires) the report
-    carries the listener fd, for a supervisor in another process.
+    carries the listener fd, for a supervisor in another process. ``landlock``: the
+    paths the process may still reach (None: no Landlock step); ``landlock_abi`` caps
+    the Landlock ABI used (0: act as on a kernel without Landlock).
     """
     count = len(program) // 8 if isinstance(program, bytes | bytearray) else len(program)
     kept = close_fds_except(keep_fds)
@@ -187,11 +215,18 @@ def lockdown(
         wx = seal_wx()  # after the last callback, before the filter forbids PROT_EXEC
     except SealError as exc:
         raise LockdownError(exc.errno, str(exc)) from None
+    paths = None
+    if landlock is not None:  # after the last look at /proc, before the filter
+        try:
+            paths = restrict_self(landlock, abi=landlock_abi)
+        except LandlockError as exc:
+            raise LockdownError(exc.errno, str(exc)) from None
     flags |= SECCOMP_FILTER_FLAG_TSYNC
     if flags & SECCOMP_FILTER_FLAG_NEW_LISTENER:
         flags |= SECCOMP_FILTER_FLAG_TSYNC_ESRCH
     listener = install_filter(program, flags)
-    return LockdownReport(kept, held, threads, count, listener or None, capable, wx=wx)
+    return LockdownReport(kept, held, threads, count, listener or None, capable, wx=wx,
+                          landlock=paths)
 
 
 def capable_threads() -> tuple[int, ...]:
@@ -225,15 +260,20 @@ def lock_host(
     *,
     keep_fds: Iterable[int] = (0, 1, 2),
     exec_after_lockdown: bool = False,
+    paths: Iterable[PathRule] = (),
+    landlock_abi: int | None = None,
 ) -> tuple[HostPolicy, LockdownReport]:
     """Derive the host policy for ``policy`` and lock this process down with it.
 
     What ``callgate run --kernel`` does after compiling and instantiating the plugin:
     ``gate_specs`` are the gates the host offers, ``keep_fds`` every fd it still needs
     (stdio, preopened directories). The policy's ``[kernel] flags`` are added to TSYNC.
+    Landlock confines paths to ``paths`` (the preopens, see :func:`plugin_rules`) and
+    the policy's ``[landlock]`` section: nothing else can be opened by path.
     """
     host = derive_host_policy(policy, gate_specs, exec_after_lockdown=exec_after_lockdown)
-    report = lockdown(host.compile(), keep_fds=keep_fds, flags=filter_flags(policy.flags))
+    report = lockdown(host.compile(), keep_fds=keep_fds, flags=filter_flags(policy.flags),
+                      landlock=ruleset_for(policy.landlock, paths), landlock_abi=landlock_abi)
     return host, report
 
 
@@ -259,12 +299,15 @@ def lock_plugin(
     policy: Policy | str | os.PathLike[str] | None,
     *,
     extra_fds: Iterable[int] = (),
+    landlock_abi: int | None = None,
 ) -> LockdownReport:
     """Lock this process down for ``plugin``, already compiled and instantiated.
 
     The kernel filter is derived from ``policy`` (the one the plugin runs under) and the
     gates of the plugin's table; stdio, :func:`plugin_fds` and ``extra_fds`` (the
-    application's own, e.g. a log file) stay open. What ``callgate run --kernel`` calls.
+    application's own, e.g. a log file) stay open. Landlock confines paths to the
+    directories the plugin holds (:func:`plugin_rules`: read-only for ``:ro`` preopens)
+    and the policy's ``[landlock]`` section. What ``callgate run --kernel`` calls.
     """
     from callgate.policy import load_policy
 
@@ -274,5 +317,6 @@ def lock_plugin(
         names = [spec.name for spec in plugin.table if spec.module != "wasi_snapshot_preview1"]
         policy = load_policy(policy, gate_names=names)
     keep = {0, 1, 2, *plugin_fds(plugin), *extra_fds}
-    _, report = lock_host(policy, list(plugin.table), keep_fds=keep)
+    _, report = lock_host(policy, list(plugin.table), keep_fds=keep, paths=plugin_rules(plugin),
+                          landlock_abi=landlock_abi)
     return report

@@ -1,7 +1,8 @@
 """The policy model: plain, immutable data that loaders produce and the compiler consumes.
 
 A :class:`Policy` has up to two :class:`Section`\\ s, ``gates`` (the in-process
-filter on plugin imports) and ``kernel`` (the seccomp filter on the host process).
+filter on plugin imports) and ``kernel`` (the seccomp filter on the host process),
+and optionally a :class:`LandlockSection` (the paths the locked host may reach).
 A section is a default action plus rules. A rule matches when its name matches
 and *all* of its arg checks hold (AND); a call is judged by every matching rule
 (OR), and the most restrictive action wins, in kernel precedence order, so rule
@@ -84,6 +85,24 @@ class Section:
 
 
 @dataclass(frozen=True, slots=True)
+class LandlockSection:
+    """``[landlock]``: what the locked-down host may still reach by path, beyond its preopens.
+
+    A seccomp filter cannot see paths, so the kernel layer confines them with Landlock
+    (see docs/kernel.md): the preopened directories, plus ``read`` (read files, list
+    directories beneath) and ``write`` (also create, change, remove) absolute paths, plus
+    outgoing (``connect_tcp``) and listening (``bind_tcp``) TCP ports. ``required``:
+    refuse to run on a kernel without Landlock instead of warning.
+    """
+
+    read: tuple[str, ...] = ()
+    write: tuple[str, ...] = ()
+    connect_tcp: tuple[int, ...] = ()
+    bind_tcp: tuple[int, ...] = ()
+    required: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """A whole policy file. ``source`` names where it came from, for error messages."""
 
@@ -91,6 +110,7 @@ class Policy:
     kernel: Section | None = None
     source: str = "<policy>"
     flags: tuple[str, ...] = field(default=())
+    landlock: LandlockSection | None = None
 
     def section(self, layer: Layer | str) -> Section | None:
         return self.gates if Layer(layer) is Layer.GATES else self.kernel

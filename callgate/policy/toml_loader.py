@@ -9,6 +9,7 @@ file, the key path and what is allowed.
 from __future__ import annotations
 
 import errno as linux_errno
+import posixpath
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeGuard
@@ -24,7 +25,7 @@ from callgate.bpf.actions import (
 )
 from callgate.policy.errors import ProblemList
 from callgate.policy.loaded import LoadResult
-from callgate.policy.model import ArgCheck, Layer, Op, Policy, Rule, Section
+from callgate.policy.model import ArgCheck, LandlockSection, Layer, Op, Policy, Rule, Section
 from callgate.policy.names import is_known_syscall, suggestion, syscall_arches, wasi_gate_names
 
 MAX_ARG_INDEX = 5
@@ -43,6 +44,10 @@ _SECTION_KEYS = {
     Layer.GATES: ("default", "arch_mismatch", "rules", "app_gates"),
     Layer.KERNEL: ("default", "arch_mismatch", "rules", "flags"),
 }
+_LANDLOCK_KEYS = ("read", "write", "connect_tcp", "bind_tcp", "required")
+# Pseudo filesystems where write access hands over the host's own state
+# (/proc/self/mem writes ignore page protections, W^X included).
+_STATE_FILESYSTEMS = ("/proc", "/sys", "/dev")
 _RULE_KEYS = ("names", "action", "args", "comment")
 _ARG_KEYS = ("index", "op", "value", "value2", "width")
 _ACTION_HELP = (
@@ -108,7 +113,7 @@ def load_toml_text(
     except RecursionError:
         problems.error("", "not valid TOML: nested too deeply")
     problems.raise_if_any()
-    _check_keys(doc, "", ("gates", "kernel"), problems)
+    _check_keys(doc, "", ("gates", "kernel", "landlock"), problems)
     sections: dict[Layer, Section | None] = {Layer.GATES: None, Layer.KERNEL: None}
     paths: dict[Layer, tuple[str, ...]] = {}
     flags: tuple[str, ...] = ()
@@ -126,9 +131,11 @@ def load_toml_text(
         paths[layer] = reader.rule_paths
         if layer is Layer.KERNEL:
             flags = reader.flags
+    landlock = _landlock(doc["landlock"], problems) if "landlock" in doc else None
     problems.raise_if_any()
     policy = Policy(
-        gates=sections[Layer.GATES], kernel=sections[Layer.KERNEL], source=source, flags=flags
+        gates=sections[Layer.GATES], kernel=sections[Layer.KERNEL], source=source, flags=flags,
+        landlock=landlock,
     )
     return LoadResult(policy, paths, tuple(problems.warnings), "toml")
 
@@ -329,6 +336,76 @@ def parse_arg_value(raw: Any, width: int, path: str, problems: ProblemList) -> i
                        "(negative values mean their two's complement)")
         return None
     return value & top
+
+
+def _landlock(table: Any, problems: ProblemList) -> LandlockSection | None:
+    """``[landlock]``: extra paths and TCP ports for the locked-down host (docs/policy.md)."""
+    if not isinstance(table, dict):
+        problems.error("landlock", f"must be a table ([landlock]), got {_kind(table)}")
+        return None
+    _check_keys(table, "landlock", _LANDLOCK_KEYS, problems)
+    read = _landlock_paths(table.get("read", []), "landlock.read", problems)
+    write = _landlock_paths(table.get("write", []), "landlock.write", problems)
+    for i, path in enumerate(read):
+        if path in write:
+            problems.warn(f"landlock.read[{i}]", f"{path!r} is also in write, which includes "
+                          "reading")
+    for key, paths in (("read", read), ("write", write)):
+        for i, path in enumerate(paths):
+            if path.startswith("/proc/"):
+                problems.warn(f"landlock.{key}[{i}]", f"{path!r}: procfs makes new inodes for "
+                              "a process's files when its cache drops them, and a rule stays "
+                              "with the old one, so it can stop matching at any time; grant "
+                              "'/proc' or nothing beneath it")
+    for i, path in enumerate(write):
+        if any(path == top or path.startswith(f"{top}/") for top in _STATE_FILESYSTEMS):
+            problems.warn(f"landlock.write[{i}]", f"{path!r} is on a pseudo filesystem whose "
+                          "files are the host's own state (writing /proc/self/mem changes "
+                          "code, W^X or not); grant read at most")
+    ports = {key: _ports(table.get(key, []), f"landlock.{key}", problems)
+             for key in ("connect_tcp", "bind_tcp")}
+    required = table.get("required", False)
+    if not isinstance(required, bool):
+        problems.error("landlock.required", f"must be true or false, got {_kind(required)}")
+        required = False
+    return LandlockSection(read=tuple(read), write=tuple(write), connect_tcp=ports["connect_tcp"],
+                           bind_tcp=ports["bind_tcp"], required=required)
+
+
+def _landlock_paths(value: Any, path: str, problems: ProblemList) -> list[str]:
+    out = []
+    for i, item in enumerate(_string_list(value, path, problems)):
+        where = f"{path}[{i}]"
+        normal = posixpath.normpath(item) if item.startswith("/") else ""
+        if "\0" in item:
+            problems.error(where, "must not contain a NUL byte")
+        elif not item.startswith("/"):
+            problems.error(where, f"{item!r} is relative; write an absolute path (rules are "
+                           "attached when the host locks down, whatever its directory is)")
+        elif ".." in item.split("/"):
+            problems.error(where, f"{item!r} contains '..'; write the path it means (Landlock "
+                           "attaches the rule to the file the path names)")
+        elif normal != item:
+            problems.error(where, f"{item!r} is not in normal form; write {normal!r}")
+        else:
+            if item == "/":
+                problems.warn(where, "'/' grants the whole filesystem: Landlock then confines "
+                              "nothing")
+            out.append(item)
+    return out
+
+
+def _ports(value: Any, path: str, problems: ProblemList) -> tuple[int, ...]:
+    if not isinstance(value, list):
+        problems.error(path, f"must be an array of TCP port numbers, got {_kind(value)}")
+        return ()
+    ports = []
+    for i, item in enumerate(value):
+        if not _is_int(item) or not 0 <= item <= 0xFFFF:
+            problems.error(f"{path}[{i}]", f"must be a TCP port number 0..65535, got {item!r}")
+        else:
+            ports.append(item)
+    return tuple(dict.fromkeys(ports))
 
 
 def _check_keys(table: Mapping[str, Any], path: str, allowed: Iterable[str],

@@ -325,6 +325,8 @@ TRAP_OPEN = (
     '"fd_prestat_dir_name", "fd_fdstat_get", "fd_read", "fd_close", "fd_write"]\n'
     'action = "allow"\n'
     '[[gates.rules]]\nnames = ["path_open"]\naction = "trap"\n'
+    # The brokers read /proc/self/maps after lockdown; Landlock allows no other path.
+    '[landlock]\nread = ["/proc"]\n'
 )
 
 
