@@ -43,6 +43,7 @@ from callgate.gates.wasi.provider import wasi_specs
 from callgate.isolation.errors import rebuild_error
 from callgate.isolation.worker import RemoteMemory, Worker, WorkerError
 from callgate.isolation.worker_main import ParentLink
+from callgate.kernel.landlock import PathRule, plugin_rules
 from callgate.kernel.lockdown import plugin_fds
 from callgate.kernel.supervisor import Decide
 from callgate.policy import Policy
@@ -352,6 +353,11 @@ class _PluginService:
     def keep_fds(self) -> set[int]:
         """The fds the plugin holds (its WASI fd table); nothing else survives lockdown."""
         return plugin_fds(self.plugin)
+
+    def landlock_rules(self) -> tuple[PathRule, ...]:
+        """Its preopened directories, by the fds it holds: Landlock confines paths to them
+        (read-only for ``:ro``), as ``callgate run --kernel`` does."""
+        return plugin_rules(self.plugin)
 
     def call(self, method: str, args: list[Any]) -> Any:
         if method == "call":

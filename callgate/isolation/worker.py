@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -36,6 +37,7 @@ from callgate.gates.spec import GateSpec
 from callgate.isolation import wire
 from callgate.isolation.errors import encode_error
 from callgate.kernel.hostpolicy import HostPolicy, derive_host_policy
+from callgate.kernel.landlock import LandlockReport, LandlockUnavailable
 from callgate.kernel.lockdown import filter_flags
 from callgate.kernel.supervisor import Decide, Supervisor
 from callgate.policy.model import ArgCheck, Op, Policy, Rule, Section
@@ -157,7 +159,11 @@ class Worker:
     over (they are duplicated; the caller keeps its own). ``handlers`` answer the
     worker's forwarded requests by op name. With ``supervise``, the worker's
     ``user_notif`` kernel rules are answered here by a :class:`Supervisor` running
-    ``supervise`` (without it they fail with ENOSYS).
+    ``supervise`` (without it they fail with ENOSYS). Before its filter, the worker
+    confines paths with Landlock: what the service holds (its ``landlock_rules()``, e.g.
+    a plugin's preopens) and the policy's ``[landlock]`` section; ``landlock=False``
+    leaves that step out, ``landlock_abi`` caps the ABI (0: act as without Landlock).
+    The report is :attr:`landlock` once started.
     """
 
     def __init__(
@@ -175,6 +181,8 @@ class Worker:
         start_timeout: float = 60.0,
         python_path: Sequence[str] = (),
         supervise: Decide | None = None,
+        landlock: bool = True,
+        landlock_abi: int | None = None,
     ) -> None:
         self._service = service
         self._policy = policy
@@ -188,6 +196,9 @@ class Worker:
         self._start_timeout = start_timeout
         self._python_path = tuple(python_path)
         self._supervise = supervise
+        self._landlock = landlock
+        self._landlock_abi = landlock_abi
+        self.landlock: LandlockReport | None = None  # what the worker enforced at lockdown
         self._supervisor: Supervisor | None = None
         self._lock = threading.RLock()  # one conversation at a time on the socket
         self._proc: subprocess.Popen[bytes] | None = None
@@ -236,6 +247,7 @@ class Worker:
             "program": program,
             "supervised": self._supervise is not None,
             "filter_flags": filter_flags(self._policy.flags),
+            "landlock": self._landlock_setup(),
         }
         try:
             wire.send(parent_sock, setup, tuple(self._fds.values()))
@@ -244,6 +256,18 @@ class Worker:
             self._kill_and_reap()
             raise
         return self
+
+    def _landlock_setup(self) -> dict[str, Any] | None:
+        """The policy's ``[landlock]`` section for the worker (None: no Landlock step)."""
+        if not self._landlock:
+            return None
+        section = self._policy.landlock
+        extra = {} if section is None else {
+            "read": list(section.read), "write": list(section.write),
+            "connect_tcp": list(section.connect_tcp), "bind_tcp": list(section.bind_tcp),
+            "required": section.required,
+        }
+        return {**extra, "abi": self._landlock_abi}
 
     def _environment(self) -> dict[str, str]:
         """A minimal environment: the import path, and where the compile cache is (the
@@ -350,6 +374,7 @@ class Worker:
                 os.close(fd)
             if method is None and op == "ready":
                 self.ready = message
+                self._landlock_ready(message.get("landlock"))
                 return None
             if method is not None and op == "result":
                 return message.get("value")
@@ -366,6 +391,12 @@ class Worker:
             else:
                 self._kill_and_reap()
                 raise WorkerCrashed(f"the worker sent an unexpected {op!r} request and was killed")
+
+    def _landlock_ready(self, report: Any) -> None:
+        self.landlock = LandlockReport.from_dict(report) if isinstance(report, dict) else None
+        if self.landlock is not None and self.landlock.warning:
+            warnings.warn(f"the worker: {self.landlock.warning}", LandlockUnavailable,
+                          stacklevel=4)
 
     def _answer(self, op: str, message: dict[str, Any]) -> None:
         assert self._sock is not None

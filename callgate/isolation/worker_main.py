@@ -5,7 +5,9 @@ Started by :class:`callgate.isolation.worker.Worker` as ``python -m callgate.iso
 ``module:function``), its configuration, the fds it is handed (SCM_RIGHTS, by name) and
 the kernel program to install. The worker builds the service (compiling and
 instantiating everything), closes every fd it was not handed, drops its capabilities,
-sets NO_NEW_PRIVS, installs the program with TSYNC, and only then answers ``ready``.
+sets NO_NEW_PRIVS, confines paths with Landlock (what the service holds, e.g. its
+preopens, plus the policy's ``[landlock]`` section), installs the program with TSYNC,
+and only then answers ``ready``.
 
 From then on it holds nothing the parent did not pass it, and every request the
 service cannot answer alone (an app-defined gate, a TRAP for the broker) goes back to
@@ -21,6 +23,7 @@ import os
 import socket
 import sys
 import traceback
+import warnings
 from collections.abc import Callable
 from typing import Any, Protocol
 
@@ -28,11 +31,14 @@ from callgate.errors import CallgateError
 from callgate.isolation import wire
 from callgate.isolation.errors import encode_error, rebuild_error
 from callgate.kernel.binding import SECCOMP_FILTER_FLAG_NEW_LISTENER
+from callgate.kernel.landlock import PathRule, Ruleset, ruleset_for
 from callgate.kernel.lockdown import drop_capabilities, lockdown
+from callgate.policy.model import LandlockSection
 
 
 class Service(Protocol):
-    """What a service factory returns; it may also offer ``keep_fds() -> Iterable[int]``."""
+    """What a service factory returns; it may also offer ``keep_fds() -> Iterable[int]``
+    and ``landlock_rules() -> Iterable[PathRule]`` (the directories it holds, by fd)."""
 
     def call(self, method: str, args: list[Any]) -> Any: ...
 
@@ -118,9 +124,13 @@ def serve(sock: socket.socket) -> int:
     flags = int(setup.get("filter_flags", 0))
     if setup.get("supervised"):
         flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER
-    report = lockdown(bytes(setup["program"]), keep_fds=keep, flags=flags)
+    paths = _landlock(setup.get("landlock"), service)
+    with warnings.catch_warnings(record=True):  # the parent warns, from the ready report
+        report = lockdown(bytes(setup["program"]), keep_fds=keep, flags=flags,
+                          landlock=paths, landlock_abi=(setup.get("landlock") or {}).get("abi"))
     listener = () if report.listener is None else (report.listener,)
-    ready = {"op": "ready", "pid": pid, "threads": report.threads, "fds": list(report.held_fds)}
+    ready = {"op": "ready", "pid": pid, "threads": report.threads, "fds": list(report.held_fds),
+             "landlock": None if report.landlock is None else report.landlock.as_dict()}
     wire.send(sock, ready, listener)
     for fd in listener:  # the parent answers on it; this process must not hold it
         os.close(fd)
@@ -142,6 +152,21 @@ def serve(sock: socket.socket) -> int:
             raise
         except Exception as exc:
             wire.send(sock, {"op": "error", **encode_error(exc)})
+
+
+def _landlock(setup: Any, service: Any) -> Ruleset | None:
+    """The worker's Landlock ruleset: what the service holds, and the policy's paths."""
+    if not isinstance(setup, dict):
+        return None
+    section = LandlockSection(
+        read=tuple(setup.get("read", ())), write=tuple(setup.get("write", ())),
+        connect_tcp=tuple(setup.get("connect_tcp", ())),
+        bind_tcp=tuple(setup.get("bind_tcp", ())), required=bool(setup.get("required")),
+    )
+    held: tuple[PathRule, ...] = ()
+    if hasattr(service, "landlock_rules"):
+        held = tuple(service.landlock_rules())
+    return ruleset_for(section, held)
 
 
 def main(argv: list[str] | None = None) -> None:

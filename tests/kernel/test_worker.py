@@ -19,11 +19,11 @@ HERE = str(Path(__file__).parent)
 LISTING = '"openat", "getdents64", "readlink", "newfstatat", "fstat", "lseek", "fcntl", "dup"'
 
 
-def policy(default: str = "kill_process", names: str = LISTING):
+def policy(default: str = "kill_process", names: str = LISTING, landlock: str = ""):
     text = (
         f'[kernel]\ndefault = "{default}"\n[[kernel.rules]]\nnames = [{names}]\naction = "allow"\n'
     )
-    return load_policy_text(text).policy
+    return load_policy_text(text + landlock).policy
 
 
 def worker(tmp_path=None, **kwargs) -> Worker:
@@ -44,7 +44,8 @@ def status_of(pid: int) -> dict[str, str]:
 
 
 def test_worker_holds_exactly_the_fds_it_was_passed(tmp_path):
-    with worker(tmp_path) as w:
+    # Listing /proc/self/fd after lockdown: Landlock must let the worker read /proc.
+    with worker(tmp_path, policy=policy(landlock='[landlock]\nread = ["/proc"]\n')) as w:
         seen = w.call("fds")
         at_lockdown = w.ready["fds"]
     handed = seen["handed"]["data"]
