@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -157,6 +158,13 @@ def default_policy(with_fs: bool) -> Policy:
     return Policy(gates=gates, source="default.toml + default-fs.toml")
 
 
+def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                  file: object = None, line: str | None = None) -> None:
+    """A warning as the CLI's own stderr line (no source line: after lockdown, Landlock
+    would not let Python read it)."""
+    print(f"callgate run: warning: {message}", file=sys.stderr, flush=True)
+
+
 def _run(args: argparse.Namespace) -> int:
     from callgate.gates.errors import AbiError, GateViolation, PluginError, PluginLoadError
     from callgate.runtime.plugin import Plugin
@@ -175,6 +183,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.kernel and not args.isolate:
         from callgate.kernel.lockdown import drop_capabilities
         drop_capabilities()  # now, while this is the only thread (see drop_capabilities)
+    if args.kernel or args.isolate:
+        warnings.showwarning = _warning_line  # e.g. a kernel without Landlock: one line
     opened: IsolatedPlugin | Plugin
     try:
         if args.isolate:
