@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import time
 from typing import Any
 
 from callgate.gates.memory import GuestMemory
 from callgate.kernel.binding import raw_syscall
+from callgate.kernel.landlock import PathRule
 from callgate.kernel.lockdown import held_fds
 
 
@@ -19,9 +21,17 @@ class ProbeService:
         self.link = link
         self.memory = bytearray(b"guest memory: hello from the worker".ljust(4096, b"\0"))
 
+    def landlock_rules(self) -> list[PathRule]:
+        """config["landlock"] = {fd name: "rw" | "ro"}: the handed directories Landlock allows."""
+        modes = self.config.get("landlock", {})
+        return [PathRule(f"handed {name}", write=mode == "rw", why=f"handed {name} ({mode})",
+                         fd=self.fds[name]) for name, mode in modes.items()]
+
     def call(self, method: str, args: list[Any]) -> Any:
         if method == "echo":
             return args
+        if method == "attempt":  # a path operation by absolute path: "ok" or the errno's name
+            return attempt(args[0], args[1])
         if method == "fds":
             return {"held": list(held_fds()), "handed": self.fds}
         if method == "listdir":
@@ -54,6 +64,18 @@ class ProbeService:
             time.sleep(5)
             return None
         raise ValueError(f"no method {method!r}")
+
+
+def attempt(op: str, path: str) -> str:
+    flags = {"read": os.O_RDONLY, "write": os.O_WRONLY, "create": os.O_WRONLY | os.O_CREAT}
+    try:
+        if op == "unlink":
+            os.unlink(path, dir_fd=None)
+        else:
+            os.close(os.open(path, flags[op] | os.O_CLOEXEC, 0o600))
+    except OSError as exc:
+        return errno.errorcode.get(exc.errno or 0, str(exc.errno))
+    return "ok"
 
 
 class _LyingMemory:
