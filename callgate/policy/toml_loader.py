@@ -346,22 +346,9 @@ def _landlock(table: Any, problems: ProblemList) -> LandlockSection | None:
     _check_keys(table, "landlock", _LANDLOCK_KEYS, problems)
     read = _landlock_paths(table.get("read", []), "landlock.read", problems)
     write = _landlock_paths(table.get("write", []), "landlock.write", problems)
-    for i, path in enumerate(read):
-        if path in write:
-            problems.warn(f"landlock.read[{i}]", f"{path!r} is also in write, which includes "
-                          "reading")
     for key, paths in (("read", read), ("write", write)):
         for i, path in enumerate(paths):
-            if path.startswith("/proc/"):
-                problems.warn(f"landlock.{key}[{i}]", f"{path!r}: procfs makes new inodes for "
-                              "a process's files when its cache drops them, and a rule stays "
-                              "with the old one, so it can stop matching at any time; grant "
-                              "'/proc' or nothing beneath it")
-    for i, path in enumerate(write):
-        if any(path == top or path.startswith(f"{top}/") for top in _STATE_FILESYSTEMS):
-            problems.warn(f"landlock.write[{i}]", f"{path!r} is on a pseudo filesystem whose "
-                          "files are the host's own state (writing /proc/self/mem changes "
-                          "code, W^X or not); grant read at most")
+            _landlock_path_warnings(path, f"landlock.{key}[{i}]", key, write, problems)
     ports = {key: _ports(table.get(key, []), f"landlock.{key}", problems)
              for key in ("connect_tcp", "bind_tcp")}
     required = table.get("required", False)
@@ -388,11 +375,25 @@ def _landlock_paths(value: Any, path: str, problems: ProblemList) -> list[str]:
         elif normal != item:
             problems.error(where, f"{item!r} is not in normal form; write {normal!r}")
         else:
-            if item == "/":
-                problems.warn(where, "'/' grants the whole filesystem: Landlock then confines "
-                              "nothing")
             out.append(item)
     return out
+
+
+def _landlock_path_warnings(path: str, where: str, key: str, write: list[str],
+                            problems: ProblemList) -> None:
+    if path == "/":
+        problems.warn(where, "'/' grants the whole filesystem: Landlock then confines nothing")
+    if key == "read" and path in write:
+        problems.warn(where, f"{path!r} is also in write, which includes reading")
+    if path.startswith("/proc/"):
+        problems.warn(where, f"{path!r}: procfs makes new inodes for a process's files when "
+                      "its cache drops them, and a rule stays with the old one, so it can stop "
+                      "matching at any time; grant '/proc' or nothing beneath it")
+    if key == "write" and any(path == top or path.startswith(f"{top}/")
+                              for top in _STATE_FILESYSTEMS):
+        problems.warn(where, f"{path!r} is on a pseudo filesystem whose files are the host's "
+                      "own state (writing /proc/self/mem changes code, W^X or not); grant read "
+                      "at most")
 
 
 def _ports(value: Any, path: str, problems: ProblemList) -> tuple[int, ...]:
