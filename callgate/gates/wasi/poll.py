@@ -4,6 +4,11 @@ Regular files and byte-buffer stdio are always ready (as on Linux); host
 streams and sockets are polled with ``poll(2)``. A wait never outlasts the
 plugin's per-call deadline: the gate sleeps until it, then raises
 ``DeadlineExceeded`` through :meth:`Plugin.check_deadline`.
+
+One call takes at most :data:`MAX_SUBSCRIPTIONS` subscriptions (EINVAL past it,
+before the array is read; arrays outside memory are EFAULT first), so what the
+host builds for a call - the copied array, the events, the poll set - stays a
+few hundred KiB whatever count the guest passes.
 """
 
 from __future__ import annotations
@@ -17,6 +22,11 @@ from callgate.gates.wasi.clocks import HOST_CLOCKS
 from callgate.gates.wasi.fdtable import FdEntry
 from callgate.gates.wasi.gate import WasiError, wasi_gate
 from callgate.gates.wasi.state import WasiCall
+
+#: Subscriptions per poll_oneoff call. Linux's poll(2) answers EINVAL past RLIMIT_NOFILE
+#: (commonly 1024); 4096 is a read and a write subscription on every fd of a 1024-fd
+#: table with room for clocks, and costs at most 4096 x (48 + 32) bytes = 320 KiB.
+MAX_SUBSCRIPTIONS = 4096
 
 _FD_RIGHT = {T.EVENTTYPE_FD_READ: T.R["FD_READ"], T.EVENTTYPE_FD_WRITE: T.R["FD_WRITE"]}
 
@@ -40,9 +50,12 @@ def poll_oneoff(call: WasiCall, in_ptr: int, out_ptr: int, nsubscriptions: int, 
     if nsubscriptions == 0:
         raise WasiError(E.EINVAL)
     mem = call.mem
-    raw = mem.read(in_ptr, nsubscriptions * T.SUBSCRIPTION.size)
+    mem.check(in_ptr, nsubscriptions * T.SUBSCRIPTION.size)
     mem.check(out_ptr, nsubscriptions * T.EVENT.size)
     mem.check(ret, 4)
+    if nsubscriptions > MAX_SUBSCRIPTIONS:
+        raise WasiError(E.EINVAL)
+    raw = mem.read(in_ptr, nsubscriptions * T.SUBSCRIPTION.size)
     table = call.state.table
     events: list[bytes] = []
     clocks: list[tuple[float, int]] = []       # (monotonic deadline, userdata)
