@@ -2,8 +2,8 @@
 
 A verb module exposes ``register(subparsers)``, which adds its parsers and sets
 ``func`` on each to a ``(args) -> int`` handler. Errors callgate raises on purpose
-(:class:`~callgate.errors.CallgateError`) are printed as one line and exit 2;
-anything else is a bug and keeps its traceback.
+(:class:`~callgate.errors.CallgateError`) are printed as one line and exit 2, and so
+are usage errors (:class:`CliParser`); anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from callgate import __version__
 from callgate.errors import CallgateError
@@ -29,8 +30,20 @@ VERB_MODULES: tuple[str, ...] = (
 )
 
 
+class CliParser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line, exit status 2.
+
+    argparse prints the whole usage block before the error; a one-line error that
+    names the option and points at ``--help`` is what every other callgate error
+    looks like. Subcommand parsers are made with the same class.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = CliParser(
         prog="callgate",
         description="Run untrusted WebAssembly plugins with every host call mediated "
         "by a seccomp-exact classic-BPF filter.",
@@ -44,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse(parser, list(sys.argv[1:] if argv is None else argv))
     try:
         return int(args.func(args) or 0)
     except CallgateError as exc:
@@ -52,3 +65,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except BrokenPipeError:
         return 141
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Parse ``argv``, keeping everything after the first ``--`` for the guest.
+
+    Verbs that run a guest (``run``, ``learn``) gather what follows WASM in ``rest``
+    (``argparse.REMAINDER``); argparse drops a ``--`` that comes first there, so
+    ``run x.wasm -- --env A=1`` would hand ``--env A=1`` to callgate instead of the
+    guest. Those verbs get ``rest`` with the ``--`` kept.
+    """
+    args = parser.parse_args(argv)
+    if "--" not in argv or not isinstance(getattr(args, "rest", None), list):
+        return args
+    cut = argv.index("--")
+    if getattr(args, "wasm", None) not in argv[:cut]:
+        return args  # `--` before WASM: an ordinary separator
+    head = parser.parse_args(argv[:cut])
+    head.rest = [*head.rest, *argv[cut:]]
+    return head

@@ -58,9 +58,10 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
 def _learn(args: argparse.Namespace) -> int:
     from callgate.learn import learn
 
-    guest_args = late_options(args, _add_options, "callgate learn WASM")
+    guest_args = late_options(args, _add_options, "callgate learn")
     config = WasiConfig(args=[Path(args.wasm).name, *guest_args], env=dict(args.env),
                         preopens=args.dir)
+    config.check_preopens()  # a missing --dir is an error now, whatever the guest does
     sys.stdout.flush()
     if args.output and not Path(args.output).parent.is_dir():
         raise CallgateError(f"cannot write {args.output}: its directory does not exist")

@@ -3,7 +3,9 @@
 Without ``--policy`` the shipped least-privilege default applies
 (``policies/default.toml``), plus ``policies/default-fs.toml`` when ``--dir`` is
 given. The exit status is the guest's exit code; 159 if the policy killed it;
-134 if it trapped (what ``wasmtime run`` answers for a trap).
+134 if it trapped (what ``wasmtime run`` answers for a trap); 2 for usage errors and
+modules that cannot be loaded (refused imports, a memory or table minimum over the
+limits, a start function that fails).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from callgate.cli.runtime_verbs import (
     audit_target,
     gate_policy_arg,
     limits_from,
-    parse_int,
+    parse_fuel,
     parse_seconds,
     parse_size,
 )
@@ -90,7 +92,7 @@ def add_guest_options(parser: argparse.ArgumentParser) -> None:
 
 def add_limit_options(parser: argparse.ArgumentParser) -> None:
     """``--fuel``, ``--timeout``, ``--memory``: the run's limits (read by ``limits_from``)."""
-    parser.add_argument("--fuel", type=parse_int, metavar="N", help="fuel for the run")
+    parser.add_argument("--fuel", type=parse_fuel, metavar="N", help="fuel for the run")
     parser.add_argument("--timeout", type=parse_seconds, metavar="S",
                         help="wall-clock seconds for the run")
     parser.add_argument("--memory", type=parse_size, metavar="BYTES",
@@ -111,7 +113,9 @@ def late_options(args: argparse.Namespace, add_options: Callable[[argparse.Argum
         options, guest = rest[:cut], rest[cut + 1:]
     else:
         options, guest = rest, []
-    late = argparse.ArgumentParser(prog=prog, add_help=False)
+    from callgate.cli import CliParser  # one-line usage errors, as the verb's own parser
+
+    late = CliParser(prog=prog, add_help=False)
     add_options(late)
     late.add_argument("guest", nargs="*")
     parsed = late.parse_args(options)
@@ -169,7 +173,7 @@ def _run(args: argparse.Namespace) -> int:
     from callgate.gates.errors import AbiError, GateViolation, PluginError, PluginLoadError
     from callgate.runtime.plugin import Plugin
 
-    guest_args = late_options(args, _add_options, "callgate run WASM")
+    guest_args = late_options(args, _add_options, "callgate run")
     policy = gate_policy_arg(args.policy) if args.policy else default_policy(bool(args.dir))
     if isinstance(policy, list) and (args.kernel or args.isolate):
         raise CallgateError(f"--kernel and --isolate derive the kernel filter from a policy "
@@ -178,7 +182,9 @@ def _run(args: argparse.Namespace) -> int:
     config = WasiConfig(args=[Path(args.wasm).name, *guest_args], env=dict(args.env),
                         preopens=args.dir, stdin="inherit", stdout="inherit",
                         stderr="inherit")
+    config.check_preopens()  # now: a guest that never opens a file would not notice
     limits = limits_from(args)
+    sink = None if args.isolate else audit_target(args.audit)
     sys.stdout.flush()
     if args.kernel and not args.isolate:
         from callgate.kernel.lockdown import drop_capabilities
@@ -187,15 +193,22 @@ def _run(args: argparse.Namespace) -> int:
         warnings.showwarning = _warning_line  # e.g. a kernel without Landlock: one line
     opened: IsolatedPlugin | Plugin
     try:
-        if args.isolate:
-            from callgate.isolation.isolated import isolated_command
-            assert not isinstance(policy, list)  # refused above
-            opened = isolated_command(args.wasm, policy, limits, config, audit=args.audit,
-                                      broker=args.broker, tracer=args.tracer)
-        else:
-            opened = Plugin(args.wasm, policy=policy, limits=limits,
-                            audit=audit_target(args.audit), broker=args.broker,
-                            tracer=args.tracer, providers=[WasiProvider(config)])
+        try:
+            if args.isolate:
+                from callgate.isolation.isolated import isolated_command
+                assert not isinstance(policy, list)  # refused above
+                opened = isolated_command(args.wasm, policy, limits, config, audit=args.audit,
+                                          broker=args.broker, tracer=args.tracer)
+            else:
+                opened = Plugin(args.wasm, policy=policy, limits=limits, audit=sink,
+                                broker=args.broker, tracer=args.tracer,
+                                providers=[WasiProvider(config)])
+        except (GuestExit, GateViolation):
+            raise  # a start function that exited, or was killed: as from _start
+        except PluginError as exc:
+            # A module that cannot be loaded (a memory minimum over Limits.memory, a start
+            # function that traps …) is a load error, not a trap: exit 2, one line.
+            raise CallgateError(str(exc)) from None
         with opened as plugin:
             if args.kernel and not args.isolate:
                 from callgate.kernel.lockdown import lock_plugin
@@ -222,4 +235,7 @@ def _run(args: argparse.Namespace) -> int:
             raise
         print(f"callgate run: {exc}", file=sys.stderr)
         return 128 + signal_number
+    finally:
+        if sink is not None:
+            sink.close()
     return 0

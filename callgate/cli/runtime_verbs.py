@@ -25,12 +25,14 @@ from callgate.arch import GATE_ARCH
 from callgate.asm.formats import is_raw
 from callgate.bpf.insn import Insn
 from callgate.cli.bpf_verbs import load_program_file
+from callgate.errors import CallgateError
 from callgate.gates.app import AppGates
 from callgate.gates.errors import GateViolation
 from callgate.gates.spec import GuestExit
 from callgate.runtime import abi
 from callgate.runtime.audit import AuditSink
-from callgate.runtime.limits import Limits
+from callgate.runtime.limits import MAX_FUEL, MAX_STORE_CAP, MAX_TIMEOUT, Limits
+from callgate.runtime.loading import Signature
 
 KILLED_EXIT = 128 + 31  # SIGSYS
 _SIZE = re.compile(r"^\s*(\d+)\s*([kmg]i?b?|b)?\s*$", re.IGNORECASE)
@@ -38,12 +40,17 @@ _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
 
 def parse_size(text: str) -> int:
-    """``65536``, ``64K``, ``16MiB``, ``1G`` -> bytes (binary units)."""
+    """``65536``, ``64K``, ``16MiB``, ``1G`` -> bytes (binary units), up to what a store
+    cap can hold."""
     match = _SIZE.match(text)
     if not match:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 65536, 64K, 16M)")
     unit = (match.group(2) or "").lower()[:1]
-    return int(match.group(1)) * _UNITS[unit]
+    size = int(match.group(1)) * _UNITS[unit]
+    if size > MAX_STORE_CAP:
+        raise argparse.ArgumentTypeError(f"size {text!r} is too large (at most "
+                                         f"{MAX_STORE_CAP} bytes)")
+    return size
 
 
 def parse_int(text: str) -> int:
@@ -51,6 +58,15 @@ def parse_int(text: str) -> int:
         return int(text, 0)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+
+
+def parse_fuel(text: str) -> int:
+    """``--fuel``: an integer from 0 to 2**64 - 1 (wasmtime's fuel is a u64)."""
+    value = parse_int(text)
+    if not 0 <= value <= MAX_FUEL:
+        raise argparse.ArgumentTypeError(f"fuel must be 0 to {MAX_FUEL} (2**64 - 1), "
+                                         f"got {text!r}")
+    return value
 
 
 def limits_from(args: argparse.Namespace) -> Limits:
@@ -61,12 +77,14 @@ def limits_from(args: argparse.Namespace) -> Limits:
 
 
 def parse_seconds(text: str) -> float:
+    """``--timeout``: seconds, more than 0 and at most :data:`MAX_TIMEOUT` (no inf, nan)."""
     try:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"not a positive number of seconds: {text!r}")
+    if not 0 < value <= MAX_TIMEOUT:
+        raise argparse.ArgumentTypeError(f"not a number of seconds from 0 to "
+                                         f"{MAX_TIMEOUT:.0f}: {text!r}")
     return value
 
 
@@ -99,9 +117,19 @@ def _is_raw_file(path: str) -> bool:
         return False  # the policy loader says what is wrong with the path
 
 
-def audit_target(value: str | None) -> AuditSink | str | None:
-    """``--audit``'s value as ``Plugin(audit=…)`` takes it: ``-`` is stderr, kept open."""
-    return AuditSink(stream=sys.stderr) if value == "-" else value
+def audit_target(value: str | None) -> AuditSink | None:
+    """``--audit``'s sink: ``-`` is stderr (kept open), else the file, opened now so a
+    path that cannot be written is a one-line error before anything runs. The caller
+    closes the sink (which writes the summaries of rate-limited records)."""
+    if value is None:
+        return None
+    if value == "-":
+        return AuditSink(stream=sys.stderr)
+    try:
+        return AuditSink(value)
+    except OSError as exc:
+        raise CallgateError(f"cannot open the audit file {value}: {exc.strerror}; give a "
+                            "writable file path, or - for stderr") from None
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -124,7 +152,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                       help="policy file (TOML with a [gates] section), or a gate filter "
                       "program (raw BPF, .bpf/.asm/.hex); default: allow every "
                       "gate in the table")
-    call.add_argument("--fuel", type=parse_int, metavar="N", help="fuel per call")
+    call.add_argument("--fuel", type=parse_fuel, metavar="N", help="fuel per call")
     call.add_argument("--timeout", type=parse_seconds, metavar="S",
                       help="wall-clock seconds per call")
     call.add_argument("--memory", type=parse_size, metavar="BYTES",
@@ -215,18 +243,33 @@ def _read_input(source: str | None) -> bytes:
         return b""
     if source == "-":
         return sys.stdin.buffer.read()
-    with open(source, "rb") as f:
-        return f.read()
+    try:
+        with open(source, "rb") as f:
+            return f.read()
+    except OSError as exc:
+        raise CallgateError(f"cannot read --input {source}: {exc.strerror}; give a readable "
+                            "file, or - for stdin") from None
+
+
+def _check_arity(name: str, signature: Signature | None, args: list[int]) -> None:
+    """Refuse integer arguments that do not fit the export (call_int would TypeError)."""
+    if signature is None:
+        return  # call_int says the export is missing, naming the ones there are
+    params = signature[0]
+    if len(args) != len(params):
+        raise CallgateError(f"{name} takes {len(params)} argument(s) ({', '.join(params)}), "
+                            f"got {len(args)}")
 
 
 def _call(args: argparse.Namespace) -> int:
     from callgate.runtime.loading import default_providers
     from callgate.runtime.plugin import Plugin
 
+    limits = limits_from(args)
+    sink = audit_target(args.audit)
     try:
-        with Plugin(args.wasm, policy=gate_policy_arg(args.policy), limits=limits_from(args),
-                    audit=audit_target(args.audit),
-                    providers=default_providers(), gates=args.gates,
+        with Plugin(args.wasm, policy=gate_policy_arg(args.policy), limits=limits,
+                    audit=sink, providers=default_providers(), gates=args.gates,
                     broker=args.broker, tracer=args.tracer) as plugin:
             signature = plugin.export_signature(args.function)
             if signature == abi.BYTES_SIGNATURE and not args.args:
@@ -234,6 +277,7 @@ def _call(args: argparse.Namespace) -> int:
                 sys.stdout.buffer.write(output)
                 sys.stdout.flush()
                 return 0
+            _check_arity(args.function, signature, args.args)
             result = plugin.call_int(args.function, *args.args)
     except GateViolation as exc:
         print(f"callgate call: plugin killed by policy: gate {exc.gate} (#{exc.number}) "
@@ -241,6 +285,9 @@ def _call(args: argparse.Namespace) -> int:
         return KILLED_EXIT
     except GuestExit as exc:
         return exc.code & 0xFF
+    finally:
+        if sink is not None:
+            sink.close()
     if result is not None:
         values = result if isinstance(result, tuple) else (result,)
         print(" ".join(str(v) for v in values))

@@ -25,17 +25,20 @@ charged here are spent from the worker's budget when the gate returns.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import subprocess
+import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from callgate.bpf.actions import SECCOMP_RET_ALLOW
 from callgate.bpf.insn import pack, unpack
 from callgate.errors import CallgateError
 from callgate.gates.app import AppGates
-from callgate.gates.errors import DeadlineExceeded, OutputLimitExceeded
+from callgate.gates.errors import DeadlineExceeded, OutputLimitExceeded, PluginClosed, PluginError
 from callgate.gates.spec import GateCall, GateSpec
 from callgate.gates.table import GateTable
 from callgate.gates.wasi import Preopen, WasiConfig, WasiProvider
@@ -104,6 +107,9 @@ class IsolatedPlugin:
         self._output_charged = 0
         self._deadline: float | None = None
         self.limits = limits or Limits()
+        self._closed = False
+        # Per thread: inside a conversation with the worker (a call, or the start)?
+        self._in_call = threading.local()
         self._state = self._gates.instance_state(self)
         self.broker = broker
         self.name = name
@@ -163,10 +169,41 @@ class IsolatedPlugin:
         return tuple(result) if isinstance(result, list) else result
 
     def _remote(self, method: str, *args: Any) -> Any:
+        self._check_usable(f"{method}()")
+        with self._conversation():
+            try:
+                return self.worker.call(method, *args)
+            except WorkerError as exc:
+                raise _local_error(exc) from None
+
+    @property
+    def _label(self) -> str:
+        return f"isolated plugin {self.name}" if self.name else "the isolated plugin"
+
+    def _check_usable(self, what: str) -> None:
+        """Refuse a call after close(), or from inside one of this plugin's own calls.
+
+        A gate of a ``Plugin`` may call back into it; an isolated plugin cannot be
+        re-entered: its worker is blocked waiting for the answer of the very gate (or
+        broker question) that would be calling, and a second conversation on the one
+        socket would be taken for that answer.
+        """
+        if self._closed:
+            raise PluginClosed(f"{self._label} is closed")
+        if getattr(self._in_call, "active", False):
+            raise PluginError(
+                f"{self._label}: {what} was called from inside one of its own app gates or "
+                "its broker; an isolated plugin cannot be re-entered while its worker waits "
+                "for that gate's answer: do it after the call returns")
+
+    @contextlib.contextmanager
+    def _conversation(self) -> Iterator[None]:
+        """Mark this thread as talking to the worker (app gates and the broker run in it)."""
+        self._in_call.active = True
         try:
-            return self.worker.call(method, *args)
-        except WorkerError as exc:
-            raise _local_error(exc) from None
+            yield
+        finally:
+            self._in_call.active = False
 
     # --- what the worker asks ---------------------------------------------------------------
 
@@ -235,18 +272,30 @@ class IsolatedPlugin:
 
     def restart(self) -> IsolatedPlugin:
         """A fresh worker (and plugin instance) after a crash or a kill."""
+        self._check_usable("restart()")
         self._start(self.worker.restart)
         return self
 
     def _start(self, start: Any) -> None:
         """Start the worker; a plugin that fails to load raises the runtime's own error."""
-        try:
-            start()
-        except WorkerError as exc:
-            self.worker.close()
-            raise _local_error(exc) from None
+        with self._conversation():  # a start function may call app gates already
+            try:
+                start()
+            except WorkerError as exc:
+                self._closed = True
+                self.worker.close()
+                raise _local_error(exc) from None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def close(self) -> None:
+        """Stop the worker; idempotent. Refused from inside one of its own calls."""
+        if self._closed:
+            return
+        self._check_usable("close()")
+        self._closed = True
         self.worker.close()
 
     def __enter__(self) -> IsolatedPlugin:

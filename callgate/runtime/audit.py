@@ -5,16 +5,28 @@ Every ERRNO, TRAP, USER_NOTIF, TRACE, KILL and LOG verdict produces one
 INFO, denials at WARNING, kills at ERROR) and, when the plugin was given an audit
 file, as one JSON object per line, flushed per record so a crash loses nothing.
 Allowed calls are only counted, never logged: they are the hot path.
+
+A guest can make millions of denied calls a minute, so a sink is rate-limited like
+the kernel's own audit log: a token bucket per plugin lets ``burst`` records through
+at once and ``rate`` a second after that. Records past it are not written but
+counted per (gate, action); one *summary* record per (gate, action) gives the count
+(``suppressed``) once :data:`SUMMARY_INTERVAL` has passed since the first of them
+(written with the next record to reach the sink), and at ``flush()`` / ``close()``
+(and at exit, for a sink nobody closed). ``Plugin.counters`` always count every call.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import json
 import logging
+import math
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass
+import weakref
+from dataclasses import asdict, dataclass, field
 from typing import IO
 
 from callgate.bpf.actions import (
@@ -51,9 +63,39 @@ class AuditRecord:
     args: tuple[int, ...]
     action: str
     outcome: str
+    #: In a summary record: how many records of this plugin, gate and action the rate
+    #: limit kept back (``args`` is then empty). 0 in every other record.
+    suppressed: int = 0
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        fields = asdict(self)
+        if not self.suppressed:
+            del fields["suppressed"]
+        return json.dumps(fields, separators=(",", ":"))
+
+
+#: Records a sink writes per plugin, by default: ``burst`` at once, then ``rate`` a second.
+DEFAULT_RATE = 100.0
+DEFAULT_BURST = 500
+#: Seconds between summaries of what the rate limit kept back (per plugin).
+SUMMARY_INTERVAL = 1.0
+
+# (gate, number, module, action) of a suppressed record.
+_Key = tuple[str, int, str, str]
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    last: float
+
+
+@dataclass(slots=True)
+class _Held:
+    """What the rate limit kept back of one plugin since ``since`` (monotonic)."""
+
+    since: float
+    counts: dict[_Key, list[int]] = field(default_factory=dict)  # key -> [count, kind]
 
 
 class AuditSink:
@@ -62,42 +104,150 @@ class AuditSink:
     ``path`` is opened for appending (and closed with the sink); ``stream`` is a text
     stream that stays the caller's (``sys.stderr``, for a human watching a run).
     Several plugins may share one sink: writes are serialised by a lock.
+
+    ``rate`` (records a second, per plugin; None: no limit) and ``burst`` bound what
+    the sink writes; see the module docstring. Close the sink (or ``flush()`` it) to
+    have the last summaries written.
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *,
-                 stream: IO[str] | None = None) -> None:
+                 stream: IO[str] | None = None, rate: float | None = DEFAULT_RATE,
+                 burst: int = DEFAULT_BURST) -> None:
         if path and stream is not None:
             raise ValueError("give an AuditSink a path or a stream, not both")
+        if rate is not None and (isinstance(rate, bool) or not isinstance(rate, (int, float))
+                                 or not 0 < rate < math.inf):
+            raise ValueError(f"AuditSink rate must be a positive number of records a second "
+                             f"or None (no limit), got {rate!r}")
+        if isinstance(burst, bool) or not isinstance(burst, int) or burst < 1:
+            raise ValueError(f"AuditSink burst must be an int of at least 1, got {burst!r}")
+        self.rate = rate
+        self.burst = burst
+        self._lock = threading.Lock()  # the rate limit's state
+        self._write_lock = threading.Lock()  # one record at a time into the file
+        self._buckets: dict[str, _Bucket] = {}
+        self._held: dict[str, _Held] = {}
+        self._next_summary = math.inf  # monotonic time the oldest held records are due
         self._owned = bool(path)
         self._file: IO[str] | None = open(path, "a", encoding="utf-8") if path else stream  # noqa: SIM115
-        self._lock = threading.Lock()
+        if rate is not None:
+            _LIVE.add(self)
 
     def emit(self, record: AuditRecord, kind: int) -> None:
+        """Write ``record`` (``kind``: its SECCOMP_RET_* action), unless the plugin is
+        over its rate; then it is counted for a summary."""
+        if self.rate is None:
+            self._write(record, kind)
+            return
+        moment = time.monotonic()
+        with self._lock:
+            due = self._take_summaries(moment) if moment >= self._next_summary else []
+            # A plugin is killed once, so its KILL_PROCESS record cannot flood: always written.
+            admitted = kind == SECCOMP_RET_KILL_PROCESS or self._admit(record.plugin, moment)
+            if not admitted:
+                self._hold(record, kind, moment)
+        for summary, summary_kind in due:
+            self._write(summary, summary_kind)
+        if admitted:
+            self._write(record, kind)
+
+    def flush(self) -> None:
+        """Write the summaries of every record held back so far."""
+        with self._lock:
+            due = self._take_summaries(math.inf)
+        for summary, kind in due:
+            self._write(summary, kind)
+
+    # -- the rate limit (called with the lock held) ------------------------------------------
+
+    def _admit(self, plugin: str, moment: float) -> bool:
+        """Take a token from ``plugin``'s bucket, if it has one."""
+        bucket = self._buckets.get(plugin)
+        if bucket is None:
+            bucket = self._buckets[plugin] = _Bucket(float(self.burst), moment)
+        else:
+            assert self.rate is not None
+            bucket.tokens = min(float(self.burst),
+                                bucket.tokens + (moment - bucket.last) * self.rate)
+            bucket.last = moment
+        if bucket.tokens >= 1.0:
+            bucket.tokens -= 1.0
+            return True
+        return False
+
+    def _hold(self, record: AuditRecord, kind: int, moment: float) -> None:
+        held = self._held.get(record.plugin)
+        if held is None:
+            held = self._held[record.plugin] = _Held(moment)
+            self._next_summary = min(self._next_summary, moment + SUMMARY_INTERVAL)
+        slot = held.counts.setdefault((record.gate, record.number, record.module,
+                                       record.action), [0, kind])
+        slot[0] += 1
+
+    def _take_summaries(self, moment: float) -> list[tuple[AuditRecord, int]]:
+        """Summaries of the plugins whose held records are due at ``moment``."""
+        out: list[tuple[AuditRecord, int]] = []
+        stamp = now()
+        for plugin, held in list(self._held.items()):
+            if held.since + SUMMARY_INTERVAL > moment:
+                continue
+            del self._held[plugin]
+            for (gate, number, module, action), (count, kind) in held.counts.items():
+                outcome = (f"{count} more record(s) like this suppressed (audit rate limit: "
+                           f"{self.rate:g}/s, burst {self.burst})")
+                out.append((AuditRecord(stamp, plugin, gate, number, module, (), action,
+                                        outcome, count), kind))
+        self._next_summary = min((h.since + SUMMARY_INTERVAL for h in self._held.values()),
+                                 default=math.inf)
+        return out
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _write(self, record: AuditRecord, kind: int) -> None:
         level = logging.INFO if kind == SECCOMP_RET_LOG else logging.WARNING
         if kind in (SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_KILL_THREAD):
             level = logging.ERROR
         if logger.isEnabledFor(level):
-            logger.log(level, "plugin %s gate %s (#%d) args=%s action=%s outcome=%s",
-                       record.plugin, record.gate, record.number, list(record.args),
-                       record.action, record.outcome)
+            if record.suppressed:
+                logger.log(level, "plugin %s gate %s (#%d) action=%s: %s", record.plugin,
+                           record.gate, record.number, record.action, record.outcome)
+            else:
+                logger.log(level, "plugin %s gate %s (#%d) args=%s action=%s outcome=%s",
+                           record.plugin, record.gate, record.number, list(record.args),
+                           record.action, record.outcome)
         if self._file is not None:
             line = record.to_json() + "\n"
-            with self._lock:
+            with self._write_lock:
                 if self._file is not None:
                     self._file.write(line)
                     self._file.flush()
 
     def close(self) -> None:
-        with self._lock:
+        """Write the pending summaries, then close the file (if the sink opened it)."""
+        self.flush()
+        with self._write_lock:
             if self._file is not None and self._owned:
                 self._file.close()
             self._file = None
+        _LIVE.discard(self)
 
     def __enter__(self) -> AuditSink:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# Sinks that may hold records back: their summaries are written at exit if nobody
+# closed them (the default sink, a stream sink the application keeps).
+_LIVE: weakref.WeakSet[AuditSink] = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_live_sinks() -> None:
+    for sink in list(_LIVE):
+        with contextlib.suppress(Exception):  # at exit, a closed stream must not stop the rest
+            sink.flush()
 
 
 def now() -> float:

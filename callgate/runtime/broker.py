@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from callgate.bpf.actions import MAX_ERRNO
 from callgate.gates.host import GateHost
 from callgate.gates.memory import GuestMemory
 from callgate.gates.spec import GateSpec
@@ -55,9 +56,30 @@ ALLOW = Allow()
 
 @dataclass(frozen=True, slots=True)
 class Errno:
-    """Deny with errno ``n`` (WASI numbering for WASI and app gates)."""
+    """Deny with errno ``n`` (WASI numbering for WASI and app gates), 1 to 4095.
+
+    0 is refused (a "denial" answering 0 reads as success: answer ``Value(0)`` for
+    that), and so is anything past the kernel's MAX_ERRNO, which would otherwise be
+    cut to the gate's result width and could come out as 0 too.
+    """
 
     n: int
+
+    def __post_init__(self) -> None:
+        check_errno(self.n)
+
+
+def check_errno(n: object) -> int:
+    """``n`` if it is an errno a broker may answer (an int 1..4095), else raise.
+
+    ``TypeError`` for a non-int, ``ValueError`` for one out of range.
+    """
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise TypeError(f"Errno(n) takes an int errno, got {n!r} ({type(n).__name__})")
+    if not 1 <= n <= MAX_ERRNO:
+        raise ValueError(f"Errno({n}) is out of range: an errno is 1 to {MAX_ERRNO} (WASI "
+                         "numbering for WASI gates); to answer success, return Value(...)")
+    return n
 
 
 @dataclass(frozen=True, slots=True)

@@ -47,7 +47,7 @@ from callgate.bpf.seccomp_data import ARG_COUNT
 from callgate.gates.errors import GateViolation, PluginClosed, PluginKilled
 from callgate.gates.spec import GateCall, GateSpec
 from callgate.runtime import audit
-from callgate.runtime.broker import Allow, Errno, GateRequest, Value
+from callgate.runtime.broker import Allow, Errno, GateRequest, Value, check_errno
 
 if TYPE_CHECKING:
     from callgate.runtime.plugin import Plugin
@@ -208,8 +208,11 @@ class GateBinding:
             self._audit(args, ret, f"{action}: allowed")
             return self.run(caller, raw, args)
         if isinstance(answer, Errno):
-            self._audit(args, ret, f"{action}: errno {answer.n}")
-            return self.deny(raw, answer.n)
+            # Errno checks n when it is built; check again, since the guest must never
+            # see a denial cut to its result width (65536 as a u16 is 0: success).
+            errno = check_errno(answer.n)
+            self._audit(args, ret, f"{action}: errno {errno}")
+            return self.deny(raw, errno)
         if isinstance(answer, Value):
             self._audit(args, ret, f"{action}: value {list(answer.results)}")
             self.store(raw, answer.results)

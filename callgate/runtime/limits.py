@@ -21,10 +21,31 @@ from typing import ClassVar
 
 import wasmtime
 
+from callgate.errors import CallgateError
+
 TICK_SECONDS = 0.005
 # Far enough away to never fire; the epoch is a u64 and advances 200 times a second.
 NO_DEADLINE_TICKS = 1 << 48
 UNLIMITED_FUEL = (1 << 63) - 1
+
+# The bounds Limits checks, each where something below would otherwise break:
+# wasmtime takes fuel as a u64 (wasmtime_context_set_fuel) ...
+MAX_FUEL = (1 << 64) - 1
+# ... and the store caps as i64 (wasmtime_store_limiter; a larger int would wrap, and a
+# negative one means "no limit").
+MAX_STORE_CAP = (1 << 63) - 1
+# wasmtime refuses an engine whose max_wasm_stack exceeds its async_stack_size (2 MiB
+# by default; wasmtime-py cannot change it) by *panicking*, which aborts the whole
+# process (SIGABRT); tests/runtime/test_bad_input.py pins this bound against wasmtime.
+MAX_STACK = 2 * 1024 * 1024
+MIN_STACK = 4096
+# Gates wait at most remaining_time() with poll(2), whose timeout is an int of
+# milliseconds (2**31 - 1 ms is 24.8 days): a longer timeout would overflow there.
+MAX_TIMEOUT = 2_000_000.0
+
+
+class LimitsError(CallgateError, ValueError):
+    """A :class:`Limits` field that cannot be enforced: wrong type, or out of range."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,15 +74,24 @@ class Limits:
     def __post_init__(self) -> None:
         for name in ("fuel", "memory", "table_elements", "tables", "instances", "memories",
                      "output"):
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 0):
-                raise ValueError(f"Limits.{name} must be a non-negative int or None, "
-                                 f"got {value!r}")
-        if self.timeout is not None and not self.timeout > 0:
-            raise ValueError(f"Limits.timeout must be a positive number of seconds, "
-                             f"got {self.timeout!r}")
-        if not isinstance(self.stack, int) or self.stack < 4096:
-            raise ValueError(f"Limits.stack must be at least 4096 bytes, got {self.stack!r}")
+            _check_count(name, getattr(self, name), _MAXIMA[name])
+        timeout = self.timeout
+        if timeout is not None:
+            if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+                raise LimitsError(f"Limits.timeout must be a number of seconds (int or float) "
+                                  f"or None, got {timeout!r} ({type(timeout).__name__})")
+            if not 0 < timeout <= MAX_TIMEOUT:  # also refuses nan
+                raise LimitsError(f"Limits.timeout must be more than 0 and at most "
+                                  f"{MAX_TIMEOUT:.0f} seconds, got {timeout!r}; use None for "
+                                  "no deadline")
+        stack = self.stack
+        if isinstance(stack, bool) or not isinstance(stack, int):
+            raise LimitsError(f"Limits.stack must be an int (bytes), got {stack!r} "
+                              f"({type(stack).__name__})")
+        if not MIN_STACK <= stack <= MAX_STACK:
+            raise LimitsError(f"Limits.stack must be {MIN_STACK} to {MAX_STACK} bytes (wasmtime "
+                              f"cannot run a wasm stack over its {MAX_STACK >> 20} MiB async "
+                              f"stack), got {stack}")
 
     def deadline_ticks(self) -> int:
         if self.timeout is None:
@@ -75,6 +105,27 @@ class Limits:
         return {"memory_size": cap(self.memory), "table_elements": cap(self.table_elements),
                 "instances": cap(self.instances), "tables": cap(self.tables),
                 "memories": cap(self.memories)}
+
+
+# The largest value of each int field (output is only compared, in Python).
+_MAXIMA: dict[str, int | None] = {
+    "fuel": MAX_FUEL, "memory": MAX_STORE_CAP, "table_elements": MAX_STORE_CAP,
+    "tables": MAX_STORE_CAP, "instances": MAX_STORE_CAP, "memories": MAX_STORE_CAP,
+    "output": None,
+}
+
+
+def _check_count(name: str, value: object, maximum: int | None) -> None:
+    """A non-negative int (not a bool) up to ``maximum``, or None."""
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise LimitsError(f"Limits.{name} must be a non-negative int or None, got {value!r} "
+                          f"({type(value).__name__})")
+    if value < 0 or (maximum is not None and value > maximum):
+        top = f" up to 2**{maximum.bit_length()} - 1" if maximum is not None else ""
+        raise LimitsError(f"Limits.{name} must be a non-negative int{top} or None, "
+                          f"got {value!r}")
 
 
 class _EpochTicker:

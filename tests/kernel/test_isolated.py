@@ -304,3 +304,52 @@ def test_isolated_plugin_is_offered_next_to_plugin() -> None:
 
     assert callgate.IsolatedPlugin is IsolatedPlugin
     assert callgate.Plugin is not IsolatedPlugin
+
+
+def _reentering_gates(holder: dict[str, IsolatedPlugin], what: str) -> AppGates:
+    """kvstore's two gates; kv_put does ``what`` to its own plugin from inside the call."""
+    gates = AppGates()
+    gates.add("kv_get", lambda call, *a: -ENOENT, params=("i32",) * 4, results=("i32",))
+
+    def kv_put(call, *args):
+        plugin = holder["p"]
+        if what == "call":
+            plugin.call("get", b"k")
+        elif what == "close":
+            plugin.close()
+        else:
+            plugin.restart()
+        return 0
+
+    gates.add("kv_put", kv_put, params=("i32",) * 4, results=("i32",))
+    return gates
+
+
+@pytest.mark.parametrize("what", ["call", "close", "restart"])
+def test_reentering_an_isolated_plugin_from_its_own_gate_is_a_clear_error(what):
+    from callgate.gates.errors import PluginError
+
+    holder: dict[str, IsolatedPlugin] = {}
+    with IsolatedPlugin(GUESTS / "kvstore.wasm", policy=MINIMAL,
+                        gates=_reentering_gates(holder, what)) as p:
+        holder["p"] = p
+        with pytest.raises(PluginError, match="cannot be re-entered") as raised:
+            p.call("put", b"k=v")
+        assert f"{what}()" in str(raised.value)
+        assert p.worker.alive  # refused before anything reached the worker's socket
+        assert p.call("get", b"k") == f"error {ENOENT}".encode()  # and it goes on serving
+
+
+def test_an_isolated_plugin_after_close_says_it_is_closed():
+    from callgate.gates.errors import PluginClosed
+
+    p = IsolatedPlugin(GUESTS / "kvstore.wasm", policy=MINIMAL, gates=kv_gates({}))
+    p.close()
+    p.close()  # idempotent
+    assert p.closed
+    with pytest.raises(PluginClosed, match="closed"):
+        p.call("get", b"k")
+    with pytest.raises(PluginClosed):
+        p.call_int("cg_alloc", 1)
+    with pytest.raises(PluginClosed):
+        p.restart()

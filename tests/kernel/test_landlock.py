@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -573,3 +574,65 @@ def test_a_signal_from_the_confined_worker_to_its_parent_is_refused(abi):
     with Worker("worker_services:build", policy=policy, python_path=[str(HERE)],
                 timeout=30) as w:
         assert w.call("syscall", kill, os.getpid(), 0) == [-1, errno.EPERM]
+
+
+# --- what the runtime needs after lockdown, measured ---------------------------------------
+
+# A path syscall the runtime may make after lockdown: relative to an fd it holds (a preopen,
+# a directory opened beneath one), or through /proc/self/fd/N (utimensat on a preopen).
+_RELATIVE = (
+    re.compile(r"^\w+\(\d+, "),  # openat2(4, "in.txt", …), newfstatat(5, "", …)
+    re.compile(r'^symlinkat\("[^"]*", \d+, '),  # the target is link content, not a lookup
+    re.compile(r'^\w+\(AT_FDCWD, "/proc/self/fd/\d+"'),
+)
+
+
+def _after_filter(trace: str) -> list[str]:
+    """The path syscalls the locking thread made after its seccomp filter went on."""
+    lines = trace.splitlines()
+    start = next(i for i, line in enumerate(lines) if "seccomp(SECCOMP_SET_MODE_FILTER" in line)
+    pid = lines[start].split()[0]
+    calls = []
+    for line in lines[start + 1:]:
+        tid, _, call = line.partition(" ")
+        call = call.strip()
+        if tid == pid and not call.startswith(("+++", "---", "exit")):
+            calls.append(call)
+    return calls
+
+
+@pytest.mark.parametrize("mode", ["--kernel", "--isolate"])
+def test_after_lockdown_the_runtime_opens_nothing_but_beneath_its_preopens(abi, tmp_path, mode):
+    """RUNTIME_PATHS is empty because this holds: measured with strace, as the baseline is."""
+    import shutil
+
+    require(shutil.which("strace") is not None, "strace")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "in.txt").write_text("measured\n")
+    (tmp_path / "cg_allow_broker.py").write_text(
+        "from callgate import ALLOW\n\ndef broker(request):\n    return ALLOW\n")
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[gates]\ndefault = "allow"\n'
+                      '[[gates.rules]]\nnames = ["path_open"]\naction = "trap"\n')
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(tmp_path), *filter(None, [os.environ.get("PYTHONPATH")])])}
+    audit = [] if mode == "--isolate" else ["--audit", str(tmp_path / "audit.jsonl")]
+    runs = (
+        ("cat", ["--policy", str(policy), "--broker", "cg_allow_broker:broker", *audit,
+                 "--", "/d/in.txt", "/d/missing.txt"]),
+        ("fsops", ["--", "/d"]),
+        ("listdir", ["--", "/d"]),
+    )
+    for guest, args in runs:
+        trace = tmp_path / f"{guest}.strace"
+        done = subprocess.run(
+            ["strace", "-f", "-qq", "-o", str(trace), "-e", "trace=%file,seccomp",
+             sys.executable, "-m", "callgate", "run", str(GUESTS / f"{guest}.wasm"), mode,
+             "--dir", f"{data}::/d", *args],
+            env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode in (0, 1), done.stderr  # cat's missing.txt: status 1
+        calls = _after_filter(trace.read_text())
+        assert calls, guest
+        assert [c for c in calls if not any(p.match(c) for p in _RELATIVE)] == [], guest
+        assert [c for c in calls if "EACCES" in c] == [], guest  # Landlock refused nothing
