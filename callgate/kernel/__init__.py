@@ -5,7 +5,9 @@ One module per concern (see docs/kernel.md):
 * :mod:`~callgate.kernel.binding`: seccomp(2), prctl and the USER_NOTIF ioctls (cffi, ABI mode);
 * :mod:`~callgate.kernel.child`: the fork oracle - run code or probe syscalls in a child;
 * :mod:`~callgate.kernel.hostpolicy`: the host policy derived from a plugin policy;
-* :mod:`~callgate.kernel.lockdown`: closing fds, dropping capabilities, NNP, filter + TSYNC;
+* :mod:`~callgate.kernel.landlock`: confining paths (and TCP ports), which a filter cannot see;
+* :mod:`~callgate.kernel.lockdown`: closing fds, dropping capabilities, NNP, W^X, Landlock,
+  filter + TSYNC;
 * :mod:`~callgate.kernel.supervisor`: answering USER_NOTIF syscalls from another process;
 * :mod:`~callgate.kernel.strace`: watching a process's syscalls between marker syscalls.
 
