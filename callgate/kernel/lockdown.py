@@ -191,7 +191,7 @@ def lockdown(
     landlock: Ruleset | None = None,
     landlock_abi: int | None = None,
 ) -> LockdownReport:
-    """Seal the calling process: close fds, drop capabilities, NO_NEW_PRIVS, W^X, filter + TSYNC.
+    """Seal the calling process: close fds, drop caps, NO_NEW_PRIVS, W^X, Landlock, filter.
 
     Call it after compiling and instantiating everything the process will run.
     ``flags`` adds seccomp filter flags (LOG, SPEC_ALLOW ...) to TSYNC. With
