@@ -70,6 +70,10 @@ uint8_t *wasmtime_memory_data(const wasmtime_context_t *, const wasmtime_memory_
 size_t wasmtime_memory_data_size(const wasmtime_context_t *, const wasmtime_memory_t *);
 wasmtime_error_t *wasmtime_context_set_fuel(wasmtime_context_t *, uint64_t);
 void wasmtime_context_set_epoch_deadline(wasmtime_context_t *, uint64_t);
+typedef struct wasm_engine_t wasm_engine_t;
+wasm_engine_t *wasmtime_engine_clone(wasm_engine_t *);
+void wasmtime_engine_increment_epoch(wasm_engine_t *);
+void wasm_engine_delete(wasm_engine_t *);
 """
 )
 
@@ -192,6 +196,22 @@ def set_fuel(ctx: Raw, fuel: int) -> str | None:
 def set_epoch_deadline(ctx: Raw, ticks: int) -> None:
     """Trap the store's wasm ``ticks`` epochs from now."""
     lib.wasmtime_context_set_epoch_deadline(ctx, ticks)
+
+
+def epoch_incrementer(engine: wasmtime.Engine) -> tuple[int, int, int]:
+    """What a native thread needs to advance ``engine``'s epoch without Python, as
+    addresses: ``(wasmtime_engine_increment_epoch, engine reference, wasm_engine_delete)``.
+
+    The reference is a new one (``wasmtime_engine_clone``): it keeps the engine alive
+    whatever happens to the wasmtime-py object, and its holder must free it with the
+    third address after its last increment. ``increment_epoch`` is thread-safe.
+    """
+    ref = lib.wasmtime_engine_clone(ffi.cast("wasm_engine_t *", address(engine.ptr())))
+    if ref == NULL:
+        raise RuntimeError("wasmtime_engine_clone returned NULL")
+    return (int(ffi.cast("uintptr_t", lib.wasmtime_engine_increment_epoch)),
+            int(ffi.cast("uintptr_t", ref)),
+            int(ffi.cast("uintptr_t", lib.wasm_engine_delete)))
 
 
 # -- calls and traps ----------------------------------------------------------------------

@@ -6,10 +6,13 @@ for the plugin's whole life. The wasm stack cap is a property of the engine, so
 plugins with the same stack cap and fuel setting share one engine (compiling
 engines is expensive; sharing is safe across threads).
 
-Deadlines use epoch interruption: a daemon thread per engine advances the epoch
+Deadlines use epoch interruption: a ticker thread per engine advances the epoch
 every :data:`TICK_SECONDS` while at least one plugin with a deadline is alive, and
-each call sets its store's deadline to ``ceil(timeout / TICK)`` ticks. The GIL
-is released while wasm runs, so the ticker thread runs even when the guest spins.
+each call sets its store's deadline to ``ceil(timeout / TICK)`` ticks. The ticker is
+:class:`callgate.native.ticker.Ticker`: a native thread that never takes the GIL (so a
+deadline holds whatever the host's Python threads do), or, when the native core is not
+built or ``CALLGATE_PURE_PYTHON=1``, its Python twin, which needs the GIL at every tick
+but catches up on ticks it missed, so a GIL wait delays a deadline by that wait only.
 """
 
 from __future__ import annotations
@@ -22,8 +25,11 @@ from typing import ClassVar
 import wasmtime
 
 from callgate.errors import CallgateError
+from callgate.native.ticker import NativeTarget, Ticker
+from callgate.runtime import backend
 
 TICK_SECONDS = 0.005
+TICK_NS = 5_000_000  # TICK_SECONDS, for the ticker
 # Far enough away to never fire; the epoch is a u64 and advances 200 times a second.
 NO_DEADLINE_TICKS = 1 << 48
 UNLIMITED_FUEL = (1 << 63) - 1
@@ -128,33 +134,13 @@ def _check_count(name: str, value: object, maximum: int | None) -> None:
                           f"got {value!r}")
 
 
-class _EpochTicker:
-    """Advances one engine's epoch while any plugin with a deadline needs it."""
-
-    def __init__(self, engine: wasmtime.Engine) -> None:
-        self._engine = engine
-        self._users = 0
-        self._lock = threading.Lock()
-        self._stop: threading.Event | None = None
-
-    def acquire(self) -> None:
-        with self._lock:
-            self._users += 1
-            if self._stop is None:
-                self._stop = threading.Event()
-                threading.Thread(target=self._run, args=(self._stop,), daemon=True,
-                                 name="callgate-epoch").start()
-
-    def release(self) -> None:
-        with self._lock:
-            self._users -= 1
-            if self._users == 0 and self._stop is not None:
-                self._stop.set()
-                self._stop = None
-
-    def _run(self, stop: threading.Event) -> None:
-        while not stop.wait(TICK_SECONDS):
-            self._engine.increment_epoch()
+def _epoch_ticker(engine: wasmtime.Engine) -> Ticker:
+    """The ticker that advances ``engine``'s epoch while a plugin with a deadline needs it
+    (``acquire``/``release``). The native loop holds its own reference to the engine, so
+    it can never tick a freed one, not even at interpreter shutdown."""
+    return Ticker(engine.increment_epoch,
+                  lambda: NativeTarget(*backend.epoch_incrementer(engine)),
+                  period_ns=TICK_NS, name="callgate-epoch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +172,7 @@ class SharedEngine:
         config.max_wasm_stack = key.stack
         self.key = key
         self.engine = wasmtime.Engine(config)
-        self.ticker = _EpochTicker(self.engine)
+        self.ticker = _epoch_ticker(self.engine)
 
     @classmethod
     def for_limits(cls, limits: Limits) -> SharedEngine:
