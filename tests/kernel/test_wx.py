@@ -386,10 +386,10 @@ def test_run_kernel_exit_statuses_are_unchanged(tmp_path):
 
 
 def test_run_kernel_a_broker_cannot_patch_code_through_proc_self_mem(cli_setup, tmp_path):
-    """A known gap W^X cannot close: /proc/self/mem writes use FOLL_FORCE and ignore page
+    """W^X alone cannot stop this: /proc/self/mem writes use FOLL_FORCE and ignore page
     protections, and a policy granting a path gate and fd_seek/fd_pwrite (the default
-    with --dir) leaves openat2 and pwrite64 open. Reported as xfail until Landlock (or
-    proc_mem.force_override=never) stops the open; see docs/kernel.md."""
+    with --dir) leaves openat2 and pwrite64 open. Landlock does: the locked process may
+    open nothing outside its preopens, /proc/self/mem included."""
     env, args = cli_setup
     policy = tmp_path / "trap_open.toml"
     policy.write_text('[gates]\ndefault = "allow"\n'
@@ -397,6 +397,5 @@ def test_run_kernel_a_broker_cannot_patch_code_through_proc_self_mem(cli_setup, 
     args = ["--policy", str(policy), *args[2:]]
     done = callgate_run(env, str(GUESTS / "cat.wasm"), "--kernel", *args,
                         "--broker", "cg_wx_broker:through_proc_mem", "--", "/d/in.txt")
-    assert "wx-broker: open /proc/self/mem: " in done.stderr, done.stderr
-    if "injected code returned 1337" in done.stderr:
-        pytest.xfail("a locked host can still write code through /proc/self/mem")
+    assert "wx-broker: open /proc/self/mem: -1 EACCES" in done.stderr, done.stderr
+    assert "injected code returned 1337" not in done.stderr, done.stderr
