@@ -478,8 +478,11 @@ def fd_fdstat_set_flags(call: WasiCall, fd: int, flags: int) -> None:
 
 @wasi_gate("i32 i64 i64", uses_memory=False)
 def fd_fdstat_set_rights(call: WasiCall, fd: int, base: int, inheriting: int) -> None:
-    """Drop rights; asking for a right the fd does not hold is ENOTCAPABLE."""
+    """Drop rights; asking for a right the fd does not hold is ENOTCAPABLE. Stdio's
+    rights are fixed (EBADF, as in wasmtime)."""
     entry = call.state.table.get(fd)
+    if entry.stdio:
+        raise WasiError(E.EBADF)
     if base & ~entry.rights_base or inheriting & ~entry.rights_inheriting:
         raise WasiError(E.ENOTCAPABLE)
     entry.rights_base = base
