@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 from conftest import require
-from rt_helpers import gate_policy, guest
+from reentry_host import Reenter
+from rt_helpers import gate_policy, guest, wat
 
 from callgate.gates.app import AppGates
 from callgate.gates.errors import (
@@ -32,6 +33,7 @@ from callgate.gates.errors import (
     MemoryLimitExceeded,
     OutputLimitExceeded,
     PluginKilled,
+    PluginLoadError,
     PluginPoisoned,
     StackOverflow,
     TableLimitExceeded,
@@ -231,6 +233,59 @@ def fd_exhaust(tmp: Path) -> None:
     assert out.decode().startswith("opened 2"), out  # 32 minus stdio and the preopen
 
 
+def escape_procfs() -> None:
+    from callgate.gates.wasi import Preopen
+    out = bytearray()
+    providers = _wasi(args=["escape_procfs", "proc/self/mem", "proc/self/maps", "sys/kernel"],
+                      preopens=[Preopen("/", "/", readonly=True)], stdout=out)
+    with Plugin(guest("escape_procfs"), providers=providers) as p:
+        assert run_command(p) == 0
+    assert out.decode().split() == ["open", "proc/self/mem", "2", "open", "proc/self/maps",
+                                    "2", "open", "sys/kernel", "2"]  # EACCES each time
+
+
+def reentrant_fuel() -> None:
+    host = Reenter(("burn", 20_000))
+    with host.load(Limits(fuel=500_000)) as p:
+        expect(FuelExhausted, lambda: p.call_int("run"))
+    assert 1 <= host.calls < 200
+
+
+def reentrant_kill() -> None:
+    policy = gate_policy("allow", 'names = ["doomed"]\naction = "kill_process"',
+                         app_gates=("reenter", "doomed", "after"))
+    host = Reenter(("killme",))
+    with host.load(Limits(), policy) as p:
+        expect(PluginKilled, lambda: p.call_int("run_then_after"))
+    assert not host.after_ran
+
+
+NO_MEMORY_EXPORT = wat("""
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+  (memory 1))
+""")
+
+
+def no_memory_export() -> None:
+    expect(PluginLoadError, lambda: Plugin(NO_MEMORY_EXPORT))
+
+
+IOVEC_FLOOD = wat("""
+(module
+  (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "run") (param $n i32) (result i32)
+    (call $w (i32.const 1) (i32.const 0) (local.get $n) (i32.const 65532))))
+""")
+
+
+def iovec_flood() -> None:
+    with Plugin(IOVEC_FLOOD, providers=_wasi(stdout=bytearray())) as p:
+        assert p.call_int("run", 1025) == 28  # EINVAL: more than IOV_MAX iovecs
+        assert p.call_int("run", 8191) == 28
+
+
 CASES = [
     Case("spin", spin),
     Case("recursion", recursion),
@@ -250,6 +305,11 @@ CASES = [
     Case("sleep", sleep, needs_wasi=True),
     Case("bad_pointers", bad_pointers, needs_wasi=True, needs_dir=True),
     Case("fd_exhaust", fd_exhaust, needs_wasi=True, needs_dir=True),
+    Case("escape_procfs", escape_procfs, needs_wasi=True),
+    Case("reentrant_fuel", reentrant_fuel),
+    Case("reentrant_kill", reentrant_kill),
+    Case("no_memory_export", no_memory_export, needs_wasi=True),
+    Case("iovec_flood", iovec_flood, needs_wasi=True),
 ]
 
 
