@@ -21,6 +21,7 @@ from callgate.cli.run_verb import (
     add_guest_options,
     add_limit_options,
     late_options,
+    print_dir_notes,
 )
 from callgate.cli.runtime_verbs import limits_from
 from callgate.errors import CallgateError
@@ -59,6 +60,7 @@ def _learn(args: argparse.Namespace) -> int:
     from callgate.learn import learn
 
     guest_args = late_options(args, _add_options, "callgate learn")
+    print_dir_notes(args, "learn")
     config = WasiConfig(args=[Path(args.wasm).name, *guest_args], env=dict(args.env),
                         preopens=args.dir)
     config.check_preopens()  # a missing --dir is an error now, whatever the guest does

@@ -31,7 +31,7 @@ from callgate.cli.runtime_verbs import (
 )
 from callgate.errors import CallgateError
 from callgate.gates.spec import GuestExit
-from callgate.gates.wasi import Preopen, WasiConfig, WasiProvider, preopen_arg
+from callgate.gates.wasi import PreopenSpec, WasiConfig, WasiProvider, parse_preopen
 from callgate.policy import Policy, load_policy
 
 if TYPE_CHECKING:
@@ -82,10 +82,12 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
 
 def add_guest_options(parser: argparse.ArgumentParser) -> None:
     """``--dir`` and ``--env``: what a WASI guest is given (shared with ``callgate learn``)."""
-    parser.add_argument("--dir", action="append", default=[], metavar="HOST::GUEST[:ro]",
+    parser.add_argument("--dir", action=_DirAction, default=[], metavar="HOST::GUEST[:ro]",
                         type=_dir_arg, help="preopen host directory HOST as GUEST (read-only "
                         "with :ro; :pseudo allows a pseudo filesystem such as /proc); "
-                        "repeatable")
+                        "Docker's HOST:GUEST[:ro] is read too when unambiguous, with a "
+                        "note saying so; repeatable")
+    parser.set_defaults(dir_notes=[])
     parser.add_argument("--env", action="append", default=[], metavar="K=V", type=_env_arg,
                         help="environment variable for the guest (nothing is inherited)")
 
@@ -129,11 +131,32 @@ def late_options(args: argparse.Namespace, add_options: Callable[[argparse.Argum
     return [*parsed.guest, *guest]
 
 
-def _dir_arg(text: str) -> Preopen:
+def _dir_arg(text: str) -> PreopenSpec:
     try:
-        return preopen_arg(text)
-    except CallgateError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        return parse_preopen(text)
+    except CallgateError as exc:  # argparse says "argument --dir:" itself
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--dir ")) from None
+
+
+class _DirAction(argparse.Action):
+    """``--dir``: appends the Preopen to ``dir``; a spec written in Docker's form also
+    adds a note to ``dir_notes`` saying how it was read (the verb prints them)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        assert isinstance(values, PreopenSpec)
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest, None) or []),
+                                       values.preopen])
+        if values.form == "docker":
+            note = (f"--dir {values.text}: read as Docker's HOST:GUEST - "
+                    f"{values.describe()} (callgate's own form: {values.canonical()})")
+            namespace.dir_notes = [*(getattr(namespace, "dir_notes", None) or []), note]
+
+
+def print_dir_notes(args: argparse.Namespace, verb: str) -> None:
+    """What each Docker-form ``--dir`` was read as: one ``callgate VERB: note:`` line each."""
+    for note in getattr(args, "dir_notes", ()):
+        print(f"callgate {verb}: note: {note}", file=sys.stderr)
 
 
 def _env_arg(text: str) -> tuple[str, str]:
@@ -174,6 +197,7 @@ def _run(args: argparse.Namespace) -> int:
     from callgate.runtime.plugin import Plugin
 
     guest_args = late_options(args, _add_options, "callgate run")
+    print_dir_notes(args, "run")
     policy = gate_policy_arg(args.policy) if args.policy else default_policy(bool(args.dir))
     if isinstance(policy, list) and (args.kernel or args.isolate):
         raise CallgateError(f"--kernel and --isolate derive the kernel filter from a policy "

@@ -4,8 +4,14 @@ Use :class:`WasiProvider` with a :class:`WasiConfig` as a gate provider of a
 :class:`callgate.runtime.Plugin`. See ``docs/wasi.md``.
 """
 
-from callgate.gates.wasi.provider import WasiProvider, preopen_arg, wasi_specs
+from callgate.gates.wasi.provider import (
+    PreopenSpec,
+    WasiProvider,
+    parse_preopen,
+    preopen_arg,
+    wasi_specs,
+)
 from callgate.gates.wasi.state import Preopen, WasiCall, WasiConfig, WasiConfigError, WasiState
 
-__all__ = ["Preopen", "WasiCall", "WasiConfig", "WasiConfigError", "WasiProvider", "WasiState",
-           "preopen_arg", "wasi_specs"]
+__all__ = ["Preopen", "PreopenSpec", "WasiCall", "WasiConfig", "WasiConfigError", "WasiProvider",
+           "WasiState", "parse_preopen", "preopen_arg", "wasi_specs"]
