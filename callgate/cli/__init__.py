@@ -19,6 +19,7 @@ from callgate.errors import CallgateError
 
 # Verb modules, in the order their commands appear in --help.
 VERB_MODULES: tuple[str, ...] = (
+    "callgate.cli.batch_verb",
     "callgate.cli.bpf_verbs",
     "callgate.cli.check_verb",
     "callgate.cli.compile_verb",
