@@ -58,7 +58,8 @@ from callgate.runtime.plugin import Plugin
 #: Where the guest sees its scratch directory: it is the guest's whole filesystem.
 SCRATCH_GUEST = "/"
 PR_SET_PDEATHSIG = 1
-_PAGE = 65536
+#: How close to Limits.memory counts as "reached it" (see _at_memory_cap).
+_NEAR_CAP = 2 * 1024 * 1024
 #: Audit records the report keeps in detail (the rest are only counted).
 _KIND_LOG = 0x7FFC0000  # SECCOMP_RET_LOG: an audited call that was still allowed
 
@@ -214,7 +215,8 @@ def _ending(exc: BaseException, plugin: Plugin | None, limits: Limits) -> dict[s
         if _at_memory_cap(plugin, limits):
             return {"status": "memory", "trap": exc.trap,
                     "detail": f"trapped ({exc.trap}) after its linear memory reached the cap "
-                              f"of {limits.memory} bytes (Limits.memory)"}
+                              f"of {limits.memory} bytes (Limits.memory): an allocation was "
+                              "refused"}
         return {"status": "trap", "trap": exc.trap, "detail": str(exc).splitlines()[0]}
     if isinstance(exc, PluginError):
         return {"status": "trap", "detail": _one_line(exc)}
@@ -222,9 +224,13 @@ def _ending(exc: BaseException, plugin: Plugin | None, limits: Limits) -> dict[s
 
 
 def _at_memory_cap(plugin: Plugin | None, limits: Limits) -> bool:
+    """Did the guest's memory reach (nearly) its cap? wasmtime answers a refused
+    ``memory.grow`` with -1 to the guest and tells the host nothing, so this is inferred:
+    within the last tenth (at least 2 MiB) of ``Limits.memory``, an allocator's next
+    request - a malloc of a megabyte, a vector doubling - is the one that was refused."""
     if plugin is None or limits.memory is None:
         return False
-    return _memory_bytes(plugin) + _PAGE > limits.memory
+    return _memory_bytes(plugin) + max(_NEAR_CAP, limits.memory // 10) > limits.memory
 
 
 def _memory_bytes(plugin: Plugin | None) -> int:

@@ -1,0 +1,33 @@
+// callgate-build: command
+/* ok_counting_dedup: sorts, then prints runs of equal numbers. */
+#include <stdio.h>
+#include <stdlib.h>
+
+static int cmp(const void *a, const void *b) {
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+int main(void) {
+    size_t n = 0, cap = 16;
+    long long *v = malloc(cap * sizeof *v), x, sum = 0;
+    while (scanf("%lld", &x) == 1) {
+        if (n == cap) {
+            cap *= 2;
+            v = realloc(v, cap * sizeof *v);
+        }
+        v[n++] = x;
+        sum += x;
+    }
+    qsort(v, n, sizeof *v, cmp);
+    printf("count %zu\nsum %lld\nsorted", n, sum);
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && v[j] == v[i])
+            j++;
+        for (; i < j; i++)
+            printf(" %lld", v[j - 1]);
+    }
+    printf("\n");
+    return 0;
+}

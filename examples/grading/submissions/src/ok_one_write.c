@@ -1,0 +1,30 @@
+// callgate-build: command
+/* ok_one_write: builds the whole answer in memory and writes it once. */
+#include <stdio.h>
+#include <stdlib.h>
+
+static int cmp(const void *a, const void *b) {
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+int main(void) {
+    size_t n = 0, cap = 16;
+    long long *v = malloc(cap * sizeof *v), x, sum = 0;
+    while (scanf("%lld", &x) == 1) {
+        if (n == cap) {
+            cap *= 2;
+            v = realloc(v, cap * sizeof *v);
+        }
+        v[n++] = x;
+        sum += x;
+    }
+    qsort(v, n, sizeof *v, cmp);
+    char *out = malloc(64 + 22 * n), *p = out;
+    p += sprintf(p, "count %zu\nsum %lld\nsorted", n, sum);
+    for (size_t i = 0; i < n; i++)
+        p += sprintf(p, " %lld", v[i]);
+    *p++ = '\n';
+    fwrite(out, 1, (size_t)(p - out), stdout);
+    return 0;
+}
