@@ -182,5 +182,8 @@ def make_engine(engine: str | Engine, *, workers: int | None, capture: int, file
         return LocalEngine(workers, capture=capture, file_cap=file_cap,
                            scratch_root=scratch_root)
     if engine == "ray":
-        raise BatchError("the ray engine is not available yet")
+        from callgate.batch.ray_engine import RayEngine
+
+        return RayEngine(workers, address=ray_address, capture=capture, file_cap=file_cap,
+                         scratch_root=scratch_root)
     raise BatchError(f"unknown engine {engine!r} (local or ray)")
