@@ -216,6 +216,7 @@ class Progress:
 
 def _columns() -> int:
     try:
-        return os.get_terminal_size(sys.stderr.fileno()).columns
+        columns = os.get_terminal_size(sys.stderr.fileno()).columns
     except OSError:
-        return 80
+        columns = 0
+    return columns if columns > 20 else 80  # a pty nobody sized says 0
