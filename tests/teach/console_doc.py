@@ -13,6 +13,16 @@ The convention, for docs whose commands must really run (docs/tutorial.md):
 * A fenced block with ``title="NAME"`` in its info string (```` ```toml title="p.toml" ````)
   is a file the reader creates: it is written to NAME, relative to the session's current
   directory, at that point of the document.
+* A ``sh`` (or ``bash``, ``shell``) block is a script of commands whose output the page
+  does not show: each command (a line, ``\\`` continuing it; blank and ``#`` lines
+  skipped) runs in the session and must exit 0.
+* A block whose info string has the word ``illustrative`` (```` ```sh illustrative ````)
+  is not run: a synopsis, a command for another machine (``apt-get``), one that installs
+  into the reader's environment or takes minutes. Markdown viewers ignore the extra
+  word. Every other block a reader would paste into a shell is run
+  (:func:`unrun_shell_blocks` finds the ones that are not).
+* A fence indented inside a list item is read without that indentation, as Markdown
+  renders it.
 
 Commands run in order in one bash process, so ``cd``, variables and files carry over from
 step to step exactly as in the reader's shell. Each command's stdin is ``/dev/null``.
@@ -37,9 +47,16 @@ from pathlib import Path
 ELLIPSIS = "..."
 PROMPT = "$ "
 SESSION_LANGS = frozenset({"console"})
-# Info strings a reader would take for shell commands; only `console` blocks are run.
+# Blocks of bare commands, run one by one, their output not compared.
+SCRIPT_LANGS = frozenset({"sh", "bash", "shell"})
+# Info strings a reader would take for shell commands; `console` and SCRIPT_LANGS blocks
+# are run, the others must be marked illustrative.
 SHELL_LANGS = frozenset({"sh", "bash", "shell", "zsh", "shell-session", "shellsession",
                          "terminal", "console"})
+ILLUSTRATIVE = "illustrative"
+# An unlabelled block starting with one of these is a command line (or a synopsis of one):
+# it must say which (```sh, ```sh illustrative, ```text).
+COMMAND_WORDS = ("callgate ", "python ", "python3 ", "pip ", "sudo ", "apt-get ")
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})(.*)$")
 _TITLE = re.compile(r"""\btitle=(?:"([^"]+)"|'([^']+)'|(\S+))""")
 _EXIT = re.compile(r"^\[exit (\d+)\]$")
@@ -66,6 +83,10 @@ class Fence:
         m = _TITLE.search(self.info)
         return next(g for g in m.groups() if g) if m else None
 
+    @property
+    def illustrative(self) -> bool:
+        return ILLUSTRATIVE in self.info.split()[1:]
+
 
 @dataclass(frozen=True, slots=True)
 class Step:
@@ -77,6 +98,7 @@ class Step:
     name: str = ""  # the file name (files only)
     expected: tuple[str, ...] = ()
     status: int = 0
+    checked: bool = True  # the output is compared (False: a sh block's command)
 
     @property
     def id(self) -> str:
@@ -95,15 +117,22 @@ def fences(markdown: str) -> list[Fence]:
             i += 1
             continue
         marker, start = m[1], i
-        close = re.compile(rf"^ {{0,3}}{marker[0]}{{{len(marker)},}}\s*$")
+        indent = len(lines[i]) - len(lines[i].lstrip(" "))
+        close = re.compile(rf"^ *{marker[0]}{{{len(marker)},}}\s*$")
         i += 1
         while i < len(lines) and not close.match(lines[i]):
             i += 1
         if i == len(lines):
             raise DocFormatError(f"line {start + 1}: fence {marker!r} is never closed")
-        found.append(Fence(m[2].strip(), start + 1, tuple(lines[start + 1:i])))
+        body = tuple(_dedent(line, indent) for line in lines[start + 1:i])
+        found.append(Fence(m[2].strip(), start + 1, body))
         i += 1
     return found
+
+
+def _dedent(line: str, indent: int) -> str:
+    """``line`` without up to ``indent`` leading spaces (a fence inside a list item)."""
+    return line[min(indent, len(line) - len(line.lstrip(" "))):]
 
 
 def session_steps(fence: Fence) -> list[Step]:
@@ -145,29 +174,67 @@ def session_steps(fence: Fence) -> list[Step]:
     return steps
 
 
+def script_steps(fence: Fence) -> list[Step]:
+    """The commands of one ``sh`` block: each must exit 0; their output is not compared."""
+    steps: list[Step] = []
+    body = list(fence.body)
+    i = 0
+    while i < len(body):
+        start = i
+        command = [body[i]]
+        while command[-1].endswith("\\") and i + 1 < len(body):
+            i += 1
+            command.append(body[i])
+        i += 1
+        text = "\n".join(command)
+        if not text.strip() or text.lstrip().startswith("#"):
+            continue
+        if text.startswith(PROMPT):
+            raise DocFormatError(f"line {fence.line + 1 + start}: `$ ` in a ```{fence.lang} "
+                                 "block; a session with output is a ```console block")
+        steps.append(Step("command", fence.line + 1 + start, text, checked=False))
+    if not steps:
+        raise DocFormatError(f"line {fence.line}: ```{fence.lang} block without a command")
+    return steps
+
+
 def parse(markdown: str) -> list[Step]:
     """Every step of the document, in reading order."""
     steps: list[Step] = []
     for fence in fences(markdown):
+        if fence.illustrative:
+            continue
         if fence.title is not None:
             text = "\n".join(fence.body) + "\n" if fence.body else ""
             steps.append(Step("file", fence.line, text, name=fence.title))
         elif fence.lang in SESSION_LANGS:
             steps.extend(session_steps(fence))
+        elif fence.lang in SCRIPT_LANGS:
+            steps.extend(script_steps(fence))
     return steps
 
 
 def unrun_shell_blocks(markdown: str) -> list[str]:
-    """Blocks a reader would type into a shell that :func:`parse` does not run, described."""
+    """Blocks a reader would type into a shell that :func:`parse` does not run, described.
+
+    Illustrative blocks are left out on purpose; any other block that looks like shell
+    input and is not a ``console`` or ``sh`` block is reported.
+    """
     problems = []
     for fence in fences(markdown):
-        if fence.title is not None or fence.lang in SESSION_LANGS:
+        if (fence.illustrative or fence.title is not None or fence.lang in SESSION_LANGS
+                or fence.lang in SCRIPT_LANGS):
             continue
+        first = next((line for line in fence.body if line.strip()), "")
         if fence.lang in SHELL_LANGS:
-            problems.append(f"line {fence.line}: ```{fence.info} block (only ```console "
-                            "blocks are run)")
+            problems.append(f"line {fence.line}: ```{fence.info} block (```console and "
+                            f"```sh blocks are run; mark it ```{fence.lang} {ILLUSTRATIVE} "
+                            "if it must not be)")
         elif any(line.startswith(PROMPT) for line in fence.body):
             problems.append(f"line {fence.line}: ```{fence.info} block has `$ ` command lines")
+        elif not fence.lang and first.startswith(COMMAND_WORDS):
+            problems.append(f"line {fence.line}: unlabelled block starting {first[:30]!r}: "
+                            f"say ```sh (run it), ```sh {ILLUSTRATIVE} or ```text")
     return problems
 
 
@@ -207,9 +274,10 @@ def explain_mismatch(step: Step, status: int, output: str) -> str | None:
     actual = output_lines(output)
     problems = []
     if status != step.status:
-        problems.append(f"exit status {status}, the document says {step.status}"
-                        + ("" if step.status else " (add `[exit N]` if that is intended)"))
-    if not output_matches(step.expected, actual):
+        hint = ("" if step.status else " (add `[exit N]` if that is intended)") if step.checked \
+            else " (a ```sh block's commands must succeed)"
+        problems.append(f"exit status {status}, the document says {step.status}{hint}")
+    if step.checked and not output_matches(step.expected, actual):
         diff = difflib.unified_diff(list(step.expected), actual, "document", "actual",
                                     lineterm="", n=2)
         problems.append("output differs:\n" + "\n".join(diff))

@@ -1,12 +1,17 @@
 """docs/tutorial.md is an acceptance test: every command in it runs, and prints what it shows.
 
-So are the other pages whose sessions are written to run (:data:`RUN_PAGES`); each page
-gets its own session, and the checks on the tutorial's shape apply to the tutorial only.
+So is every other page of docs/ and the README (:data:`RUN_PAGES`): each ```console
+session's commands print what the page shows, and each ```sh block's commands succeed,
+unless the block is marked ```sh illustrative (tests/teach/console_doc.py states the
+convention; :func:`test_every_shell_block_is_run` holds every page to it). Each page gets
+its own session; the checks on the tutorial's shape apply to the tutorial only. The
+README's illustrative install block is checked where it can be: tests/test_readme.py.
 
 The tutorial is parsed into steps (tests/teach/console_doc.py states the convention). A
 reader starts at the root of a checkout; the session here starts in a scratch directory
-whose ``guests``, ``policies`` and ``docs`` are links to this checkout's, so nothing the
-tutorial does can write into the repository. ``callgate`` and ``python`` on PATH are this
+whose ``policies``, ``docs``, ``examples`` and ``tests`` are links to this checkout's and whose
+``guests`` and ``benchmarks`` are copies (their commands write into them), so nothing a
+page does can write into the repository. ``callgate`` and ``python`` on PATH are this
 interpreter. Kernel filters are installed only by the commands' own processes
 (``callgate run --kernel``, the tutorial's scripts), never by pytest's.
 
@@ -45,7 +50,9 @@ STEP_TIMEOUT = 30.0  # seconds; the slowest step takes about one
 # Programs some steps need beyond Python and the shell's basics, found by what the command
 # mentions: (pattern, program, what to install). Such a step skips without its program,
 # and fails under CI=true (conftest.require).
-STEP_PROGRAMS = ((re.compile(r"\.svg\b"), "dot", "graphviz (dot), for SVG graphs"),)
+STEP_PROGRAMS = ((re.compile(r"\.svg\b"), "dot", "graphviz (dot), for SVG graphs"),
+                 (re.compile(r"\bclang\b|guests/build\.py"), "clang",
+                  "clang (with wasi-libc), to build guests"))
 
 # Each topic the tutorial must teach (issue 8), as a heading.
 REQUIRED_HEADINGS = (
@@ -62,12 +69,24 @@ REQUIRED_HEADINGS = (
     "## Learning a policy",
 )
 
-# Pages whose ```console sessions run as they are written, each from a fresh checkout.
-RUN_PAGES = ("tutorial.md", "learn.md", "policy.md", "wasi.md", "bpf.md")
-PAGE_STEPS: dict[str, list[Step]] = {
-    page: parse((ROOT / "docs" / page).read_text()) for page in RUN_PAGES}
-STEPS = PAGE_STEPS["tutorial.md"]
+# Pages whose sessions a test of their own runs (a real program, a long build).
+RUN_ELSEWHERE = {
+    "docs/recipes/sandboxed-python.md": "tests/programs/test_sandboxed_python_recipe.py",
+}
+# Every page a reader may paste from: the README and all of docs/, relative to the root.
+ALL_PAGES = ("README.md", *sorted(str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md")))
+# The pages run here, each in a fresh scratch checkout.
+RUN_PAGES = tuple(page for page in ALL_PAGES if page not in RUN_ELSEWHERE)
+PAGE_STEPS: dict[str, list[Step]] = {page: parse((ROOT / page).read_text()) for page in RUN_PAGES}
+STEPS = PAGE_STEPS["docs/tutorial.md"]
 ALL_STEPS = [(page, index) for page in RUN_PAGES for index in range(len(PAGE_STEPS[page]))]
+# Checkout folders a page's commands write into: each session gets its own copy.
+COPIED = ("guests", "benchmarks")
+LINKED = ("policies", "docs", "examples", "tests")  # tests: the benchmarks' libseccomp oracle
+
+
+def page_id(page: str) -> str:
+    return Path(page).stem
 
 
 class TutorialRun:
@@ -76,8 +95,11 @@ class TutorialRun:
     def __init__(self, steps: list[Step], scratch: Path) -> None:
         checkout = scratch / "checkout"
         checkout.mkdir()
-        for name in ("guests", "policies", "docs"):
+        for name in LINKED:
             (checkout / name).symlink_to(ROOT / name)
+        for name in COPIED:
+            shutil.copytree(ROOT / name, checkout / name, symlinks=True,
+                            ignore=shutil.ignore_patterns("__pycache__", "results"))
         bin_dir = scratch / "bin"
         bin_dir.mkdir()
         shims = {"callgate": f'exec "{sys.executable}" -m callgate "$@"'}
@@ -130,7 +152,7 @@ def sessions(tmp_path_factory: pytest.TempPathFactory):
 
     def session(page: str) -> TutorialRun:
         if page not in runs:
-            runs[page] = TutorialRun(PAGE_STEPS[page], tmp_path_factory.mktemp(page))
+            runs[page] = TutorialRun(PAGE_STEPS[page], tmp_path_factory.mktemp(page_id(page)))
         return runs[page]
 
     yield session
@@ -139,7 +161,7 @@ def sessions(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.mark.parametrize(("page", "index"), ALL_STEPS,
-                         ids=[f"{page[:-3]}-{PAGE_STEPS[page][i].id}" for page, i in ALL_STEPS])
+                         ids=[f"{page_id(page)}-{PAGE_STEPS[page][i].id}" for page, i in ALL_STEPS])
 def test_step(sessions, page: str, index: int) -> None:
     step = PAGE_STEPS[page][index]
     for pattern, program, what in STEP_PROGRAMS:
@@ -169,9 +191,15 @@ def test_every_section_runs_something() -> None:
     assert idle == []
 
 
-@pytest.mark.parametrize("page", RUN_PAGES)
+@pytest.mark.parametrize("page", ALL_PAGES, ids=page_id)
 def test_every_shell_block_is_run(page: str) -> None:
-    assert unrun_shell_blocks((ROOT / "docs" / page).read_text()) == []
+    """No page shows a shell command that no test runs, unless it says it is illustrative."""
+    assert unrun_shell_blocks((ROOT / page).read_text()) == []
+
+
+def test_pages_run_elsewhere_have_their_runner() -> None:
+    for page, runner in RUN_ELSEWHERE.items():
+        assert (ROOT / page).is_file() and (ROOT / runner).is_file(), (page, runner)
 
 
 def test_required_topics_have_headings() -> None:
@@ -250,13 +278,14 @@ ls
 def test_parse_sample() -> None:
     steps = parse(SAMPLE)
     assert [(s.kind, s.line) for s in steps] == [("command", 4), ("command", 7), ("command", 10),
-                                                 ("command", 12), ("file", 19)]
+                                                 ("command", 12), ("file", 19), ("command", 24)]
     assert steps[0].expected == ("one", "two")
     assert steps[1].expected == ("a", "...")
     assert steps[2].status == 1 and steps[2].expected == ()
     assert steps[3].text == "echo a \\\n  b"
     assert (steps[4].name, steps[4].text) == ("p.toml", "x = 1\n")
-    assert unrun_shell_blocks(SAMPLE) == ["line 23: ```sh block (only ```console blocks are run)"]
+    assert steps[5].text == "ls" and not steps[5].checked  # a ```sh block: run, not compared
+    assert unrun_shell_blocks(SAMPLE) == []
 
 
 @pytest.mark.parametrize(("expected", "actual", "fits"), [
@@ -277,6 +306,67 @@ def test_parse_sample() -> None:
 ])
 def test_output_matching(expected: list[str], actual: list[str], fits: bool) -> None:
     assert output_matches(expected, actual) is fits
+
+
+SCRIPTS = """\
+```sh
+# a comment is not a command
+callgate gates
+
+echo a \\
+  b   # continued
+```
+
+```sh illustrative
+sudo apt-get install everything
+```
+
+- in a list:
+
+  ```console
+  $ echo indented
+  indented
+  ```
+
+```
+callgate run WASM [--policy P]
+```
+
+```text
+callgate run WASM [--policy P]
+```
+
+```zsh
+ls
+```
+"""
+
+
+def test_sh_blocks_run_and_illustrative_ones_do_not() -> None:
+    steps = parse(SCRIPTS)
+    assert [(s.line, s.text, s.checked) for s in steps] == [
+        (3, "callgate gates", False), (5, "echo a \\\n  b   # continued", False),
+        (16, "echo indented", True)]
+    assert steps[2].expected == ("indented",)
+    assert unrun_shell_blocks(SCRIPTS) == [
+        "line 20: unlabelled block starting 'callgate run WASM [--policy P]': say ```sh (run "
+        "it), ```sh illustrative or ```text",
+        "line 28: ```zsh block (```console and ```sh blocks are run; mark it ```zsh "
+        "illustrative if it must not be)"]
+
+
+def test_a_sh_command_must_succeed_whatever_it_prints() -> None:
+    step = parse("```sh\nfalse\n```\n")[0]
+    assert explain_mismatch(step, 0, "anything at all\n") is None
+    report = explain_mismatch(step, 1, "")
+    assert report is not None and "a ```sh block's commands must succeed" in report
+
+
+@pytest.mark.parametrize("doc", ["```sh\n# only a comment\n```\n",
+                                 "```sh\n$ callgate gates\n```\n"])
+def test_sh_convention_errors_are_refused(doc: str) -> None:
+    with pytest.raises(DocFormatError):
+        parse(doc)
 
 
 def test_mismatch_report_names_line_status_and_diff() -> None:
