@@ -44,7 +44,7 @@ from common import (  # noqa: E402
 
 # Run order; the table keeps it.
 MODULES = ("bench_gate", "bench_verdicts", "bench_extism", "bench_filter", "bench_compile",
-           "bench_kernel", "bench_wasi", "bench_worker")
+           "bench_kernel", "bench_wasi", "bench_worker", "bench_batch")
 DEFAULT_N = 20_000
 QUICK_N = 200
 RESULTS = HERE / "RESULTS.md"
