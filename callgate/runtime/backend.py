@@ -27,8 +27,7 @@ from typing import Any
 
 import cffi
 import wasmtime
-from wasmtime import _bindings as wb
-from wasmtime import _ffi as wffi
+from wasmtime import _bindings as wb, _ffi as wffi
 
 
 def _blob(name: str, ctype: type[ctypes.Structure]) -> str:
