@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import gc
 import json
 import os
@@ -66,7 +67,13 @@ from callgate.policy import Policy
 from callgate.runtime.compile_cache import default_cache
 from callgate.runtime.filter_plan import plan_filter
 from callgate.runtime.limits import Limits, SharedEngine
-from callgate.runtime.loading import as_binary, compile_module, header_of, resolve_imports
+from callgate.runtime.loading import (
+    as_binary,
+    compile_module,
+    header_of,
+    header_of_module,
+    resolve_imports,
+)
 from callgate.runtime.plugin import Plugin
 
 #: What a result keeps of stdout and of stderr, each (the byte counts are always whole).
@@ -119,13 +126,13 @@ class Server:
         _close(fds)
         if setup.get("op") != "setup":
             raise wire.WireError(f"expected setup, got {setup.get('op')!r}")
-        root = setup.get("scratch_root") or None
-        self.scratch_root = tempfile.mkdtemp(prefix="callgate-batch-", dir=root)
         self.capture = int(setup.get("capture", DEFAULT_CAPTURE))
         self.file_cap = int(setup.get("file_cap", DEFAULT_FILE_CAP))
         _warm()
-        wire.send(self.sock, {"op": "ready", "pid": os.getpid()})
+        root = setup.get("scratch_root") or None
+        self.scratch_root = tempfile.mkdtemp(prefix="callgate-batch-", dir=root)
         try:
+            wire.send(self.sock, {"op": "ready", "pid": os.getpid()})
             return self._loop()
         finally:
             shutil.rmtree(self.scratch_root, ignore_errors=True)
@@ -196,6 +203,12 @@ class Server:
         plan = plan_filter(policy, self.table)
         for spec_ in wasi_specs():
             plan.for_gate(spec_.number)
+        # A module importing every WASI gate, instantiated (never run) under this policy:
+        # each gate's callback is generated for the verdict it gets here, once.
+        with Plugin(_every_gate_module(), policy=policy, limits=_WARM_LIMITS,
+                    compile_cache=False,
+                    providers=[WasiProvider(WasiConfig(stdout=bytearray()))]):
+            pass
         self.policies[spec.key] = PreparedPolicy(policy, program, filter_flags(policy.flags))
 
     # -- one job ---------------------------------------------------------------------------
@@ -256,6 +269,7 @@ class Server:
             resolve_imports(header, self.table)
         module = compile_module(data, shared.engine, name, engine_tag=shared.key.tag,
                                 disk=default_cache())
+        header_of_module(module)  # what a child's Plugin asks of it: ask it here first
         self.compiled[key] = module
         while len(self.compiled) > COMPILED_KEPT:
             self.compiled.popitem(last=False)
@@ -343,6 +357,22 @@ _WARM_MODULE = b"""(module
     (drop (call $w (i32.const 1) (i32.const 0) (i32.const 0) (i32.const 8)))))"""
 
 
+#: The warm-up plugins' limits: with a deadline, so the epoch ticker's types are made too
+#: (its thread then parks; a forked child starts its own: the ticker resets after fork).
+_WARM_LIMITS = Limits(timeout=60.0)
+
+
+@functools.cache
+def _every_gate_module() -> bytes:
+    """WAT of a module that imports every WASI preview1 gate and does nothing."""
+    imports = "".join(
+        f'  (import "{spec.module}" "{spec.name}" (func'
+        f'{" (param " + " ".join(spec.params) + ")" if spec.params else ""}'
+        f'{" (result " + " ".join(spec.results) + ")" if spec.results else ""}))\n'
+        for spec in wasi_specs())
+    return f'(module\n{imports}  (memory (export "memory") 1))'.encode()
+
+
 def _warm() -> None:
     """Work every child would otherwise repeat, done once before the first fork: parsing
     the C types lockdown uses, looking up the symbol W^X pinning calls."""
@@ -351,10 +381,7 @@ def _warm() -> None:
     capabilities()
     # A plugin of our own, instantiated and run here: the runtime's C types, callbacks and
     # per-signature code are made the first time, in every process that loads a plugin.
-    # With a deadline, so the epoch ticker's types are made too (its thread then parks;
-    # a forked child starts its own: callgate.native.ticker resets itself after fork).
-    limits = Limits(timeout=60.0)
-    with Plugin(_WARM_MODULE, limits=limits, compile_cache=False,
+    with Plugin(_WARM_MODULE, limits=_WARM_LIMITS, compile_cache=False,
                 providers=[WasiProvider(WasiConfig(stdout=bytearray()))]) as plugin:
         plugin.call_int("_start")
         plugin.memory()
