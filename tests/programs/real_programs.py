@@ -149,10 +149,15 @@ def native_command(compiled: Path, argv: list[str], env: dict[str, str],
 
 def callgate_command(verb: list[str], wasm: Path, args: list[str], env: dict[str, str],
                      dirs: list[Dir]) -> list[str]:
-    """``callgate VERB... WASM --dir ... --env ... -- ARGS``; argv[0] is WASM's file name."""
+    """``callgate VERB... WASM --dir ... --env ... -- ARGS``; argv[0] is WASM's file name.
+
+    Python warnings of callgate's own (e.g. that the native core is not built) are
+    silenced: stderr is compared with the guest's, and they are not the guest's.
+    """
     options = [f"--dir={d.host}::{d.guest}{':ro' if d.readonly else ''}" for d in dirs]
     options += [f"--env={key}={value}" for key, value in env.items()]
-    return [sys.executable, "-m", "callgate", *verb, str(wasm), *options, "--", *args]
+    return [sys.executable, "-W", "ignore", "-m", "callgate", *verb, str(wasm), *options,
+            "--", *args]
 
 
 def _native_main(spec_text: str) -> int:
