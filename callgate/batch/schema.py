@@ -208,6 +208,11 @@ def check_job(job: Job) -> None:
         raise BatchError(f"at most {MAX_FILES} files per job, got {len(job.files)}")
     for name in job.files:
         scratch_path(name, "files")
+        parent = posixpath.dirname(name)
+        while parent:
+            if parent in job.files:
+                raise BatchError(f"files: {parent!r} is a file, so {name!r} cannot be in it")
+            parent = posixpath.dirname(parent)
     size = len(job.stdin) + sum(len(v) for v in job.files.values())
     if size > MAX_INPUT_BYTES:
         raise BatchError(f"stdin and files of one job are {size} bytes; at most "

@@ -228,7 +228,11 @@ class Server:
         out = os.memfd_create("stdout", os.MFD_CLOEXEC)
         err = os.memfd_create("stderr", os.MFD_CLOEXEC)
         try:
-            _place_files(scratch, job["files"])
+            try:
+                _place_files(scratch, job["files"])
+            except OSError as exc:
+                result.update(status="error", detail=f"cannot place the job's files: {exc}")
+                return result
             prepared = child.Prepared(
                 name=str(job["id"]), module=module, policy=policy.policy,
                 program=policy.program, flags=policy.flags, limits=limits,

@@ -59,6 +59,7 @@ def test_a_job_round_trips_through_json() -> None:
     ({"module": "a.wasm", "files": {"../x": "1"}}, "must be a relative path"),
     ({"module": "a.wasm", "files": {"a//b": "1"}}, "plain relative path"),
     ({"module": "a.wasm", "collect": ["a/../../b"]}, "must be a relative path"),
+    ({"module": "a.wasm", "files": {"a": "1", "a/b/c": "2"}}, "'a' is a file"),
     ({"module": "a.wasm", "limits": {"fuel": -1}}, "limits: Limits.fuel"),
     ({"module": "a.wasm", "limits": {"timeout": "1s"}}, "limits: Limits.timeout"),
     ({"module": "a.wasm", "limits": {"cpu": 1}}, "unknown limit"),
