@@ -14,7 +14,7 @@ import sys
 import time
 from pathlib import Path
 
-from helpers import guest, job_processes
+from batch_helpers import guest, job_processes
 
 
 def callgate(*args: str, **kwargs) -> subprocess.CompletedProcess[str]:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import (
+from batch_helpers import (
     GROW_THEN_TRAP_WAT,
     KERNEL_KILLS_GETRANDOM,
     KILL_WRITE_POLICY,

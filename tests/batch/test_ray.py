@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import require
-from helpers import (
+from batch_helpers import (
     GROW_THEN_TRAP_WAT,
     KERNEL_KILLS_GETRANDOM,
     KILL_WRITE_POLICY,
@@ -21,6 +20,7 @@ from helpers import (
     guest,
     job_processes,
 )
+from conftest import require
 
 from callgate.batch import Job, run
 from callgate.batch.schema import comparable

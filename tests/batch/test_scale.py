@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from helpers import GROW_THEN_TRAP_WAT, KILL_WRITE_POLICY, TRAP_WAT, guest
+from batch_helpers import GROW_THEN_TRAP_WAT, KILL_WRITE_POLICY, TRAP_WAT, guest
 
 from callgate.batch import Job, run
 
