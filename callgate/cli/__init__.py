@@ -24,6 +24,7 @@ VERB_MODULES: tuple[str, ...] = (
     "callgate.cli.check_verb",
     "callgate.cli.compile_verb",
     "callgate.cli.kernel_verbs",
+    "callgate.cli.lab_verb",
     "callgate.cli.learn_verb",
     "callgate.cli.runtime_verbs",
     "callgate.cli.run_verb",
