@@ -75,3 +75,19 @@ def test_kernel_baseline_runs_from_the_wheel(installed: Path) -> None:
     lines = done.stdout.splitlines()
     assert lines[0] == "# steady state" and "# exit" in lines
     assert any(line.split()[0] == "futex" for line in lines[1:])  # the loop really ran
+
+
+def test_labs_run_from_the_wheel(installed: Path) -> None:
+    """`callgate lab` needs no checkout: its guests, starters and solutions ship in the wheel."""
+    guests = installed / "callgate" / "teach" / "labs" / "guests"
+    assert sorted(p.name for p in guests.iterdir()) == sorted(
+        p.name for p in (ROOT / "callgate/teach/labs/guests").iterdir())
+    for path in guests.iterdir():  # the files themselves, not links back into a source tree
+        assert not path.is_symlink()
+        assert path.read_bytes() == (ROOT / "guests" / "wasm" / path.name).read_bytes()
+    # Lab 1 runs guests in process, lab 8 in a child process, lab 10 the kernel in a fork.
+    for number in ("1", "8", "10"):
+        done = run_installed(installed, str(installed / "bin" / "callgate"), "lab", "check",
+                             number, "--solution")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout.endswith(f"lab {number} done.\n")
