@@ -78,6 +78,7 @@ class Prepared:
     env: dict[str, str]
     stdin: bytes
     scratch: str
+    server: int  # the fork server's pid, this process's parent
 
 
 class SummarySink(AuditSink):
@@ -121,6 +122,8 @@ def _run(prepared: Prepared, report_fd: int, stdout_fd: int, stderr_fd: int) -> 
     # Dies with the server; no core file for a job the filter kills; stdio are the memfds.
     zero = ffi.cast("unsigned long", 0)
     libc.prctl(PR_SET_PDEATHSIG, ffi.cast("unsigned long", signal.SIGKILL), zero, zero, zero)
+    if os.getppid() != prepared.server:  # it died before PDEATHSIG was set: follow it
+        os._exit(0)
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)

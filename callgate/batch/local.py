@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
+import signal
 import socket
 import subprocess
 import sys
@@ -35,6 +36,8 @@ from callgate.isolation import wire
 
 #: How long a new server may take to import the runtime and answer ``ready``.
 START_TIMEOUT = 60.0
+#: How long a server may take to stop (kill its job, remove its directories) when told to.
+STOP_TIMEOUT = 10.0
 #: Servers that may die in one batch (beyond the first ``workers``) before no more are
 #: started: a server only dies when it is killed from outside or has a bug.
 EXTRA_DEATHS = 16
@@ -343,12 +346,14 @@ def _why(server: _Server, exc: BaseException) -> str:
 
 
 def _stop(server: _Server) -> None:
-    """Make sure a server is gone: it exits by itself on ``close`` or EOF; after a grace
-    period it is killed (its job's child dies with it, by PDEATHSIG)."""
+    """Make sure a server is gone: it exits by itself on ``close`` or EOF (killing its
+    job's process first); after a grace period it is killed with its process group - the
+    server leads a session of its own, and its job's process is in its group."""
     with contextlib.suppress(OSError):
         server.sock.close()
     try:
-        server.proc.wait(timeout=5.0)
+        server.proc.wait(timeout=STOP_TIMEOUT)
     except subprocess.TimeoutExpired:
-        server.proc.kill()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(server.proc.pid, signal.SIGKILL)
         server.proc.wait()

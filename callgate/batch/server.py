@@ -237,7 +237,7 @@ class Server:
                 name=str(job["id"]), module=module, policy=policy.policy,
                 program=policy.program, flags=policy.flags, limits=limits,
                 argv=list(job["argv"]), env=dict(job["env"]), stdin=bytes(job["stdin"]),
-                scratch=scratch)
+                scratch=scratch, server=os.getpid())
             ended = self._fork_and_wait(prepared, out, err, hard_deadline(limits.timeout or 0))
             if ended is None:
                 return None
