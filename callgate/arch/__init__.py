@@ -18,7 +18,7 @@ from importlib import resources
 from types import MappingProxyType
 
 from callgate.arch.gate_numbers import WASI_NUMBERS
-from callgate.errors import CallgateError
+from callgate.errors import CallgateError, suggestion
 
 # 'CGAT' in ASCII. Real AUDIT_ARCH values are an ELF machine number (< 0x10000)
 # plus the 64-bit (0x80000000) and little-endian (0x40000000) flags, so any value
@@ -70,11 +70,14 @@ class Arch:
         return 64 if self.audit_arch & AUDIT_ARCH_64BIT and not self.is_x32 else 32
 
     def number(self, name: str) -> int:
+        """The number of syscall (or gate) ``name``; :class:`UnknownNameError`, with the
+        closest names this arch has, if it has no such name."""
         try:
             return self.numbers[name]
         except KeyError:
             what = "gate" if self.is_gate_layer else "syscall"
-            raise UnknownNameError(f"unknown {what} {name!r} on arch {self.name}") from None
+            raise UnknownNameError(f"unknown {what} {name!r} on arch {self.name}"
+                                   f"{suggestion(name, self.numbers)}") from None
 
     def name_of(self, nr: int) -> str | None:
         return self.names.get(nr)
@@ -99,7 +102,8 @@ def _kernel_arch(name: str) -> Arch:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
         raise UnknownArchError(
-            f"unknown arch {name!r}; known: {', '.join(known_arches())}"
+            f"unknown arch {name!r}{suggestion(name, [*known_arches(), *_ALIASES])}; "
+            f"known: {', '.join(known_arches())}"
         ) from None
     return Arch(doc["arch"], doc["audit_arch"], MappingProxyType(doc["syscalls"]))
 

@@ -41,7 +41,7 @@ from callgate.asm.syntax import (
 from callgate.bpf import opcodes as op
 from callgate.bpf.insn import Insn
 from callgate.bpf.seccomp_data import ARG_COUNT, arg_hi, arg_lo
-from callgate.errors import CallgateError
+from callgate.errors import CallgateError, suggestion
 
 U32 = 0xFFFFFFFF
 MAX_COND_OFFSET = 0xFF
@@ -496,8 +496,9 @@ class _Parser:
             named = self.name(t.text)
             if named is None:
                 raise self.error(
-                    f"unknown name {t.text!r}: not a {self._what_names()} of arch "
-                    f"{self.arch.name}, an ARCH_* constant or an errno name (expected {what})",
+                    f"unknown name {t.text!r}{suggestion(t.text, self.arch.numbers)}: not a "
+                    f"{self._what_names()} of arch {self.arch.name}, an ARCH_* constant or an "
+                    f"errno name (expected {what})",
                     t,
                 )
             return named

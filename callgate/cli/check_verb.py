@@ -7,19 +7,19 @@ and exits 1 when any finding is an error, so it can gate a CI job.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import TypedDict
 
 from callgate.arch import get_arch, native_arch
-from callgate.policy import PolicyError, load_policy_result
+from callgate.policy import PolicyError
 from callgate.policy.lint import has_errors, lint, lint_error
 from callgate.policy.model import Layer
 
 
-def add_policy_target_arguments(parser: argparse.ArgumentParser) -> None:
+def add_policy_target_arguments(parser: argparse.ArgumentParser,
+                                arch_help: str | None = None) -> None:
     """``--arch``, ``--caps``, ``--kernel-version``, ``--gate-names``: what a policy is read for."""
-    parser.add_argument("-a", "--arch", help="kernel arch to judge the kernel section on "
-                        "(x86_64, aarch64, …); default: this machine's")
+    parser.add_argument("-a", "--arch", help=arch_help or "kernel arch to judge the kernel "
+                        "section on (x86_64, aarch64, …); default: this machine's")
     parser.add_argument("--caps", default="", metavar="CAP,…",
                         help="capabilities an OCI profile's includes/excludes see "
                         "(e.g. CAP_SYS_ADMIN); default: none")
@@ -55,7 +55,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Load POLICY (TOML or OCI/Docker JSON) and report what is wrong or "
         "suspicious, each with its key path. Exit status 1 if any error is found.",
     )
-    check.add_argument("policy", metavar="POLICY", help="policy file (.toml or .json); - for stdin")
+    check.add_argument("policy", metavar="POLICY", help="policy file (.toml or .json), or a "
+                       "shipped one by name (default, default+fs, allow-all); - for stdin")
     check.add_argument("--layer", choices=[layer.value for layer in Layer], action="append",
                        help="check only this layer (repeatable); default: both")
     add_policy_target_arguments(check)
@@ -65,10 +66,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _check(args: argparse.Namespace) -> int:
-    source = sys.stdin.read() if args.policy == "-" else args.policy
+    from callgate.cli.inputs import load_policy_input, read_filter_input, require_policy
+
+    given = read_filter_input(args.policy)
+    require_policy(given, "check")
     arch = get_arch(args.arch) if args.arch else native_arch()
     try:
-        result = load_policy_result(source, **policy_target_kwargs(args))
+        result = load_policy_input(given, **policy_target_kwargs(args))
     except PolicyError as err:
         findings = lint_error(err)
     else:
@@ -78,8 +82,7 @@ def _check(args: argparse.Namespace) -> int:
     for finding in shown:
         print(finding)
     counts = {level: sum(f.level == level for f in findings) for level in ("error", "warning")}
-    name = "<stdin>" if args.policy == "-" else args.policy
-    print(f"{name}: {counts['error']} error(s), {counts['warning']} warning(s)")
+    print(f"{given.name}: {counts['error']} error(s), {counts['warning']} warning(s)")
     return 1 if has_errors(findings) else 0
 
 

@@ -18,8 +18,15 @@ from callgate.arch import AUDIT_ARCH_CALLGATE, GATE_ARCH, Arch, get_arch, native
 from callgate.arch.gate_numbers import APP_GATE_FIRST, APP_GATE_LAST
 from callgate.asm.formats import render
 from callgate.cli.check_verb import add_policy_target_arguments, policy_target_kwargs
+from callgate.cli.inputs import (
+    CliInputError,
+    FilterInput,
+    load_policy_input,
+    read_filter_input,
+    require_policy,
+)
 from callgate.errors import CallgateError
-from callgate.policy import LoadResult, load_policy_result
+from callgate.policy import LoadResult
 from callgate.policy.compiler import compile_plan, section_for
 from callgate.policy.model import Layer, Policy, Section
 from callgate.policy.pfc import render_pfc
@@ -41,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "with a balanced tree of ranges and compares 64-bit args exactly.",
     )
     parser.add_argument(
-        "policy", metavar="POLICY", help="policy file (.toml or .json); - for stdin"
+        "policy", metavar="POLICY", help="policy file (.toml or .json), or a shipped policy "
+        "by name (default, default+fs, allow-all); - for stdin"
     )
     add_section_arguments(parser)
     parser.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
@@ -100,20 +108,22 @@ class PolicyTarget:
     plan: SectionPlan
 
 
-def add_section_arguments(parser: argparse.ArgumentParser) -> None:
+def add_section_arguments(parser: argparse.ArgumentParser, arch_help: str | None = None) -> None:
     """``--layer`` plus the options that say what the policy is read for."""
     parser.add_argument(
         "--layer",
         choices=[layer.value for layer in Layer],
         help="section to compile; default: kernel if the policy has one, else gates",
     )
-    add_policy_target_arguments(parser)
+    add_policy_target_arguments(parser, arch_help)
 
 
-def load_target(path: str, args: argparse.Namespace, verb: str) -> PolicyTarget:
-    """Load the policy at ``path`` (``-``: stdin) and resolve the section the options name."""
-    source = sys.stdin.read() if path == "-" else path
-    loaded = load_policy_result(source, **policy_target_kwargs(args))
+def load_target(arg: str | FilterInput, args: argparse.Namespace, verb: str) -> PolicyTarget:
+    """Load the policy ``arg`` names (a path, ``-`` for stdin, a shipped name; see
+    :mod:`callgate.cli.inputs`) and resolve the section the options name."""
+    given = arg if isinstance(arg, FilterInput) else read_filter_input(arg)
+    require_policy(given, verb)
+    loaded = load_policy_input(given, **policy_target_kwargs(args))
     loaded.issue_warnings()  # as load_policy reports them
     layer = _layer(loaded.policy, args.layer)
     arch = _arch(layer, args)
@@ -127,6 +137,22 @@ def load_target(path: str, args: argparse.Namespace, verb: str) -> PolicyTarget:
             file=sys.stderr,
         )
     return PolicyTarget(loaded, layer, arch, section, plan_section(section, arch))
+
+
+def no_policy_options(args: argparse.Namespace, given: FilterInput) -> None:
+    """Options that only mean something for a policy are an error with a program."""
+    given_flags = [
+        flag
+        for flag, value in (("--layer", args.layer), ("--caps", args.caps),
+                            ("--kernel-version", args.kernel_version),
+                            ("--gate-names", args.gate_names))
+        if value
+    ]
+    if given_flags:
+        raise CliInputError(
+            f"{', '.join(given_flags)} only apply to a policy, and {given.name} is read as a "
+            "BPF program (.toml/.json files and files starting with '[' or '{' are policies)"
+        )
 
 
 def _compile(args: argparse.Namespace) -> int:

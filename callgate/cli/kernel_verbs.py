@@ -20,7 +20,7 @@ from callgate.gates.spec import GateSpec
 from callgate.kernel import binding
 from callgate.kernel.hostpolicy import ALWAYS_DENIED, HostPolicy, derive_host_policy
 from callgate.learn import baseline
-from callgate.policy import Policy, load_policy
+from callgate.policy import Policy
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -45,8 +45,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     policy.add_argument(
         "policy",
         metavar="POLICY",
-        help="a TOML policy or OCI profile; 'default' (or 'default+fs') for the shipped "
-        "default of `callgate run` (with --dir)",
+        help="a TOML policy or OCI profile, or a shipped one by name: 'default' (or "
+        "'default+fs') for the default of `callgate run` (with --dir), 'allow-all'",
     )
     policy.add_argument("-a", "--arch", help="kernel arch (default: this machine's)")
     policy.add_argument(
@@ -125,11 +125,14 @@ def _policy(args: argparse.Namespace) -> int:
 
 
 def _policy_named(name: str, arch: str) -> Policy:
-    if name in ("default", "default+fs"):
-        from callgate.cli.run_verb import default_policy
+    """A policy file or shipped name, read by the rule every verb shares."""
+    from callgate.cli.inputs import load_policy_input, read_filter_input, require_policy
 
-        return default_policy(with_fs=name == "default+fs")
-    return load_policy(name, arch=arch)
+    given = read_filter_input(name)
+    require_policy(given, "kernel policy")
+    loaded = load_policy_input(given, arch=arch)
+    loaded.issue_warnings()
+    return loaded.policy
 
 
 def _listing(host: HostPolicy) -> str:

@@ -2,7 +2,9 @@
 
 Without ``--policy`` the shipped least-privilege default applies
 (``policies/default.toml``), plus ``policies/default-fs.toml`` when ``--dir`` is
-given. The exit status is the guest's exit code; 159 if the policy killed it;
+given: the shipped policies ``default`` and ``default+fs``. Every gate is allowed only
+when asked for by name, ``--policy allow-all``. The exit status is the guest's exit
+code; 159 if the policy killed it;
 134 if it trapped (what ``wasmtime run`` answers for a trap); 2 for usage errors and
 modules that cannot be loaded (refused imports, a memory or table minimum over the
 limits, a start function that fails).
@@ -14,13 +16,14 @@ import argparse
 import sys
 import warnings
 from collections.abc import Callable
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from callgate.cli.inputs import shipped_policy
 from callgate.cli.runtime_verbs import (
     AUDIT_HELP,
     KILLED_EXIT,
+    POLICY_HELP,
     add_hook_options,
     audit_target,
     gate_policy_arg,
@@ -32,7 +35,7 @@ from callgate.cli.runtime_verbs import (
 from callgate.errors import CallgateError
 from callgate.gates.spec import GuestExit
 from callgate.gates.wasi import PreopenSpec, WasiConfig, WasiProvider, parse_preopen
-from callgate.policy import Policy, load_policy
+from callgate.policy import Policy
 
 if TYPE_CHECKING:
     from callgate.isolation.isolated import IsolatedPlugin
@@ -64,9 +67,8 @@ def add_command_arguments(parser: argparse.ArgumentParser,
 
 
 def _add_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--policy", metavar="P", help="policy file, or a gate filter program "
-                        "(raw BPF, .bpf/.asm/.hex); default: the shipped "
-                        "least-privilege policy (see docs/wasi.md)")
+    parser.add_argument("--policy", metavar="P", help=POLICY_HELP + " (default+fs with --dir; "
+                        "see docs/wasi.md)")
     add_guest_options(parser)
     add_limit_options(parser)
     parser.add_argument("--audit", metavar="FILE", help=AUDIT_HELP)
@@ -166,23 +168,10 @@ def _env_arg(text: str) -> tuple[str, str]:
     return key, value
 
 
-def shipped_policy(name: str) -> Policy:
-    text = (resources.files("callgate.policies") / name).read_text()
-    return load_policy(text)
-
-
 def default_policy(with_fs: bool) -> Policy:
-    """The shipped default, with the filesystem overlay merged in when asked."""
-    base = shipped_policy("default.toml")
-    if not with_fs:
-        return base
-    overlay = shipped_policy("default-fs.toml")
-    assert base.gates is not None and overlay.gates is not None
-    if overlay.gates.default != base.gates.default:
-        raise CallgateError("default-fs.toml must keep default.toml's [gates] default")
-    gates = type(base.gates)(default=base.gates.default,
-                             rules=base.gates.rules + overlay.gates.rules)
-    return Policy(gates=gates, source="default.toml + default-fs.toml")
+    """The least-privilege default of every verb that runs a guest: the shipped ``default``,
+    or ``default+fs`` (the filesystem overlay merged in) when ``with_fs``."""
+    return shipped_policy("default+fs" if with_fs else "default")
 
 
 def _warning_line(message: Warning | str, category: type[Warning], filename: str, lineno: int,

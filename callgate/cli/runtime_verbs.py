@@ -5,6 +5,10 @@ function ``(i32, i32) -> i64`` gets ``--input`` (a file, or ``-`` for stdin) and
 its output goes to stdout as raw bytes; any other all-integer export takes its
 integer arguments on the command line and prints its results.
 
+Without ``--policy``, ``call`` applies the same least-privilege default as ``run``
+(``policies/default.toml``: stdio, args, env, clocks, random, exit); every gate is
+allowed only when asked for by name, ``--policy allow-all``.
+
 A plugin the policy kills (KILL_PROCESS or KILL_THREAD) makes ``call`` exit 159
 (128 + SIGSYS, as a shell reports a process the kernel's seccomp killed) with one
 stderr line naming the gate and its number. A guest that exits (WASI
@@ -18,17 +22,20 @@ import importlib
 import re
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from callgate.arch import GATE_ARCH
-from callgate.asm.formats import is_raw
 from callgate.bpf.insn import Insn
-from callgate.cli.bpf_verbs import load_program_file
+from callgate.cli.inputs import (
+    load_program_input,
+    read_filter_input,
+    shipped_policy,
+)
 from callgate.errors import CallgateError
 from callgate.gates.app import AppGates
 from callgate.gates.errors import GateViolation
 from callgate.gates.spec import GuestExit
+from callgate.policy import Policy
 from callgate.runtime import abi
 from callgate.runtime.audit import AuditSink
 from callgate.runtime.limits import MAX_FUEL, MAX_STORE_CAP, MAX_TIMEOUT, Limits
@@ -92,29 +99,26 @@ AUDIT_HELP = ("append audit records (JSON lines) for denied, trapped and logged 
               "FILE; - writes them to stderr")
 
 
-# --policy files with these suffixes (or not text at all) are gate filter programs.
-PROGRAM_SUFFIXES = (".bpf", ".asm", ".hex")
+POLICY_HELP = ("a policy (.toml/.json; a shipped one by name: default, default+fs, "
+               "allow-all) or a gate filter program (raw BPF, .bpf/.asm/.hex; told apart as "
+               "everywhere: see docs/policy.md); default: the least-privilege default")
 
 
-def gate_policy_arg(path: str | None) -> str | list[Insn] | None:
-    """``--policy``: a policy file (.toml, .json), or a gate filter program run as it is.
+def gate_policy_arg(arg: str) -> Policy | str | list[Insn]:
+    """``--policy``: a policy or a gate filter program, by :mod:`callgate.cli.inputs`' rule.
 
-    A program (raw BPF, or assembly/hex text named ``*.asm``/``*.hex``) is what
-    ``callgate asm`` writes; its names resolve against the gate table.
+    A shipped name gives its :class:`Policy`; a policy file its path (the plugin loads it,
+    knowing its app gates' names), or its text when read from stdin; a program (what
+    ``callgate asm`` writes) its instructions, names resolved against the gate table.
     """
-    if path is None:
-        return None
-    if Path(path).suffix.lower() in PROGRAM_SUFFIXES or _is_raw_file(path):
-        return load_program_file(path, GATE_ARCH.name)[0]
-    return path
-
-
-def _is_raw_file(path: str) -> bool:
-    try:
-        with open(path, "rb") as f:
-            return is_raw(f.read(4096))
-    except OSError:
-        return False  # the policy loader says what is wrong with the path
+    given = read_filter_input(arg)
+    if given.shipped is not None:
+        return shipped_policy(given.shipped)
+    if not given.is_policy:
+        return load_program_input(given, GATE_ARCH.name)[0]
+    if arg == "-":
+        return given.data.decode("utf-8-sig", "replace")
+    return arg
 
 
 def audit_target(value: str | None) -> AuditSink | None:
@@ -148,10 +152,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     call.add_argument("--input", metavar="FILE|-",
                       help="input bytes for a bytes export: a file, or - for stdin "
                       "(default: empty)")
-    call.add_argument("--policy", metavar="P",
-                      help="policy file (TOML with a [gates] section), or a gate filter "
-                      "program (raw BPF, .bpf/.asm/.hex); default: allow every "
-                      "gate in the table")
+    call.add_argument("--policy", metavar="P", help=POLICY_HELP)
     call.add_argument("--fuel", type=parse_fuel, metavar="N", help="fuel per call")
     call.add_argument("--timeout", type=parse_seconds, metavar="S",
                       help="wall-clock seconds per call")
@@ -266,9 +267,10 @@ def _call(args: argparse.Namespace) -> int:
     from callgate.runtime.plugin import Plugin
 
     limits = limits_from(args)
+    policy = gate_policy_arg(args.policy) if args.policy else shipped_policy("default")
     sink = audit_target(args.audit)
     try:
-        with Plugin(args.wasm, policy=gate_policy_arg(args.policy), limits=limits,
+        with Plugin(args.wasm, policy=policy, limits=limits,
                     audit=sink, providers=default_providers(), gates=args.gates,
                     broker=args.broker, tracer=args.tracer) as plugin:
             signature = plugin.export_signature(args.function)

@@ -3,11 +3,14 @@
 ``explain POLICY NAME [ARG…]`` compiles the section as ``callgate compile`` would,
 then decides the call twice, on the policy model (reference semantics) and by
 running the compiled program, and prints both. It exits 1 when they disagree,
-which is a compiler bug.
+which is a compiler bug. Given a program instead of a policy there are no rules to
+explain: it prints the path the call takes, each line annotated.
 
-``graph INPUT`` draws the control-flow graph of a policy's compiled section (a
-``.toml`` or ``.json`` INPUT) or of a program file (raw, hex or assembly), as DOT,
-or as SVG through Graphviz's ``dot``.
+``graph INPUT`` draws the control-flow graph of a policy's compiled section or of a
+program file (raw, hex or assembly), as DOT, or as SVG through Graphviz's ``dot``.
+
+A policy or a program: both verbs tell them apart by :mod:`callgate.cli.inputs`' rule,
+as ``emu`` and ``run``/``call --policy`` do.
 """
 
 from __future__ import annotations
@@ -16,23 +19,27 @@ import argparse
 import sys
 from pathlib import Path
 
-from callgate.arch import Arch, UnknownNameError, get_arch
+from callgate.arch import Arch, get_arch
 from callgate.bpf.seccomp_data import U32_MASK, U64_MASK, SeccompData
 from callgate.cli.bpf_verbs import (
     CliInputError,
     call_args,
     call_number,
-    load_program_file,
+    filter_program,
     parse_integer,
 )
 from callgate.cli.compile_verb import add_section_arguments, load_target
+from callgate.cli.inputs import read_filter_input
 from callgate.policy.compiler import compile_plan
-from callgate.policy.names import suggestion
-from callgate.teach.explain import explain_call
-from callgate.teach.explain_text import render_json, render_text
+from callgate.teach.explain import explain_call, explain_program
+from callgate.teach.explain_text import (
+    render_json,
+    render_program_json,
+    render_program_text,
+    render_text,
+)
 from callgate.teach.graph import program_dot, render_svg
 
-POLICY_SUFFIXES = (".toml", ".json")
 GRAPH_FORMATS = {".dot": "dot", ".gv": "dot", ".svg": "svg"}
 
 
@@ -43,10 +50,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Decide one call with POLICY twice: on the policy (which rules name it, "
         "each argument comparison, which rule wins and why) and by running the compiled BPF "
         "program (the executed lines, as `callgate emu` prints them). Exit status 1 if the "
-        "two disagree, which would be a compiler bug.",
+        "two disagree, which would be a compiler bug. Given a program instead (.bpf/.asm/"
+        ".hex, or any file not starting with '[' or '{'), it shows the annotated path only.",
     )
-    explain.add_argument("policy", metavar="POLICY",
-                         help="policy file (.toml or .json); - for stdin")
+    explain.add_argument("policy", metavar="POLICY|PROG",
+                         help="a policy (.toml/.json, or a shipped name: default, default+fs, "
+                         "allow-all) or a program; - for stdin")
     explain.add_argument("name", metavar="NAME", help="syscall or gate name (or number)")
     explain.add_argument("args", metavar="ARG", nargs="*",
                          help="up to six arguments: decimal or 0x-hex, negative = two's complement")
@@ -55,7 +64,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     explain.add_argument("--arch-value", metavar="ARCH|VALUE",
                          help="seccomp_data.arch to send, as an arch name or number; default: "
                          "the filter's own (try another to see the mismatch action)")
-    explain.add_argument("--json", action="store_true", help="print the explanation as JSON")
+    explain.add_argument("--json", action="store_true",
+                         help="print the explanation as JSON (schema callgate.explain/1)")
     explain.set_defaults(func=_explain)
 
     graph = subparsers.add_parser(
@@ -66,7 +76,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "SVG (-o FILE.svg) needs Graphviz's `dot`.",
     )
     graph.add_argument("input", metavar="POLICY|PROG",
-                       help="a .toml/.json policy, or a program file; - for a program on stdin")
+                       help="a policy (.toml/.json, or a shipped name) or a program file; "
+                       "- for stdin")
     graph.add_argument("-o", "--output", metavar="OUT",
                        help="FILE.dot or FILE.svg; default: DOT on stdout")
     graph.add_argument("-f", "--format", choices=("dot", "svg"),
@@ -76,10 +87,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _explain(args: argparse.Namespace) -> int:
-    target = load_target(args.policy, args, "explain")
+    given = read_filter_input(args.policy)
+    if not given.is_policy:
+        return _explain_program(args)
+    target = load_target(given, args, "explain")
     arch = target.arch
     data = SeccompData.make(
-        _number(args.name, arch),
+        call_number(args.name, arch),
         _call_arch(args.arch_value, arch),
         call_args(args.args),
         parse_integer(args.ip, "instruction pointer", 64) & U64_MASK,
@@ -90,7 +104,8 @@ def _explain(args: argparse.Namespace) -> int:
     )
     source = target.loaded.policy.source
     if args.json:
-        sys.stdout.write(render_json(explanation, policy=source, layer=target.layer.value))
+        sys.stdout.write(render_json(explanation, schema="callgate.explain/1", kind="policy",
+                                     policy=source, layer=target.layer.value))
     else:
         rules = len(target.section.rules)
         title = f"{source} [{target.layer.value}], {rules} rule{'s' * (rules != 1)}"
@@ -102,14 +117,23 @@ def _explain(args: argparse.Namespace) -> int:
     return 0
 
 
-def _number(text: str, arch: Arch) -> int:
-    try:
-        return call_number(text, arch)
-    except UnknownNameError as exc:
-        hint = suggestion(text, arch.numbers)
-        if arch.is_gate_layer:
-            hint += "; app-defined gates have numbers only when --gate-names lists them"
-        raise CliInputError(f"{exc}{hint}") from None
+def _explain_program(args: argparse.Namespace) -> int:
+    """A program has no rules: the call's annotated path, and the verdict."""
+    given = read_filter_input(args.policy)
+    program, arch, title = filter_program(given, args, "explain")
+    data = SeccompData.make(
+        call_number(args.name, arch),
+        _call_arch(args.arch_value, arch),
+        call_args(args.args),
+        parse_integer(args.ip, "instruction pointer", 64) & U64_MASK,
+    )
+    explanation = explain_program(program, arch, data)
+    if args.json:
+        sys.stdout.write(render_program_json(explanation, schema="callgate.explain/1",
+                                             kind="program", program=given.name))
+    else:
+        sys.stdout.write(render_program_text(explanation, title))
+    return 0
 
 
 def _call_arch(text: str | None, arch: Arch) -> int:
@@ -124,14 +148,7 @@ def _call_arch(text: str | None, arch: Arch) -> int:
 
 def _graph(args: argparse.Namespace) -> int:
     fmt = args.format or _format_of(args.output)
-    if Path(args.input).suffix.lower() in POLICY_SUFFIXES:
-        target = load_target(args.input, args, "graph")
-        program, arch = compile_plan(target.plan), target.arch
-        title = f"{args.input} [{target.layer.value}] for {arch.name}"
-    else:
-        _no_policy_options(args)
-        program, arch = load_program_file(args.input, args.arch)
-        title = f"{'<stdin>' if args.input == '-' else args.input} ({arch.name} names)"
+    program, arch, title = filter_program(read_filter_input(args.input), args, "graph")
     dot = program_dot(program, arch, title)
     data = render_svg(dot) if fmt == "svg" else dot.encode()
     if args.output and args.output != "-":
@@ -154,19 +171,3 @@ def _format_of(output: str | None) -> str:
             f"cannot tell the format from {output!r}; name it .dot or .svg, or pass --format"
         )
     return fmt
-
-
-def _no_policy_options(args: argparse.Namespace) -> None:
-    """Options that only mean something for a policy are an error with a program file."""
-    given = [
-        flag
-        for flag, value in (("--layer", args.layer), ("--caps", args.caps),
-                            ("--kernel-version", args.kernel_version),
-                            ("--gate-names", args.gate_names))
-        if value
-    ]
-    if given:
-        raise CliInputError(
-            f"{', '.join(given)} only apply to a policy (.toml or .json), and "
-            f"{args.input} is read as a BPF program file"
-        )

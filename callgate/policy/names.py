@@ -11,12 +11,11 @@ the application knows: it passes them in, or the policy declares them.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
 from functools import cache
 
 from callgate.arch import get_arch, known_arches
 from callgate.arch.gate_numbers import WASI_GATES
+from callgate.errors import suggestion as suggestion  # the one "did you mean", re-exported
 
 
 @cache
@@ -42,10 +41,3 @@ def is_known_syscall(name: str) -> bool:
 def wasi_gate_names() -> frozenset[str]:
     return frozenset(WASI_GATES)
 
-
-def suggestion(name: str, candidates: Iterable[str]) -> str:
-    """`` (did you mean 'x'?)`` for the closest candidate, or an empty string."""
-    close = difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
-    if not close:
-        return ""
-    return " (did you mean " + " or ".join(repr(c) for c in close) + "?)"

@@ -147,6 +147,37 @@ def explain_call(
     )
 
 
+@dataclass(frozen=True)
+class ProgramExplanation:
+    """A call run through a bare program: no policy, so no rules - the path and verdict."""
+
+    arch: str
+    name: str | None  # the call's name on this arch, if it has one
+    nr: int
+    call_arch: int
+    ip: int
+    args: tuple[int, ...]
+    bpf: int  # the program's return value
+    path: tuple[PathStep, ...]
+    program_length: int
+
+
+def explain_program(program: Sequence[Insn], arch: Arch, data: SeccompData) -> ProgramExplanation:
+    """Run ``data`` through ``program`` and keep the executed lines, each annotated."""
+    execution = interpret(program, data)
+    return ProgramExplanation(
+        arch=arch.name,
+        name=arch.name_of(data.nr),
+        nr=data.nr,
+        call_arch=data.arch,
+        ip=data.instruction_pointer,
+        args=tuple(data.args),
+        bpf=execution.ret,
+        path=_path(program, arch, execution),
+        program_length=len(program),
+    )
+
+
 # ---------------------------------------------------------------------------
 # The model side.
 

@@ -17,7 +17,14 @@ from callgate.asm.syntax import LINE_LABEL, LISTING_HEADER
 from callgate.bpf.actions import format_action
 from callgate.bpf.seccomp_data import U32_MASK
 from callgate.policy.model import Op
-from callgate.teach.explain import CheckResult, Explanation, RuleResult, Stage
+from callgate.teach.explain import (
+    CheckResult,
+    Explanation,
+    PathStep,
+    ProgramExplanation,
+    RuleResult,
+    Stage,
+)
 
 OP_SYMBOLS = {Op.EQ: "==", Op.NE: "!=", Op.LT: "<", Op.LE: "<=", Op.GT: ">", Op.GE: ">="}
 REASON_WIDTH = 92
@@ -79,7 +86,7 @@ def _rule_lines(rule: RuleResult, winners: tuple[int, ...]) -> list[str]:
     return lines
 
 
-def _call_line(e: Explanation) -> str:
+def _call_line(e: Explanation | ProgramExplanation) -> str:
     what = "gate" if e.arch == "callgate" else "syscall"
     name = f"{e.name} = {what} {e.nr} ({e.nr:#x})" if e.name else f"{what} number {e.nr:#x}"
     return f"Call: {name} on {e.arch}"
@@ -102,13 +109,33 @@ def render_text(e: Explanation, title: str) -> str:
     out += [textwrap.fill(e.reason, REASON_WIDTH, initial_indent="  => ",
                           subsequent_indent="     ", break_on_hyphens=False), ""]
     out.append(f"The compiled program ({e.program_length} instructions), the path it takes:")
-    listing = [step.listing for step in e.path]
-    width = max(len(line) for line in listing)
-    out.append(LISTING_HEADER.rstrip("\n"))
-    for step, line in zip(e.path, listing, strict=True):
-        out.append(f"{line:<{width}}  # {step.note}" if step.note else line)
+    out += _path_lines(e.path)
     out += ["", _verdict_line(e)]
     return "\n".join(out) + "\n"
+
+
+def render_program_text(e: ProgramExplanation, title: str) -> str:
+    """A call through a bare program: the call, the annotated path, the verdict."""
+    out = [
+        _call_line(e),
+        f"  seccomp_data: nr {e.nr:#x}, arch {e.call_arch:#x}, ip {e.ip:#x}",
+        "  args: " + " ".join(f"{a:#x}" for a in e.args),
+        f"Program: {title}, {e.program_length} instructions",
+        "  a program has no rules to explain (give a policy for that); the path it takes:",
+    ]
+    out += _path_lines(e.path)
+    last = LINE_LABEL.format(line=e.path[-1].line)
+    out += ["", f"Verdict: {format_action(e.bpf)} (return at line {last})"]
+    return "\n".join(out) + "\n"
+
+
+def _path_lines(path: tuple[PathStep, ...]) -> list[str]:
+    listing = [step.listing for step in path]
+    width = max(len(line) for line in listing)
+    out = [LISTING_HEADER.rstrip("\n")]
+    for step, line in zip(path, listing, strict=True):
+        out.append(f"{line:<{width}}  # {step.note}" if step.note else line)
+    return out
 
 
 def _verdict_line(e: Explanation) -> str:
@@ -128,6 +155,12 @@ def _verdict_line(e: Explanation) -> str:
 def render_json(e: Explanation, **header: str) -> str:
     """Plain data: every field of the explanation, actions also spelled (``bpf_text``)."""
     doc = {**header, **_spelled(dataclasses.asdict(e)), "agree": e.agree}
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def render_program_json(e: ProgramExplanation, **header: str) -> str:
+    """A program's explanation as plain data, like :func:`render_json`."""
+    doc = {**header, **_spelled(dataclasses.asdict(e))}
     return json.dumps(doc, indent=2) + "\n"
 
 
