@@ -207,13 +207,9 @@ STAT_IDENTITY = ("import os; f, d = os.stat('/data/input.json'), os.stat('/data'
                  "sorted(e.inode() for e in os.scandir('/data')))")
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "callgate reports the host's st_dev and st_ino (fd_filestat_get, path_filestat_get, "
-    "fd_readdir's d_ino); wasmtime reports dev 1 and ino = SipHash-1-3 with zero keys over "
-    "(host dev, host ino) as two little-endian u64s (Rust's DefaultHasher), so no host "
-    "inode number reaches the guest"))
 def test_stat_identity_as_on_native(cpython: CPython) -> None:
-    """What a file's (st_dev, st_ino) look like: the only output here that differs."""
+    """What a file's (st_dev, st_ino) look like: dev 1 and a hash of the host's numbers,
+    as wasmtime reports them (fd_filestat_get, path_filestat_get, fd_readdir's d_ino)."""
     printed = {}
     for engine in ("native", "allow-all"):
         dirs = cpython.dirs(cpython.scratch / "stat" / engine / "out")

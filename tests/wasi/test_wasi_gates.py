@@ -23,6 +23,7 @@ from callgate.arch.gate_numbers import WASI_NUMBERS
 from callgate.gates.memory import GuestMemory
 from callgate.gates.spec import GateCall, GuestExit
 from callgate.gates.wasi import Preopen, WasiConfig, WasiProvider, WasiState, types as T, wasi_specs
+from callgate.gates.wasi.identity import guest_ino
 from callgate.runtime import Plugin
 
 MEM = 65536
@@ -355,8 +356,11 @@ def test_readdir_layout_cookies_and_truncation(tmp_path: Path) -> None:
     g = Guest(WasiConfig(preopens=[Preopen(root, "/d")]))
     names = [b".", b"..", *(os.fsencode(n) for n in os.listdir(root))]  # host order
     kinds = {b".": 3, b"..": 3, b"file": 4, b"sub": 3}
-    inos = {b".": root.stat().st_ino, b"..": root.stat().st_ino,
-            b"file": (root / "file").stat().st_ino, b"sub": (root / "sub").stat().st_ino}
+    def ino(path: Path) -> int:  # what wasmtime shows: a hash of the host's (dev, ino)
+        return guest_ino(path.stat().st_dev, path.stat().st_ino)
+
+    inos = {b".": ino(root), b"..": ino(root), b"file": ino(root / "file"),
+            b"sub": ino(root / "sub")}
     full = b"".join(struct.pack("<QQIB3x", i + 1, inos[n], len(n), kinds[n]) + n
                     for i, n in enumerate(names))
     buf, ret = g.put(bytes(512)), g.put(bytes(4))

@@ -18,6 +18,7 @@ from callgate.gates.wasi import types as T
 from callgate.gates.wasi.capfs import STAT_SYSCALLS, futimens
 from callgate.gates.wasi.fdtable import FdEntry, filetype_of
 from callgate.gates.wasi.gate import WasiError, signed64, wasi_gate
+from callgate.gates.wasi.identity import GUEST_DEV, guest_ino
 from callgate.gates.wasi.state import WasiCall
 
 R = T.R
@@ -490,8 +491,10 @@ def fd_fdstat_set_rights(call: WasiCall, fd: int, base: int, inheriting: int) ->
 
 
 def pack_filestat(st: os.stat_result) -> bytes:
-    return T.FILESTAT.pack(st.st_dev, st.st_ino, filetype_of(st.st_mode), st.st_nlink,
-                           st.st_size, st.st_atime_ns, st.st_mtime_ns, st.st_ctime_ns)
+    """A WASI filestat; the file's identity as wasmtime gives it (see ``identity``)."""
+    return T.FILESTAT.pack(GUEST_DEV, guest_ino(st.st_dev, st.st_ino), filetype_of(st.st_mode),
+                           st.st_nlink, st.st_size, st.st_atime_ns, st.st_mtime_ns,
+                           st.st_ctime_ns)
 
 
 @wasi_gate("i32 i32", syscalls=STAT_SYSCALLS)
@@ -626,11 +629,13 @@ def _listing(call: WasiCall, entry: FdEntry, cookie: int) -> list[tuple[bytes, i
     A huge directory takes a while: the scan stops at the call's deadline."""
     if cookie == 0 or entry.dir_cache is None:
         fd = entry.fd()
-        ino = os.fstat(fd).st_ino
+        here = os.fstat(fd)
+        ino = guest_ino(here.st_dev, here.st_ino)
         rows = [(b".", ino, T.FILETYPE_DIRECTORY), (b"..", ino, T.FILETYPE_DIRECTORY)]
         with os.scandir(fd) as it:
-            for item in it:
-                rows.append((os.fsencode(item.name), item.inode(), _dirent_type(item)))
+            for item in it:  # an entry is on the directory's device (a mount point aside)
+                rows.append((os.fsencode(item.name), guest_ino(here.st_dev, item.inode()),
+                             _dirent_type(item)))
                 if len(rows) % 4096 == 0:
                     call.plugin.check_deadline()
         entry.dir_cache = rows
