@@ -62,6 +62,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     add_policy_target_arguments(check)
     check.add_argument("-v", "--verbose", action="store_true",
                        help="also print info findings (names runc skips, ties, …)")
+    check.add_argument("--json", action="store_true",
+                       help="print every finding (info too) as one JSON document "
+                       "(schema callgate.check/1)")
     check.set_defaults(func=_check)
 
 
@@ -78,6 +81,11 @@ def _check(args: argparse.Namespace) -> int:
     else:
         layers = [Layer(name) for name in args.layer] if args.layer else list(Layer)
         findings = lint(result, arch, layers)
+    if args.json:
+        from callgate.cli.reports import check_report, write_json
+
+        write_json(check_report(given.name, findings))
+        return 1 if has_errors(findings) else 0
     shown = [f for f in findings if args.verbose or f.level != "info"]
     for finding in shown:
         print(finding)

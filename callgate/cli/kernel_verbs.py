@@ -16,6 +16,7 @@ from pathlib import Path
 from callgate.arch import get_arch, native_arch
 from callgate.asm.formats import FORMATS, render
 from callgate.bpf.actions import ACTION_NAMES, PRECEDENCE, format_action
+from callgate.errors import CallgateError
 from callgate.gates.spec import GateSpec
 from callgate.kernel import binding
 from callgate.kernel.hostpolicy import ALWAYS_DENIED, HostPolicy, derive_host_policy
@@ -57,6 +58,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="list: allowed syscalls with reasons (default); or the compiled program",
     )
     policy.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
+    policy.add_argument("--json", action="store_true",
+                        help="the list as one JSON document (schema callgate.kernel-policy/1)")
     policy.add_argument(
         "--exec-after-lockdown",
         action="store_true",
@@ -113,7 +116,14 @@ def _policy(args: argparse.Namespace) -> int:
         arch=arch,
         exec_after_lockdown=args.exec_after_lockdown,
     )
-    if args.format == "list":
+    if args.json:
+        if args.format != "list":
+            raise CallgateError(f"--json prints the list; it cannot be combined with "
+                                f"--format {args.format}")
+        from callgate.cli.reports import document_text, kernel_policy_report
+
+        out = document_text(kernel_policy_report(host, _always_denied(host))).encode()
+    elif args.format == "list":
         out = _listing(host).encode()
     else:
         out = render(host.compile(), args.format, arch)
@@ -142,12 +152,16 @@ def _listing(host: HostPolicy) -> str:
     lines.append(f"# {len(host.allowed)} syscalls allowed")
     for name in host.allowed:
         lines.append(f"{name:24} {'; '.join(host.reasons[name])}")
-    denied = sorted(n for n in ALWAYS_DENIED if n in host.arch.numbers)
+    denied = _always_denied(host)
     lines.append(f"# always denied ({format_action(host.deny_action)}): {', '.join(denied)}")
     lines.append("# also denied: clone without CLONE_THREAD, clone3 (ENOSYS), personality changes,")
     exec_rule = "" if host.exec_after_lockdown else ", and any PROT_EXEC"
     lines.append(f"#   mmap/mprotect/pkey_mprotect with PROT_WRITE|PROT_EXEC{exec_rule}")
     return "\n".join(lines) + "\n"
+
+
+def _always_denied(host: HostPolicy) -> list[str]:
+    return sorted(n for n in ALWAYS_DENIED if n in host.arch.numbers)
 
 
 def _baseline(args: argparse.Namespace) -> int:

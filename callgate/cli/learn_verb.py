@@ -7,7 +7,9 @@ or a USER_NOTIF supervisor, unless ``--no-kernel``). See docs/learn.md.
 
 Where output goes: with ``-o POLICY`` the guest's stdout is this process's stdout;
 without it the policy is printed on stdout, and the guest's stdout is sent to stderr so
-the two never mix. The summary always goes to stderr.
+the two never mix. The summary always goes to stderr. With ``--json`` stdout carries one
+JSON document only (the summary, and the policy text unless ``-o`` wrote it to a file),
+and the guest's stdout goes to stderr.
 """
 
 from __future__ import annotations
@@ -48,6 +50,10 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
     add_limit_options(parser)
     parser.add_argument("-o", "--output", metavar="POLICY",
                         help="write the policy to this file (default: stdout)")
+    parser.add_argument("--json", action="store_true", default=None,
+                        help="print the summary (and the policy, without -o) as one JSON "
+                        "document on stdout (schema callgate.learn/1); the guest's stdout "
+                        "goes to stderr")
     parser.add_argument("--no-kernel", action="store_true", default=None,
                         help="do not learn the [kernel] section")
     parser.add_argument("--kernel-trace", choices=("auto", *METHODS), default=None,
@@ -69,13 +75,18 @@ def _learn(args: argparse.Namespace) -> int:
         raise CallgateError(f"cannot write {args.output}: its directory does not exist")
     kernel = None if args.no_kernel else args.kernel_trace or "auto"
     learned = learn(args.wasm, config, limits_from(args), kernel=kernel,
-                    stdout=None if args.output else sys.stderr)
+                    stdout=None if args.output and not args.json else sys.stderr)
     if args.output:
         try:
             Path(args.output).write_text(learned.text)
         except OSError as exc:
             raise CallgateError(f"cannot write {args.output}: {exc.strerror}") from None
-    else:
+    if args.json:
+        from callgate.cli.reports import learn_report, write_json
+
+        write_json(learn_report(learned, args.output))
+        return 0
+    if not args.output:
         sys.stdout.write(learned.text)
         sys.stdout.flush()
     for line in learned.summary():

@@ -173,6 +173,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     gates.add_argument("--gates", metavar="MODULE:ATTR", type=load_app_gates,
                        help="also list the app-defined gates of this AppGates registry")
+    gates.add_argument("--json", action="store_true",
+                       help="print the table as one JSON document (schema callgate.gates/1)")
     gates.set_defaults(func=_gates)
 
 
@@ -301,6 +303,11 @@ def _gates(args: argparse.Namespace) -> int:
     from callgate.runtime.loading import default_providers, format_signature
 
     table = GateTable([*default_providers(), *([args.gates] if args.gates else [])])
+    if args.json:
+        from callgate.cli.reports import gates_report, write_json
+
+        write_json(gates_report(table))
+        return 0
     rows = [(f"{spec.number:#06x}", str(spec.number), spec.module, spec.name,
              format_signature(spec.params, spec.results)) for spec in table]
     header = ("NUMBER", "DEC", "MODULE", "NAME", "SIGNATURE")
