@@ -3,7 +3,9 @@
 ``raw`` is libseccomp's ``export_bpf`` byte format (packed ``struct sock_filter``),
 ready for ``seccomp(2)`` or ``callgate emu``; ``asm`` is seccomp-tools syntax that
 ``callgate asm`` reads back to the same bytes; ``c`` a C array; ``pfc`` readable
-pseudo filter code. Without ``-o`` the program goes to stdout as ``asm`` (raw
+pseudo filter code; ``oci`` (kernel section only) an OCI/Docker seccomp profile that
+runc loads, rewritten so that runc decides every call as callgate does
+(:mod:`callgate.policy.oci_export`). Without ``-o`` the program goes to stdout as ``asm`` (raw
 bytes are refused on a terminal); with ``-o FILE`` the default is ``raw``.
 """
 
@@ -32,7 +34,7 @@ from callgate.policy.model import Layer, Policy, Section
 from callgate.policy.pfc import render_pfc
 from callgate.policy.plan import SectionPlan, plan_section
 
-FORMATS = ("raw", "asm", "c", "hex", "pfc")
+FORMATS = ("raw", "asm", "c", "hex", "pfc", "oci")
 
 
 class CompileUsageError(CallgateError, ValueError):
@@ -57,7 +59,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "-f",
         "--format",
         choices=FORMATS,
-        help="output format; default: raw with -o, asm on stdout",
+        help="output format; default: raw with -o, asm on stdout; oci: an OCI/Docker "
+        "seccomp profile for runc (kernel section)",
     )
     parser.set_defaults(func=_compile)
 
@@ -139,6 +142,21 @@ def load_target(arg: str | FilterInput, args: argparse.Namespace, verb: str) -> 
     return PolicyTarget(loaded, layer, arch, section, plan_section(section, arch))
 
 
+def _oci(target: PolicyTarget) -> bytes:
+    """The kernel section as a runc seccomp profile; what it cannot carry, as notes."""
+    import json
+
+    from callgate.policy.oci_export import export_oci
+
+    if target.layer is not Layer.KERNEL:
+        raise CompileUsageError("--format oci writes a kernel seccomp profile for runc; the "
+                                "gates layer has none (use --layer kernel)")
+    exported = export_oci(target.section, target.arch, target.loaded.policy.flags)
+    for note in exported.notes:
+        print(f"callgate compile: note: {note}", file=sys.stderr)
+    return (json.dumps(exported.profile, indent=2) + "\n").encode()
+
+
 def no_policy_options(args: argparse.Namespace, given: FilterInput) -> None:
     """Options that only mean something for a policy are an error with a program."""
     given_flags = [
@@ -159,7 +177,12 @@ def _compile(args: argparse.Namespace) -> int:
     target = load_target(args.policy, args, "compile")
     plan, arch = target.plan, target.arch
     fmt = args.format or ("raw" if args.output else "asm")
-    data = render_pfc(plan).encode() if fmt == "pfc" else render(compile_plan(plan), fmt, arch)
+    if fmt == "oci":
+        data = _oci(target)
+    elif fmt == "pfc":
+        data = render_pfc(plan).encode()
+    else:
+        data = render(compile_plan(plan), fmt, arch)
     if args.output and args.output != "-":
         try:
             with open(args.output, "wb") as out:

@@ -53,9 +53,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     policy.add_argument(
         "-f",
         "--format",
-        choices=("list", *FORMATS),
+        choices=("list", *FORMATS, "oci"),
         default="list",
-        help="list: allowed syscalls with reasons (default); or the compiled program",
+        help="list: allowed syscalls with reasons (default); or the compiled program; oci: "
+        "an OCI/Docker seccomp profile runc loads, deciding every call the same way",
     )
     policy.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
     policy.add_argument("--json", action="store_true",
@@ -125,6 +126,8 @@ def _policy(args: argparse.Namespace) -> int:
         out = document_text(kernel_policy_report(host, _always_denied(host))).encode()
     elif args.format == "list":
         out = _listing(host).encode()
+    elif args.format == "oci":
+        out = _oci(host)
     else:
         out = render(host.compile(), args.format, arch)
     if args.output:
@@ -158,6 +161,17 @@ def _listing(host: HostPolicy) -> str:
     exec_rule = "" if host.exec_after_lockdown else ", and any PROT_EXEC"
     lines.append(f"#   mmap/mprotect/pkey_mprotect with PROT_WRITE|PROT_EXEC{exec_rule}")
     return "\n".join(lines) + "\n"
+
+
+def _oci(host: HostPolicy) -> bytes:
+    import json
+
+    from callgate.policy.oci_export import export_oci
+
+    exported = export_oci(host.section, host.arch)
+    for note in exported.notes:
+        print(f"callgate kernel policy: note: {note}", file=sys.stderr)
+    return (json.dumps(exported.profile, indent=2) + "\n").encode()
 
 
 def _always_denied(host: HostPolicy) -> list[str]:

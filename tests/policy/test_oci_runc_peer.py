@@ -112,7 +112,14 @@ def runc_program(profile: dict):
         flt.export_bpf(out)
         out.seek(0)
         program = unpack(out.read())
-    stub = largest if profile["defaultAction"] not in PERMISSIVE else None
+    # patchbpf's findLastSyscalls: only for the architectures the profile lists, and only
+    # when some syscall was found.
+    # (moby turns an archMap into the target's architecture and its sub-architectures.)
+    native = "SCMP_ARCH_" + {"x86_64": "X86_64", "aarch64": "AARCH64"}.get(ARCH.name, "?")
+    listed = set(profile.get("architectures") or ())
+    listed |= {entry["architecture"] for entry in profile.get("archMap") or ()}
+    stub = (largest if profile["defaultAction"] not in PERMISSIVE and largest
+            and native in listed else None)
     return program, stub
 
 
