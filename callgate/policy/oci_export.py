@@ -215,7 +215,7 @@ class _Exporter:
             raise OciExportError(f"{where}: to exclude args[{check.index}] & {mask:#x} == "
                                  f"{datum:#x} a profile needs one entry per other value of "
                                  f"those {len(bits)} bits")
-        others = []
+        others: list[Term] = []
         for n in range(1 << len(bits)):
             value = sum(bit for k, bit in enumerate(bits) if n >> k & 1)
             if value != datum:
