@@ -9,7 +9,9 @@ The program has three parts, each built by its own module:
    JGE tree (:mod:`callgate.policy.layout`);
 3. per syscall, its rules in decision order (:mod:`callgate.policy.plan`), each
    rule a chain of exact 64-bit comparisons (:mod:`callgate.policy.argcmp`); the
-   first rule whose checks all hold returns its action, else the default.
+   first rule whose checks all hold returns its action, else the default. A run of
+   rules pinning one argument to different values is a binary search over the
+   values instead of a chain (:mod:`callgate.policy.switch`).
 
 Blocks are shared, jumps resolved and the 4096-instruction limit enforced by
 :mod:`callgate.policy.program`; the result is checked by the verifier before it is
@@ -28,16 +30,22 @@ from callgate.policy.model import Layer, Policy, Section
 from callgate.policy.plan import Branch, SectionPlan, plan_section
 from callgate.policy.program import Node, PolicyCompileError, ProgramBuilder
 from callgate.policy.reference import ENOSYS_ACTION, SKIPPED_NR, X32Rule
+from callgate.policy.switch import Switch, emit_switch, split_runs
 
 __all__ = ["PolicyCompileError", "compile_plan", "compile_policy", "compile_section"]
 
 
 def _syscall_code(b: ProgramBuilder, branches: tuple[Branch, ...], default: Node) -> Node:
-    """First-match chain: each branch's checks ANDed, falling through to the next branch."""
+    """First-match chain: each branch's checks ANDed, falling through to the next branch;
+    a run pinning one argument to many values is one switch (whose cases recurse here)."""
     otherwise = default
-    for branch in reversed(branches):
-        node = b.ret(branch.action)
-        for check in reversed(branch.checks):
+    for part in reversed(split_runs(branches)):
+        if isinstance(part, Switch):
+            otherwise = emit_switch(b, part, lambda bs, miss: _syscall_code(b, bs, miss),
+                                    otherwise)
+            continue
+        node = b.ret(part.action)
+        for check in reversed(part.checks):
             node = emit_check(b, check, node, otherwise)
         otherwise = node
     return otherwise

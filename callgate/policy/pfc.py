@@ -5,7 +5,10 @@ filter makes them, with 64-bit comparisons written whole (``$a0 > 0x100000005``)
 rather than split into words. It is printed from the same plan the BPF code is
 generated from (:mod:`callgate.policy.plan`), so the order shown — strongest
 action first within each syscall, first match wins — is the order the filter
-really uses. Syscalls with identical rules share one block.
+really uses. Syscalls with identical rules share one block. A run of rules pinning one
+argument to many values, which the filter searches as a tree
+(:mod:`callgate.policy.switch`), is printed under a comment saying so, value by value
+in ascending order: the values exclude each other, so that order decides the same.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from callgate.bpf.actions import format_action
 from callgate.policy.model import ArgCheck, Op
 from callgate.policy.plan import Branch, SectionPlan
 from callgate.policy.reference import ENOSYS_ACTION, SKIPPED_NR, X32Rule
+from callgate.policy.switch import Switch, split_runs
 
 _SYMBOLS = {Op.EQ: "==", Op.NE: "!=", Op.LT: "<", Op.LE: "<=", Op.GT: ">", Op.GE: ">="}
 _TERMS_PER_LINE = 4
@@ -75,14 +79,26 @@ def _wrap(heading: str, items: list[str]) -> list[str]:
 
 def _branches(branches: Iterable[Branch], indent: str) -> list[str]:
     out = []
-    for branch in branches:
-        action = f"action {format_action(branch.action)};"
-        if branch.checks:
-            out.append(f"{indent}if ({' && '.join(_check(c) for c in branch.checks)})")
-            out.append(f"{indent}  {action}")
-        else:
-            out.append(f"{indent}{action}")
+    for part in split_runs(tuple(branches)):
+        if isinstance(part, Switch):
+            index, width = part.key
+            arg = f"$a{index}" + (".lo32" if width == 32 else "")
+            out.append(f"{indent}# {arg}: a binary search over {len(part.cases)} values")
+            for value, cases in part.cases.items():
+                pin = ArgCheck(index, Op.EQ, value, None, width)
+                for case in cases:
+                    out += _branch(Branch(case.action, (pin, *case.checks)), indent)
+            continue
+        out += _branch(part, indent)
     return out
+
+
+def _branch(branch: Branch, indent: str) -> list[str]:
+    action = f"action {format_action(branch.action)};"
+    if branch.checks:
+        return [f"{indent}if ({' && '.join(_check(c) for c in branch.checks)})",
+                f"{indent}  {action}"]
+    return [f"{indent}{action}"]
 
 
 def render_pfc(plan: SectionPlan) -> str:

@@ -201,3 +201,69 @@ def oracle_sections(draw: st.DrawFn, arch: Arch) -> Section:
     return Section(
         default=draw(plain), rules=tuple(rules_), mismatch_action=draw(st.none() | plain)
     )
+
+
+# -- many eq values on one argument (the compiler's switches) ---------------------------------
+
+# Values that exercise a switch: neighbours (which merge into intervals), a gap of one,
+# both sides of the low word's top, and high words other than 0 (the high-word tree).
+_SWITCH_VALUES = (
+    *range(0, 12), 20, 21, 23, 0x7FFFFFFF, 0x80000000, U32_MASK,
+    1 << 32, (1 << 32) + 1, (1 << 32) + 3, (2 << 32) + 1, (5 << 32) | U32_MASK,
+    0xFFFFFFFF00000000, U64_MASK - 1, U64_MASK,
+)
+
+
+def switch_values(width: int) -> st.SearchStrategy[int]:
+    limit = (1 << width) - 1
+    return st.sampled_from([v for v in _SWITCH_VALUES if v <= limit]) | st.integers(0, limit)
+
+
+@st.composite
+def pinning_rules(draw: st.DrawFn, names: tuple[str, ...], index: int, width: int,
+                  extra: st.SearchStrategy[ArgCheck] | None = None) -> Rule:
+    """A rule pinning ``args[index]`` (``width``) with ``eq``, maybe with other checks."""
+    pin = ArgCheck(index, Op.EQ, draw(switch_values(width)), None, width)
+    more = draw(st.lists(extra or arg_checks(), max_size=2)) if draw(st.integers(0, 3)) == 0 else []
+    picked = draw(st.lists(st.sampled_from(names), min_size=1, max_size=2))
+    return Rule(tuple(picked), draw(actions_()), (pin, *more))
+
+
+@st.composite
+def eq_heavy_sections(draw: st.DrawFn, arch: Arch) -> Section:
+    """Few syscalls, many rules pinning one or two args to many values (every action),
+    some with further checks, and a few rules of other shapes among them."""
+    names = name_pool(arch)[:3]
+    keys = draw(st.lists(st.tuples(st.integers(0, 5), st.sampled_from((32, 64))),
+                         min_size=1, max_size=2))
+    pinning = st.sampled_from(keys).flatmap(lambda k: pinning_rules(names, *k))
+    others = st.builds(lambda picked, action, args: Rule(tuple(picked), action, tuple(args)),
+                       st.lists(st.sampled_from(names), min_size=1, max_size=2), actions_(),
+                       st.lists(arg_checks(), min_size=draw(st.integers(0, 1)), max_size=2))
+    rules_ = draw(st.lists(pinning, min_size=4, max_size=40))
+    rules_ += draw(st.lists(others, max_size=4))
+    return Section(
+        default=draw(actions_()),
+        rules=tuple(draw(st.permutations(rules_))),
+        mismatch_action=draw(st.none() | actions_()),
+    )
+
+
+@st.composite
+def oracle_eq_sections(draw: st.DrawFn, arch: Arch) -> Section:
+    """Many rules pinning args[0] with 64-bit ``eq``, as libseccomp can say them: one
+    action per syscall, and other args tested only with plain ``eq`` too."""
+    plain = st.sampled_from((actions.SECCOMP_RET_ALLOW, actions.SECCOMP_RET_LOG,
+                             actions.SECCOMP_RET_KILL_PROCESS)) | st.builds(
+        lambda data: actions.SECCOMP_RET_ERRNO | data, st.sampled_from(ERRNOS[:-1]))
+    pool = name_pool(arch)[:4]
+    action_of_name = {name: draw(plain) for name in pool}
+    default = draw(plain)
+    rules_ = []
+    for _ in range(draw(st.integers(4, 40))):
+        name = draw(st.sampled_from(pool))
+        checks = [ArgCheck(0, Op.EQ, draw(switch_values(64)))]
+        if draw(st.integers(0, 3)) == 0:
+            checks.append(ArgCheck(1, Op.EQ, draw(switch_values(64))))
+        rules_.append(Rule((name,), action_of_name[name], tuple(checks)))
+    return Section(default=default, rules=tuple(rules_), mismatch_action=draw(st.none() | plain))
