@@ -32,6 +32,7 @@ __all__ = [
     "load_policy",
     "load_policy_result",
     "load_policy_text",
+    "read_policy_source",
 ]
 
 # A policy is a short text file; anything this big is a mistake or an attack.
@@ -72,10 +73,22 @@ def load_policy_result(
     format: str | None = None,
 ) -> LoadResult:
     """Like :func:`load_policy`, but also returns rule key paths and warnings (for the lint)."""
-    text, name, suffix = _read(source)
+    text, name, guessed = read_policy_source(source)
     return load_policy_text(text, source=name, arch=arch, caps=caps,
                             kernel_version=kernel_version, gate_names=gate_names,
-                            format=format or _format_of(suffix, text))
+                            format=format or guessed)
+
+
+def read_policy_source(source: str | os.PathLike[str] | bytes) -> tuple[str, str, str]:
+    """``(text, display name, format)`` of a path or of literal policy text, as
+    :func:`load_policy` reads it (the format from the file name, else the content).
+
+    For callers that cache parsed policies by what the file holds *now*: reading a
+    policy file is cheap, parsing it is not, and a cache keyed on the text can never
+    hand out a policy the file no longer says.
+    """
+    text, name, suffix = _read(source)
+    return text, name, _format_of(suffix, text)
 
 
 def load_policy_text(
@@ -117,7 +130,11 @@ def _read(source: str | os.PathLike[str] | bytes) -> tuple[str, str, str]:
     path = Path(source)
     try:
         with path.open("rb") as f:
-            data = f.read(MAX_POLICY_BYTES + 1)
+            # Sized first: read(MAX + 1) alone would allocate 16 MiB for every policy read.
+            size = os.fstat(f.fileno()).st_size
+            data = f.read(min(size, MAX_POLICY_BYTES) + 1)
+            if size < len(data) <= MAX_POLICY_BYTES:  # not a regular file, or it grew
+                data += f.read(MAX_POLICY_BYTES + 1 - len(data))
     except OSError as exc:
         raise PolicyError([Problem(str(path), "", f"cannot read the policy file: "
                                    f"{exc.strerror or exc}")]) from None

@@ -6,6 +6,12 @@ number. :func:`plan_filter` builds that once per (policy, gate table) and caches
 so a thousand plugins under one policy verify and compile it once. Both plugin
 kinds use it: :class:`~callgate.runtime.Plugin` evaluates the plan, and
 :class:`~callgate.isolation.IsolatedPlugin` sends its program to the worker.
+
+A policy given as a path or text is parsed once per content: the file is read on
+every load (a few microseconds), and the parse is cached by the text it holds, the
+name it is reported under, its format and the app gates it may name. A file edited
+between two plugins is therefore parsed again, whatever its timestamps say; one that
+is unchanged costs a read and a dictionary lookup instead of a TOML parse.
 """
 
 from __future__ import annotations
@@ -26,9 +32,10 @@ from callgate.bpf.seccomp_data import SeccompData
 from callgate.bpf.verifier import VerifierError
 from callgate.gates.errors import PolicyRefused
 from callgate.gates.table import GateTable
-from callgate.policy import Policy, load_policy
+from callgate.policy import Policy, load_policy_text, read_policy_source
 from callgate.policy.compiler import compile_section
 from callgate.policy.errors import PolicyError, Problem
+from callgate.policy.loaded import LoadResult
 
 # What a plugin accepts as its policy (see Plugin); None allows every gate of the table.
 PolicySource = Policy | str | os.PathLike[str] | bytes | Sequence[Insn] | None
@@ -51,19 +58,34 @@ def resolve_policy(source: PolicySource, table: GateTable) -> ResolvedPolicy:
     if isinstance(source, Policy):
         return source
     if isinstance(source, (str, bytes, os.PathLike)):
-        app_names = [spec.name for spec in table if spec.module != WASI_MODULE]
+        app_names = tuple(sorted(spec.name for spec in table if spec.module != WASI_MODULE))
         try:
-            return load_policy(source, gate_names=app_names)
+            text, name, fmt = read_policy_source(source)
+            result = _parsed(text, name, fmt, app_names)
         except PolicyRefused:
             raise
         except PolicyError as exc:
             raise PolicyRefused(exc.problems) from None
+        result.issue_warnings()
+        return result.policy
     program = tuple(source) if isinstance(source, (list, tuple)) else None
     if program is None or not all(isinstance(insn, Insn) for insn in program):
         raise _refused(f"a plugin's policy must be a Policy, a policy file path, policy "
                        f"text, or a list of callgate.bpf.Insn (got {type(source).__name__}"
                        f"{'' if program is None else ' of other things'})")
     return program
+
+
+@lru_cache(maxsize=64)
+def _parsed(text: str, name: str, fmt: str, app_names: tuple[str, ...]) -> LoadResult:
+    """Policy text parsed once (a failed parse raises and is not cached)."""
+    return load_policy_text(text, source=name, gate_names=app_names, format=fmt)
+
+
+def parse_cache_info() -> tuple[int, int]:
+    """``(hits, misses)`` of the parsed-policy cache, for tests and ``callgate`` diagnostics."""
+    info = _parsed.cache_info()
+    return info.hits, info.misses
 
 
 def gate_program(policy: ResolvedPolicy, arch: Arch) -> tuple[Insn, ...]:

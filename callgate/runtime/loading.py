@@ -4,15 +4,20 @@ Imports are resolved from the module's header (:mod:`~callgate.runtime.module_he
 *before* compiling, so a module callgate cannot mediate is refused in milliseconds
 whatever its size. Both plugin kinds and ``callgate learn`` load through these
 functions, so a module refused by one is refused by all, with the same message.
+
+What a second plugin of the same module would recompute is cached by the module's
+bytes (the file is read again every time, so an edited module is never served from
+a stale entry): the compiled module, its parsed header, and which gate each import
+resolves to for a given gate table's layout.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import BinaryIO
 
 import wasmtime
 
@@ -54,7 +59,7 @@ def module_bytes(module: ModuleSource) -> tuple[bytes, str]:
     path = Path(module)
     try:
         with path.open("rb") as f:
-            data = f.read(MAX_MODULE_BYTES + 1)
+            data = read_capped(f, MAX_MODULE_BYTES)
     except OSError as exc:
         raise PluginLoadError(f"cannot read plugin {path}: {exc.strerror or exc}") from None
     if len(data) > MAX_MODULE_BYTES:
@@ -62,10 +67,22 @@ def module_bytes(module: ModuleSource) -> tuple[bytes, str]:
     return data, path.stem
 
 
+def read_capped(f: BinaryIO, cap: int) -> bytes:
+    """All of ``f``, or ``cap + 1`` bytes when it holds more (the caller refuses it).
+
+    Sized by ``fstat`` first: ``read(cap + 1)`` alone would allocate the whole cap (256
+    MiB) for every read. A file that is not regular, or grew, is read on up to the cap.
+    """
+    size = os.fstat(f.fileno()).st_size
+    data = f.read(min(size, cap) + 1)
+    if len(data) > size and len(data) <= cap:
+        data += f.read(cap + 1 - len(data))
+    return data
+
+
 @lru_cache(maxsize=32)
-def _compile_cached(engine: wasmtime.Engine, digest: bytes, data: bytes, engine_tag: str,
+def _compile_cached(engine: wasmtime.Engine, data: bytes, engine_tag: str,
                     disk: CompileCache | None) -> wasmtime.Module:
-    del digest  # part of the cache key only
     if disk is not None:
         cached = disk.load(engine, engine_tag, data)
         if cached is not None:
@@ -86,8 +103,12 @@ def as_binary(data: bytes, name: str) -> bytes:
         raise PluginLoadError(_invalid_module(name, data, exc)) from None
 
 
+@lru_cache(maxsize=32)
 def header_of(data: bytes) -> ModuleHeader | None:
-    """The imports and exports of binary ``data``; None when only wasmtime can tell."""
+    """The imports and exports of binary ``data``; None when only wasmtime can tell.
+
+    Cached by content (a header is immutable): a module loaded again is not re-read.
+    """
     try:
         return read_header(data)
     except ModuleHeaderError:
@@ -117,8 +138,7 @@ def compile_module(data: bytes, engine: wasmtime.Engine, name: str, *, engine_ta
     and, given ``disk`` and the engine's configuration as ``engine_tag``, on disk;
     ``name`` for errors."""
     try:
-        return _compile_cached(engine, hashlib.sha256(data).digest(), data, engine_tag,
-                               disk if engine_tag else None)
+        return _compile_cached(engine, data, engine_tag, disk if engine_tag else None)
     except wasmtime.WasmtimeError as exc:
         raise PluginLoadError(_invalid_module(name, data, exc)) from None
 
