@@ -5,6 +5,8 @@
 * ``callgate kernel policy POLICY``: the host policy derived from a plugin policy - every
   allowed syscall with the reasons it is allowed - or its compiled program.
 * ``callgate kernel baseline``: re-measure the runtime's steady-state syscalls with strace.
+* ``callgate dump PID``: the seccomp filters of a running process, printed as ``disasm``
+  prints a program (seccomp-tools' ``dump``; :mod:`callgate.kernel.dump`).
 """
 
 from __future__ import annotations
@@ -67,6 +69,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="keep PROT_EXEC mappings possible after lockdown (W+X stays denied)",
     )
     policy.set_defaults(func=_policy)
+
+    dump = subparsers.add_parser(
+        "dump",
+        help="print the seccomp filters of a running process, as disasm prints a program",
+        description="Read the seccomp filters of thread PID with ptrace("
+        "PTRACE_SECCOMP_GET_FILTER), like seccomp-tools dump, and print each as `callgate "
+        "disasm` would, in the order they were installed. The process is stopped for the read "
+        "(no signal is sent) and resumed. Needs CAP_SYS_ADMIN and CAP_SYS_PTRACE (root).",
+    )
+    dump.add_argument("pid", metavar="PID", type=_pid, help="the process (or thread) id")
+    dump.add_argument("-i", "--index", type=int, metavar="N",
+                      help="only filter N (0: the one installed first); printed exactly as "
+                      "disasm prints it")
+    dump.add_argument("-a", "--arch", help="arch whose names to use; default: the one each "
+                      "filter compares arch against, else this machine's")
+    dump.add_argument("-o", "--output", metavar="OUT",
+                      help="write the filter as raw BPF here (with --index when it has several)")
+    dump.set_defaults(func=_dump)
 
     base = verbs.add_parser("baseline", help="measure the runtime's steady-state syscalls")
     base.add_argument("--rounds", type=int, default=20, help="steady-state rounds (default 20)")
@@ -176,6 +196,46 @@ def _oci(host: HostPolicy) -> bytes:
 
 def _always_denied(host: HostPolicy) -> list[str]:
     return sorted(n for n in ALWAYS_DENIED if n in host.arch.numbers)
+
+
+def _pid(text: str) -> int:
+    try:
+        pid = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a process id: {text!r}") from None
+    if pid <= 0:
+        raise argparse.ArgumentTypeError(f"not a process id: {text!r}")
+    return pid
+
+
+def _dump(args: argparse.Namespace) -> int:
+    from callgate.asm.disassembler import disassemble, program_arch
+    from callgate.asm.syntax import choose_arch
+    from callgate.bpf.insn import pack
+    from callgate.kernel.dump import read_filters
+
+    filters = read_filters(args.pid)
+    if not filters:
+        raise CallgateError(f"process {args.pid} has no seccomp filter")
+    chosen = list(enumerate(filters))
+    if args.index is not None:
+        if not 0 <= args.index < len(filters):
+            raise CallgateError(f"--index {args.index}: process {args.pid} has "
+                                f"{len(filters)} filter(s), 0 to {len(filters) - 1}")
+        chosen = [chosen[args.index]]
+    if args.output:
+        if len(chosen) > 1:
+            raise CallgateError(f"process {args.pid} has {len(filters)} filters; choose one "
+                                "with --index to write it")
+        Path(args.output).write_bytes(pack(chosen[0][1]))
+        return 0
+    for index, program in chosen:
+        arch = choose_arch(args.arch, program_arch(program) if args.arch is None else None)
+        if len(chosen) > 1:
+            print(f"# filter {index} of {len(filters)} (0: installed first), "
+                  f"{len(program)} instructions")
+        sys.stdout.write(disassemble(program, arch))
+    return 0
 
 
 def _baseline(args: argparse.Namespace) -> int:
