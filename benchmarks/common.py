@@ -39,6 +39,12 @@ GATED_7 = "callgate gate, 7 args, constant allow (cached)"
 GATED_7_COMPILED = "callgate gate, 7 args, arg-inspecting (compiled)"
 CALL_INT = "callgate Plugin.call_int, integer"
 HOST_FN_7 = "Extism host_fn, 7 args"
+# The rows issue 14's policy-size and start-up goals are stated against.
+FILTER_1_RULE = "1 rule on one gate: gate filter (search)"
+FILTER_100_RULES = "100 rules on one gate: gate filter (search)"
+CALL_1_RULE = "1 rule on one gate: gated call (search, {path} gate path)"
+CALL_100_RULES = "100 rules on one gate: gated call (search, {path} gate path)"
+WARM_START = "callgate Plugin start + close, warm: cat.wasm (31 KB), default.toml"
 
 
 @dataclass(frozen=True)

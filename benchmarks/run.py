@@ -4,7 +4,7 @@ Usage: ``python benchmarks/run.py [--quick]``
 
 All modules run in this one process, one after the other, on the same machine state;
 each returns :class:`common.Row` values (medians over repeats). The output file is
-generated whole: machine details, the goals of issue 7 as measured (MET / NOT MET),
+generated whole: machine details, the goals of issues 7 and 14 as measured (MET / NOT MET),
 then one table per group. ``--quick`` shrinks every workload for a smoke run (seconds);
 its numbers are not worth reading. ``docs/benchmarks.md`` explains every row.
 """
@@ -31,12 +31,17 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from common import (  # noqa: E402
+    CALL_1_RULE,
+    CALL_100_RULES,
     CALL_INT,
+    FILTER_1_RULE,
+    FILTER_100_RULES,
     FUNC_7,
     FUNC_CALL,
     GATED_7,
     GATED_7_COMPILED,
     HOST_FN_7,
+    WARM_START,
     Row,
     ratio,
     unavailable,
@@ -44,7 +49,8 @@ from common import (  # noqa: E402
 
 # Run order; the table keeps it.
 MODULES = ("bench_gate", "bench_verdicts", "bench_extism", "bench_filter", "bench_compile",
-           "bench_kernel", "bench_wasi", "bench_worker", "bench_batch")
+           "bench_kernel", "bench_wasi", "bench_worker", "bench_batch", "bench_policy_size",
+           "bench_start")
 DEFAULT_N = 20_000
 QUICK_N = 200
 RESULTS = HERE / "RESULTS.md"
@@ -55,7 +61,7 @@ PEERS = ("wasmtime", "Extism", "libseccomp", "no filter", "allow-all", "in-proce
 
 @dataclass(frozen=True)
 class Goal:
-    """One goal of issue 7, as measured. ``met`` is False when it could not be measured."""
+    """One goal (issues 7 and 14), as measured. ``met`` is False when it could not be measured."""
 
     text: str
     measured: str
@@ -317,6 +323,31 @@ def goal_wasi(rows: dict[str, Row]) -> Goal:
                 "native time", slowdown <= 2)
 
 
+def goal_policy_size(rows: dict[str, Row], many: str, one: str, label: str) -> Goal:
+    text = f"(issue 14) 100 rules on one gate cost at most 2× one rule: {label}"
+    pair = _pair(rows, many, one)
+    if isinstance(pair, str):
+        return _unmeasured(text, pair)
+    row, base = pair
+    slowdown = row.median_ns / base.median_ns
+    measured = f"{format_value(row)} vs {format_value(base)}: {slowdown:.2f}×"
+    if row.cpu_ns and base.cpu_ns:
+        measured += f" (CPU time: {row.cpu_ns / base.cpu_ns:.2f}×)"
+    return Goal(text, measured, slowdown <= 2)
+
+
+def goal_warm_start(rows: dict[str, Row]) -> Goal:
+    text = "(issue 14) a warm `Plugin` start (the second of one 31 KB module and policy in " \
+           "a process) takes at most 1 ms"
+    row = rows.get(WARM_START)
+    if row is None or not row.available:
+        return _unmeasured(text, f"row {WARM_START!r} " + (
+            "not produced" if row is None else row.note))
+    measured = format_value(row) + (f" (CPU time: {format_value(row, cpu=True)})"
+                                    if row.cpu_ns is not None else "")
+    return Goal(text, measured, row.median_ns <= 1e6)
+
+
 def goals(rows: Sequence[Row]) -> list[Goal]:
     by_name = {row.name: row for row in rows}
     return [
@@ -329,6 +360,13 @@ def goals(rows: Sequence[Row]) -> list[Goal]:
         goal_filter(by_name),
         goal_kernel_path(by_name),
         goal_wasi(by_name),
+        goal_policy_size(by_name, FILTER_100_RULES, FILTER_1_RULE,
+                         "the compiled gate filter alone"),
+        goal_policy_size(by_name, CALL_100_RULES.format(path="Python"),
+                         CALL_1_RULE.format(path="Python"), "a gated call, Python gate path"),
+        goal_policy_size(by_name, CALL_100_RULES.format(path="native"),
+                         CALL_1_RULE.format(path="native"), "a gated call, native gate path"),
+        goal_warm_start(by_name),
     ]
 
 
@@ -353,7 +391,7 @@ def results_markdown(rows: Sequence[Row], info: dict[str, str], goal_list: Seque
         "| --- | --- |",
         *(f"| {key} | {_cell(value)} |" for key, value in info.items()),
         "",
-        "## Goals (issue 7)",
+        "## Goals (issues 7 and 14)",
         "",
         "Judged on wall-clock medians, as stated in the issue. The CPU time this process",
         "spent is shown beside them: when the load average exceeds the cores, wall time",
@@ -442,7 +480,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     info["load average at end (1/5/15 min)"] = _load()
     print_rows(rows)
     goal_list = goals(rows)
-    print("\n== Goals (issue 7)")
+    print("\n== Goals (issues 7 and 14)")
     for goal in goal_list:
         print(f"  {'MET    ' if goal.met else 'NOT MET'} {goal.text}: {goal.measured}")
     why_no_chart = write_chart(rows, args.chart)
