@@ -21,8 +21,10 @@ from callgate.errors import CallgateError
 VERB_MODULES: tuple[str, ...] = (
     "callgate.cli.batch_verb",
     "callgate.cli.bpf_verbs",
+    "callgate.cli.cache_verb",
     "callgate.cli.check_verb",
     "callgate.cli.compile_verb",
+    "callgate.cli.completion_verb",
     "callgate.cli.kernel_verbs",
     "callgate.cli.lab_verb",
     "callgate.cli.learn_verb",
@@ -59,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    if argv is None:
+        from callgate.cli.completion_verb import complete
+
+        complete(parser)  # a Tab in a shell set up by `callgate completion`: answers, exits
     args = parse(parser, list(sys.argv[1:] if argv is None else argv))
     try:
         return int(args.func(args) or 0)

@@ -23,6 +23,7 @@ from callgate.bpf.insn import Insn
 from callgate.bpf.interpreter import interpret
 from callgate.bpf.seccomp_data import ARG_COUNT, SeccompData
 from callgate.bpf.verifier import VerifierError, verify
+from callgate.cli.completion_verb import completes_filters
 from callgate.cli.inputs import (
     CliInputError as CliInputError,  # re-exported: the verbs' input error
     FilterInput,
@@ -71,8 +72,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "file a policy if it starts with '[' or '{'. Programs the kernel would refuse are "
         "refused.",
     )
-    emu.add_argument("file", metavar="PROG|POLICY",
-                     help="a program or a policy (see above); - for stdin")
+    completes_filters(emu.add_argument("file", metavar="PROG|POLICY",
+                                       help="a program or a policy (see above); - for stdin"))
     emu.add_argument("nr", metavar="NR|NAME", help="syscall (or gate) number or name")
     emu.add_argument("args", metavar="ARG", nargs="*", help="up to six syscall arguments")
     add_section_arguments(emu, arch_help="architecture: its AUDIT_ARCH value goes into "

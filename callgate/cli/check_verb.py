@@ -10,6 +10,7 @@ import argparse
 from typing import TypedDict
 
 from callgate.arch import get_arch, native_arch
+from callgate.cli.completion_verb import completes_filters
 from callgate.policy import PolicyError
 from callgate.policy.lint import has_errors, lint, lint_error
 from callgate.policy.model import Layer
@@ -55,8 +56,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Load POLICY (TOML or OCI/Docker JSON) and report what is wrong or "
         "suspicious, each with its key path. Exit status 1 if any error is found.",
     )
-    check.add_argument("policy", metavar="POLICY", help="policy file (.toml or .json), or a "
-                       "shipped one by name (default, default+fs, allow-all); - for stdin")
+    completes_filters(check.add_argument(
+        "policy", metavar="POLICY", help="policy file (.toml or .json), or a shipped one by "
+        "name (default, default+fs, allow-all); - for stdin"))
     check.add_argument("--layer", choices=[layer.value for layer in Layer], action="append",
                        help="check only this layer (repeatable); default: both")
     add_policy_target_arguments(check)

@@ -20,6 +20,7 @@ from callgate.arch import AUDIT_ARCH_CALLGATE, GATE_ARCH, Arch, get_arch, native
 from callgate.arch.gate_numbers import APP_GATE_FIRST, APP_GATE_LAST
 from callgate.asm.formats import render
 from callgate.cli.check_verb import add_policy_target_arguments, policy_target_kwargs
+from callgate.cli.completion_verb import completes_filters
 from callgate.cli.inputs import (
     CliInputError,
     FilterInput,
@@ -49,10 +50,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "The program checks the arch first, refuses x32 calls on x86_64, finds the syscall "
         "with a balanced tree of ranges and compares 64-bit args exactly.",
     )
-    parser.add_argument(
+    completes_filters(parser.add_argument(
         "policy", metavar="POLICY", help="policy file (.toml or .json), or a shipped policy "
         "by name (default, default+fs, allow-all); - for stdin"
-    )
+    ))
     add_section_arguments(parser)
     parser.add_argument("-o", "--output", metavar="OUT", help="write here instead of stdout")
     parser.add_argument(

@@ -18,6 +18,7 @@ from pathlib import Path
 from callgate.arch import get_arch, native_arch
 from callgate.asm.formats import FORMATS, render
 from callgate.bpf.actions import ACTION_NAMES, PRECEDENCE, format_action
+from callgate.cli.completion_verb import completes_filters
 from callgate.errors import CallgateError
 from callgate.gates.spec import GateSpec
 from callgate.kernel import binding
@@ -45,12 +46,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "runtime baseline, the syscalls of the gates POLICY lets run, and its [kernel] "
         "rules, plus the always-denied set and W^X.",
     )
-    policy.add_argument(
+    completes_filters(policy.add_argument(
         "policy",
         metavar="POLICY",
         help="a TOML policy or OCI profile, or a shipped one by name: 'default' (or "
         "'default+fs') for the default of `callgate run` (with --dir), 'allow-all'",
-    )
+    ))
     policy.add_argument("-a", "--arch", help="kernel arch (default: this machine's)")
     policy.add_argument(
         "-f",

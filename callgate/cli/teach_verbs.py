@@ -29,6 +29,7 @@ from callgate.cli.bpf_verbs import (
     parse_integer,
 )
 from callgate.cli.compile_verb import add_section_arguments, load_target
+from callgate.cli.completion_verb import completes_filters
 from callgate.cli.inputs import read_filter_input
 from callgate.policy.compiler import compile_plan
 from callgate.teach.explain import explain_call, explain_program
@@ -53,9 +54,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "two disagree, which would be a compiler bug. Given a program instead (.bpf/.asm/"
         ".hex, or any file not starting with '[' or '{'), it shows the annotated path only.",
     )
-    explain.add_argument("policy", metavar="POLICY|PROG",
-                         help="a policy (.toml/.json, or a shipped name: default, default+fs, "
-                         "allow-all) or a program; - for stdin")
+    completes_filters(explain.add_argument(
+        "policy", metavar="POLICY|PROG", help="a policy (.toml/.json, or a shipped name: "
+        "default, default+fs, allow-all) or a program; - for stdin"))
     explain.add_argument("name", metavar="NAME", help="syscall or gate name (or number)")
     explain.add_argument("args", metavar="ARG", nargs="*",
                          help="up to six arguments: decimal or 0x-hex, negative = two's complement")
@@ -75,9 +76,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "`callgate compile` would, or a program file (raw BPF, hex or assembly). Writes DOT; "
         "SVG (-o FILE.svg) needs Graphviz's `dot`.",
     )
-    graph.add_argument("input", metavar="POLICY|PROG",
-                       help="a policy (.toml/.json, or a shipped name) or a program file; "
-                       "- for stdin")
+    completes_filters(graph.add_argument(
+        "input", metavar="POLICY|PROG",
+        help="a policy (.toml/.json, or a shipped name) or a program file; - for stdin"))
     graph.add_argument("-o", "--output", metavar="OUT",
                        help="FILE.dot or FILE.svg; default: DOT on stdout")
     graph.add_argument("-f", "--format", choices=("dot", "svg"),
