@@ -23,6 +23,7 @@ VERB_MODULES: tuple[str, ...] = (
     "callgate.cli.bpf_verbs",
     "callgate.cli.check_verb",
     "callgate.cli.compile_verb",
+    "callgate.cli.covert_verb",
     "callgate.cli.completion_verb",
     "callgate.cli.kernel_verbs",
     "callgate.cli.lab_verb",

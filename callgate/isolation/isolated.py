@@ -120,6 +120,11 @@ class IsolatedPlugin:
                                  "not a bare program: its kernel filter is derived from the "
                                  "policy's sections")
         self.policy = resolved if isinstance(resolved, Policy) else None
+        if self.policy is not None and self.policy.timing.active:
+            # The worker gets the compiled program only, which has no timing options.
+            raise IsolationError(f"policy {self.policy.source} sets [gates] jitter or [gates."
+                                 "clocks] resolution, which only an in-process Plugin applies "
+                                 "so far; run it with Plugin, or without those options")
         data, _ = module_bytes(module)
         config = {
             "module": data,

@@ -28,8 +28,9 @@ from callgate.bpf.actions import (
 from callgate.policy.argspace import implies, overlap, unsatisfiable_indexes
 from callgate.policy.errors import PolicyError
 from callgate.policy.loaded import LoadResult
-from callgate.policy.model import ArgCheck, Layer, Op, Rule, Section
+from callgate.policy.model import ArgCheck, GateTiming, Layer, Op, Rule, Section
 from callgate.policy.reference import decision_order
+from callgate.policy.toml_loader import format_duration
 
 LEVELS = ("error", "warning", "info")  # most serious first (also within one key path)
 
@@ -65,7 +66,31 @@ def lint(result: LoadResult, arch: Arch | None = None,
         paths = [result.rule_path(layer, i) for i in range(len(section.rules))]
         findings += _SectionLint(source, layer, section, paths, layer_arch,
                                  oci=result.format == "oci").run()
+    if Layer.GATES in tuple(layers):
+        findings += timing_findings(source, result.policy.timing)
     return findings
+
+
+def timing_findings(source: str, timing: GateTiming) -> list[Finding]:
+    """What ``[gates] jitter`` and ``[gates.clocks] resolution`` cost, and what they leave."""
+    out = []
+    if timing.jitter_ns:
+        most, mean = format_duration(timing.jitter_ns), format_duration(timing.jitter_ns // 2)
+        out.append(Finding(
+            "info", source, "gates.jitter",
+            f"every gate call first waits a random time up to {most} (on "
+            f"average {mean}), busy on the host's CPU, and the plugin's "
+            "gates all run in Python (not the native core): it blurs timing channels between "
+            "plugins, and a sender that repeats itself gets through (docs/covert.md)"))
+    if timing.clock_resolution_ns:
+        step = format_duration(timing.clock_resolution_ns)
+        out.append(Finding(
+            "info", source, "gates.clocks.resolution",
+            f"clock_time_get answers in steps of {step}; file "
+            "timestamps (fd_filestat_get, path_filestat_get) are not coarsened, and a guest "
+            "that counts its own work between two ticks still measures finer "
+            "(docs/covert.md)"))
+    return out
 
 
 # A kernel TRAP is a SIGSYS for the process to handle; callgate's own lockdown has no handler.

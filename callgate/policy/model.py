@@ -103,6 +103,28 @@ class LandlockSection:
 
 
 @dataclass(frozen=True, slots=True)
+class GateTiming:
+    """What time a plugin may see, and how steady its gate calls are (docs/covert.md).
+
+    ``clock_resolution_ns`` (``[gates.clocks] resolution``): ``clock_time_get`` answers
+    the time rounded down to a multiple of it, and ``clock_res_get`` reports at least it;
+    0 leaves the host's clocks as they are. ``jitter_ns`` (``[gates] jitter``): every gate
+    call waits a fresh random time in ``[0, jitter_ns)`` before it is decided; 0 adds
+    none. Both narrow timing channels between plugins; neither closes them.
+    """
+
+    clock_resolution_ns: int = 0
+    jitter_ns: int = 0
+
+    @property
+    def active(self) -> bool:
+        return bool(self.clock_resolution_ns or self.jitter_ns)
+
+
+NO_TIMING = GateTiming()
+
+
+@dataclass(frozen=True, slots=True)
 class Policy:
     """A whole policy file. ``source`` names where it came from, for error messages."""
 
@@ -111,6 +133,7 @@ class Policy:
     source: str = "<policy>"
     flags: tuple[str, ...] = field(default=())
     landlock: LandlockSection | None = None
+    timing: GateTiming = NO_TIMING
 
     def section(self, layer: Layer | str) -> Section | None:
         return self.gates if Layer(layer) is Layer.GATES else self.kernel

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno as linux_errno
 import posixpath
+import re
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeGuard
@@ -25,7 +26,17 @@ from callgate.bpf.actions import (
 )
 from callgate.policy.errors import ProblemList
 from callgate.policy.loaded import LoadResult
-from callgate.policy.model import ArgCheck, LandlockSection, Layer, Op, Policy, Rule, Section
+from callgate.policy.model import (
+    NO_TIMING,
+    ArgCheck,
+    GateTiming,
+    LandlockSection,
+    Layer,
+    Op,
+    Policy,
+    Rule,
+    Section,
+)
 from callgate.policy.names import is_known_syscall, suggestion, syscall_arches, wasi_gate_names
 
 MAX_ARG_INDEX = 5
@@ -41,10 +52,16 @@ FILTER_FLAGS: dict[str, str] = {
 }
 
 _SECTION_KEYS = {
-    Layer.GATES: ("default", "arch_mismatch", "rules", "app_gates"),
+    Layer.GATES: ("default", "arch_mismatch", "rules", "app_gates", "jitter", "clocks"),
     Layer.KERNEL: ("default", "arch_mismatch", "rules", "flags"),
 }
 _LANDLOCK_KEYS = ("read", "write", "connect_tcp", "bind_tcp", "required")
+_CLOCKS_KEYS = ("resolution",)
+# Durations: "50us", "1ms", "1.5ms", "100ns", "1s" (µs for us too), or an integer of ns.
+_DURATION = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s)\s*")
+_DURATION_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000}
+#: The largest clock resolution and gate jitter a policy may ask for: a second.
+MAX_TIMING_NS = 1_000_000_000
 # Pseudo filesystems where write access hands over the host's own state
 # (/proc/self/mem writes ignore page protections, W^X included).
 _STATE_FILESYSTEMS = ("/proc", "/sys", "/dev")
@@ -131,11 +148,13 @@ def load_toml_text(
         paths[layer] = reader.rule_paths
         if layer is Layer.KERNEL:
             flags = reader.flags
+    gates_table = doc.get(Layer.GATES.value)
+    timing = _timing(gates_table, problems) if isinstance(gates_table, dict) else NO_TIMING
     landlock = _landlock(doc["landlock"], problems) if "landlock" in doc else None
     problems.raise_if_any()
     policy = Policy(
         gates=sections[Layer.GATES], kernel=sections[Layer.KERNEL], source=source, flags=flags,
-        landlock=landlock,
+        landlock=landlock, timing=timing,
     )
     return LoadResult(policy, paths, tuple(problems.warnings), "toml")
 
@@ -336,6 +355,51 @@ def parse_arg_value(raw: Any, width: int, path: str, problems: ProblemList) -> i
                        "(negative values mean their two's complement)")
         return None
     return value & top
+
+
+def parse_duration(raw: Any, path: str, problems: ProblemList) -> int | None:
+    """``"50us"``, ``"1ms"``, ``"1.5ms"``, ``"100ns"``, ``"1s"`` or an integer of ns -> ns."""
+    if _is_int(raw):
+        ns = raw
+    elif isinstance(raw, str) and (m := _DURATION.fullmatch(raw)):
+        ns = round(float(m[1]) * _DURATION_UNITS[m[2]])
+    else:
+        problems.error(path, f"must be a duration such as \"50us\", \"1ms\" or \"100ns\" (or "
+                       f"an integer of nanoseconds), got {raw!r}")
+        return None
+    if not 0 <= ns <= MAX_TIMING_NS:
+        problems.error(path, f"{raw!r} is out of range; allowed 0 (off) up to 1s")
+        return None
+    return ns
+
+
+def format_duration(ns: int) -> str:
+    """``50000`` -> ``"50us"``: the largest unit that writes ``ns`` exactly."""
+    for unit, scale in (("s", 10**9), ("ms", 10**6), ("us", 10**3)):
+        if ns >= scale and ns % scale == 0:
+            return f"{ns // scale}{unit}"
+    return f"{ns}ns"
+
+
+def _timing(gates: Mapping[str, Any], problems: ProblemList) -> GateTiming:
+    """``[gates] jitter`` and ``[gates.clocks] resolution`` (docs/policy.md, docs/covert.md)."""
+    jitter = 0
+    if "jitter" in gates:
+        jitter = parse_duration(gates["jitter"], "gates.jitter", problems) or 0
+    resolution = 0
+    clocks = gates.get("clocks")
+    if clocks is not None:
+        if not isinstance(clocks, dict):
+            problems.error("gates.clocks", f"must be a table ([gates.clocks]), got "
+                           f"{_kind(clocks)}")
+        else:
+            _check_keys(clocks, "gates.clocks", _CLOCKS_KEYS, problems)
+            if "resolution" in clocks:
+                resolution = parse_duration(clocks["resolution"], "gates.clocks.resolution",
+                                            problems) or 0
+    if not jitter and not resolution:
+        return NO_TIMING
+    return GateTiming(clock_resolution_ns=resolution, jitter_ns=jitter)
 
 
 def _landlock(table: Any, problems: ProblemList) -> LandlockSection | None:

@@ -48,6 +48,7 @@ from callgate.gates.errors import GateViolation, PluginClosed, PluginKilled
 from callgate.gates.spec import GateCall, GateSpec
 from callgate.runtime import audit
 from callgate.runtime.broker import Allow, Errno, GateRequest, Value, check_errno
+from callgate.runtime.timing import apply_timing
 
 if TYPE_CHECKING:
     from callgate.runtime.plugin import Plugin
@@ -107,7 +108,9 @@ class GateBinding:
         self.ip = ip
         self.call = GateCall(spec, None, state, plugin)
         self.counts = [0] * len(audit.COUNTER_NAMES)
-        self.callback = _make_callback(self, filter_fn, constant)
+        # The policy's [gates] jitter and [gates.clocks] resolution (runtime/timing.py).
+        self.callback = apply_timing(_make_callback(self, filter_fn, constant), state,
+                                     plugin.plan.timing)
 
     def killed(self) -> BaseException:
         """What a gate call of a plugin killed earlier ends with."""

@@ -36,6 +36,7 @@ from callgate.policy import Policy, load_policy_text, read_policy_source
 from callgate.policy.compiler import compile_section
 from callgate.policy.errors import PolicyError, Problem
 from callgate.policy.loaded import LoadResult
+from callgate.policy.model import NO_TIMING, GateTiming
 
 # What a plugin accepts as its policy (see Plugin); None allows every gate of the table.
 PolicySource = Policy | str | os.PathLike[str] | bytes | Sequence[Insn] | None
@@ -103,13 +104,16 @@ def _refused(message: str, source: str = "<policy argument>") -> PolicyRefused:
 
 
 class FilterPlan:
-    """Per gate number: the constant verdict, or the filter to call."""
+    """Per gate number: the constant verdict, or the filter to call; and the policy's
+    :class:`~callgate.policy.model.GateTiming` (clock resolution, gate jitter), which
+    the gates and dispatch apply (a bare program has none)."""
 
-    __slots__ = ("evaluator", "mode")
+    __slots__ = ("evaluator", "mode", "timing")
 
-    def __init__(self, evaluator: Evaluator, mode: str) -> None:
+    def __init__(self, evaluator: Evaluator, mode: str, timing: GateTiming = NO_TIMING) -> None:
         self.evaluator = evaluator
         self.mode = mode
+        self.timing = timing
 
     @property
     def program(self) -> tuple[Insn, ...]:
@@ -134,7 +138,8 @@ def plan_filter(policy: PolicySource, table: GateTable, mode: str = "compiled") 
     if mode not in FILTER_MODES:
         raise ValueError(f"filter_mode {mode!r}: use one of {', '.join(FILTER_MODES)}")
     resolved = resolve_policy(policy, table)
-    return FilterPlan(_evaluator(resolved, _table_key(table.arch)), mode)
+    timing = resolved.timing if isinstance(resolved, Policy) else NO_TIMING
+    return FilterPlan(_evaluator(resolved, _table_key(table.arch)), mode, timing)
 
 
 def _table_key(arch: Arch) -> tuple[tuple[str, int], ...]:

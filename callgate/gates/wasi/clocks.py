@@ -1,4 +1,9 @@
-"""Clock gates: realtime, monotonic, process and thread CPU time, in nanoseconds."""
+"""Clock gates: realtime, monotonic, process and thread CPU time, in nanoseconds.
+
+A policy's ``[gates.clocks] resolution`` (``WasiState.clock_resolution_ns``, set by the
+runtime) coarsens them: ``clock_time_get`` answers the time rounded down to a multiple of
+it, and ``clock_res_get`` reports it when it is coarser than the host's (docs/covert.md).
+"""
 
 from __future__ import annotations
 
@@ -30,7 +35,7 @@ def host_clock(clock_id: int) -> int:
 def clock_res_get(call: WasiCall, clock_id: int, ret: int) -> None:
     """A clock's resolution."""
     res = time.clock_getres(host_clock(clock_id))
-    call.mem.set_u64(ret, max(1, round(res * 1e9)))
+    call.mem.set_u64(ret, max(1, round(res * 1e9), call.state.clock_resolution_ns))
 
 
 @wasi_gate("i32 i64 i32", syscalls=CLOCK_SYSCALLS)
@@ -40,4 +45,8 @@ def clock_time_get(call: WasiCall, clock_id: int, precision: int, ret: int) -> N
     host = HOST_CLOCKS.get(clock_id)  # host_clock(), inlined: this is the hottest gate
     if host is None:
         raise WasiError(E.EINVAL)
-    call.mem.set_u64(ret, time.clock_gettime_ns(host))
+    now = time.clock_gettime_ns(host)
+    coarse = call.state.clock_resolution_ns
+    if coarse:
+        now -= now % coarse
+    call.mem.set_u64(ret, now)

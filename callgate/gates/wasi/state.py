@@ -177,6 +177,9 @@ class WasiState:
     def __init__(self, config: WasiConfig) -> None:
         config.validate()  # again: a WasiConfig is mutable
         self.config = config
+        #: ``[gates.clocks] resolution`` of the plugin's policy (0: the host's clocks as they
+        #: are); the runtime sets it, the clock gates round down to it.
+        self.clock_resolution_ns = 0
         self.args = _encoded(config.args)
         self.env = _encoded([f"{k}={v}" for k, v in config.env.items()])
         self.table = FdTable(fd_table_size(config))
