@@ -51,7 +51,8 @@ _EXPORTS: dict[str, str] = {
         "AbiError", "DeadlineExceeded", "FuelExhausted", "GateDenied", "GateViolation",
         "GuestAllocError", "GuestTrap", "ImportRefused", "InstanceLimitExceeded",
         "LimitExceeded", "MemoryLimitExceeded", "OutputLimitExceeded", "PluginClosed",
-        "PluginError", "PluginKilled", "PluginLoadError", "PluginPoisoned", "PolicyRefused",
+        "PluginCancelled", "PluginError", "PluginKilled", "PluginLoadError", "PluginPoisoned",
+        "PolicyRefused",
         "StackOverflow", "TableLimitExceeded",
     )},
 }
@@ -74,6 +75,7 @@ if TYPE_CHECKING:  # the same names, for type checkers (`X as X`: re-exported)
         LimitExceeded as LimitExceeded,
         MemoryLimitExceeded as MemoryLimitExceeded,
         OutputLimitExceeded as OutputLimitExceeded,
+        PluginCancelled as PluginCancelled,
         PluginClosed as PluginClosed,
         PluginError as PluginError,
         PluginKilled as PluginKilled,

@@ -131,6 +131,13 @@ class PluginPoisoned(PluginError):
         super().__init__(f"plugin was killed earlier ({cause}); load it again to use it")
 
 
+class PluginCancelled(PluginError):
+    """The call was ended by :meth:`Plugin.cancel` (or its ``asyncio`` task was cancelled).
+
+    Only that call ends: the plugin stays usable, and the next call runs normally.
+    """
+
+
 class GateDenied(PluginError):
     """An ERRNO verdict (or denied TRAP) on a gate with no result to carry an errno."""
 

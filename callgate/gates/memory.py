@@ -25,7 +25,13 @@ class GuestMemoryError(CallgateError):
 
 
 class GuestMemory:
-    """A window ``[base, base + size)`` onto linear memory with checked reads and writes."""
+    """A window ``[base, base + size)`` onto linear memory with checked reads and writes.
+
+    Every method that reads or writes raises :class:`GuestMemoryError` when the range
+    falls outside the memory (a negative pointer or length included), before touching
+    anything; a :class:`LiveMemory` (what ``Plugin.memory()`` returns) also raises
+    :class:`~callgate.gates.errors.PluginClosed` once its plugin is closed.
+    """
 
     __slots__ = ("_keepalive", "base", "size")
 
@@ -43,7 +49,7 @@ class GuestMemory:
         return cls(ctypes.addressof(cbuf), len(buffer), cbuf)
 
     def check(self, ptr: int, length: int) -> None:
-        """Raise unless ``[ptr, ptr + length)`` lies inside the memory."""
+        """Raise :class:`GuestMemoryError` unless ``[ptr, ptr + length)`` lies inside."""
         if ptr < 0 or length < 0 or ptr + length > self.size:
             raise GuestMemoryError(
                 f"guest range [{ptr:#x}, +{length:#x}) is outside linear memory "
@@ -51,35 +57,43 @@ class GuestMemory:
             )
 
     def read(self, ptr: int, length: int) -> bytes:
+        """``length`` bytes at ``ptr``, copied; :class:`GuestMemoryError` out of bounds."""
         self.check(ptr, length)
         return ctypes.string_at(self.base + ptr, length) if length else b""
 
     def write(self, ptr: int, data: bytes | bytearray | memoryview) -> None:
+        """Copy ``data`` to ``ptr``; :class:`GuestMemoryError` (nothing written) out of bounds."""
         n = len(data)
         self.check(ptr, n)
         if n:
             ctypes.memmove(self.base + ptr, data if type(data) is bytes else bytes(data), n)
 
     def read_str(self, ptr: int, length: int) -> str:
-        """Decode guest UTF-8; invalid text raises ``UnicodeDecodeError`` (WASI: EILSEQ)."""
+        """Decode guest UTF-8: :class:`GuestMemoryError` out of bounds, invalid text
+        ``UnicodeDecodeError`` (WASI: EILSEQ)."""
         return self.read(ptr, length).decode("utf-8")
 
     def u32(self, ptr: int) -> int:
+        """The little-endian u32 at ``ptr``; :class:`GuestMemoryError` out of bounds."""
         value: int = _U32.unpack(self.read(ptr, 4))[0]
         return value
 
     def u64(self, ptr: int) -> int:
+        """The little-endian u64 at ``ptr``; :class:`GuestMemoryError` out of bounds."""
         value: int = _U64.unpack(self.read(ptr, 8))[0]
         return value
 
     def set_u32(self, ptr: int, value: int) -> None:
+        """Store ``value`` (mod 2**32) at ``ptr``; :class:`GuestMemoryError` out of bounds."""
         self.write(ptr, _U32.pack(value & 0xFFFFFFFF))
 
     def set_u64(self, ptr: int, value: int) -> None:
+        """Store ``value`` (mod 2**64) at ``ptr``; :class:`GuestMemoryError` out of bounds."""
         self.write(ptr, _U64.pack(value & 0xFFFFFFFFFFFFFFFF))
 
     def iovecs(self, ptr: int, count: int) -> list[tuple[int, int]]:
-        """Read and validate an array of ``{u32 buf, u32 len}``; every buffer must be in bounds."""
+        """Read and validate an array of ``{u32 buf, u32 len}``: :class:`GuestMemoryError`
+        when the array or any buffer it names is out of bounds."""
         raw = self.read(ptr, count * _IOVEC.size)
         vecs = list(_IOVEC.iter_unpack(raw))
         for buf, length in vecs:

@@ -23,6 +23,7 @@ load failures, for which the C API gives no code, by the one message parser belo
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Callable
 from typing import Any
 
 import cffi
@@ -280,3 +281,35 @@ def trap_cause(message: str) -> str:
 def trap_code_of(exc: wasmtime.Trap) -> int | None:
     code = exc.trap_code
     return code.value if code is not None else None
+
+
+# -- cancellation: the store's epoch deadline asks Python (Plugin(cancellable=True)) ----------
+
+_EPOCH_CALLBACK = wb._wasmtime_store_epoch_deadline_callback.argtypes[1]
+_EPOCH_FINALIZER = wb._wasmtime_store_epoch_deadline_callback.argtypes[3]
+UPDATE_DEADLINE_CONTINUE = 0  # wasmtime_update_deadline_kind_t: run on
+
+
+def epoch_callback(store: wasmtime.Store, decide: Callable[[], str | None]) -> object:
+    """Ask ``decide()`` each time ``store``'s epoch deadline passes (on the wasm thread).
+
+    None lets the guest run one more tick; a message ends the call with a wasmtime error
+    carrying it (the caller stashes the typed error first). The returned object is the
+    callback: keep it alive as long as the store. ``decide`` must not raise; if it does,
+    the call ends rather than run on unchecked.
+    """
+    def on_deadline(context: object, data: object, delta: Any, kind: Any) -> int:
+        try:
+            message = decide()
+        except BaseException as exc:  # a raw callback must never raise
+            message = f"callgate: {type(exc).__name__} in the epoch deadline callback"
+        if message is None:
+            delta[0] = 1
+            kind[0] = UPDATE_DEADLINE_CONTINUE
+            return 0
+        error = wb.wasmtime_error_new(message.encode())
+        return ctypes.cast(error, ctypes.c_void_p).value or 0
+
+    callback = _EPOCH_CALLBACK(on_deadline)
+    wb.wasmtime_store_epoch_deadline_callback(store.ptr(), callback, None, _EPOCH_FINALIZER())
+    return callback

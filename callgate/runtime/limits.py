@@ -175,8 +175,11 @@ class SharedEngine:
         self.ticker = _epoch_ticker(self.engine)
 
     @classmethod
-    def for_limits(cls, limits: Limits) -> SharedEngine:
-        key = EngineKey(limits.fuel is not None, limits.timeout is not None, limits.stack)
+    def for_limits(cls, limits: Limits, cancellable: bool = False) -> SharedEngine:
+        """The engine for ``limits``; a cancellable plugin needs epochs even without a
+        timeout (:meth:`Plugin.cancel` ends a call at the next epoch check)."""
+        key = EngineKey(limits.fuel is not None, limits.timeout is not None or cancellable,
+                        limits.stack)
         with cls._lock:
             shared = cls._cache.get(key)
             if shared is None:

@@ -21,6 +21,7 @@ thread: such a nested call spends the budgets of the outermost call.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import threading
@@ -28,6 +29,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from typing import Any, TypeVar
 
 import wasmtime
 
@@ -40,6 +42,7 @@ from callgate.gates.errors import (
     InstanceLimitExceeded,
     MemoryLimitExceeded,
     OutputLimitExceeded,
+    PluginCancelled,
     PluginClosed,
     PluginError,
     PluginKilled,
@@ -81,6 +84,9 @@ from callgate.runtime.loading import (
 )
 
 _ids = itertools.count(1)
+_T = TypeVar("_T")
+#: Seconds a gate of a cancellable plugin waits at most before it checks for a cancel.
+CANCEL_POLL = 0.02
 M32 = 0xFFFFFFFF
 M64 = 0xFFFFFFFFFFFFFFFF
 _call_unchecked = backend.call_unchecked
@@ -118,7 +124,14 @@ class Plugin:
     * ``compile_cache``: True (the default) keeps compiled modules on disk
       (:mod:`~callgate.runtime.compile_cache`; ``CALLGATE_CACHE_DIR`` moves it,
       ``CALLGATE_CACHE=off`` turns it off), False compiles every time, or a
-      :class:`~callgate.runtime.compile_cache.CompileCache` of your own.
+      :class:`~callgate.runtime.compile_cache.CompileCache` of your own;
+    * ``cancellable``: True lets :meth:`cancel` (from any thread) end a running call. It
+      turns on wasmtime's epoch checks, as a ``Limits.timeout`` does (they cost 20-37% on
+      compute-bound guests, so they are off unless asked for); every 5 ms the running guest
+      asks whether it was cancelled.
+
+    Calls: :meth:`call` (bytes ABI), :meth:`call_int` (integers), their ``async``
+    twins :meth:`call_async` and :meth:`call_int_async`, and :meth:`cancel`.
     """
 
     def __init__(
@@ -135,11 +148,14 @@ class Plugin:
         name: str | None = None,
         filter_mode: str = "compiled",
         compile_cache: CompileCache | bool = True,
+        cancellable: bool = False,
     ) -> None:
         self._closed = True  # until fully loaded, close() has little to do
         self._states: list[object] = []
         self._owns_sink = False
         self._ticking = False
+        self._cancellable = cancellable
+        self._cancel_requested = False  # set by cancel(), cleared by the next outermost call
         self.limits = limits or Limits()
         self.broker = broker
         self.tracer = tracer
@@ -167,7 +183,7 @@ class Plugin:
             providers = default_providers()
         all_providers = [*providers, *([gates] if gates is not None else [])]
         self.table = GateTable(all_providers)
-        self._shared = SharedEngine.for_limits(self.limits)
+        self._shared = SharedEngine.for_limits(self.limits, cancellable)
         if isinstance(module, wasmtime.Module):
             self.module = module
             resolved = resolve_imports(header_of_module(module), self.table)
@@ -195,6 +211,7 @@ class Plugin:
 
     @property
     def filter_mode(self) -> str:
+        """How gate calls are judged: ``"compiled"`` or ``"interpreter"`` (see above)."""
         return self.plan.mode
 
     # -- loading ---------------------------------------------------------------------------
@@ -206,13 +223,17 @@ class Plugin:
         self._ctx = backend.store_context(store)
         self._trap_out = backend.ffi.new("wasm_trap_t **")
         self._deadline_ticks = self.limits.deadline_ticks()
-        if self.limits.timeout is not None:
+        if self._cancellable:  # every tick asks _on_epoch: cancelled? past the deadline?
+            self._deadline_ticks = 1
+            self._epoch_hook = backend.epoch_callback(store, self._on_epoch)
+        if self.limits.timeout is not None or self._cancellable:
             self._shared.ticker.acquire()
             self._ticking = True
         self._closed = False
         self._usable = True
         self._alive[0] = True
-        self._budgeted = self.limits.fuel is not None or self.limits.timeout is not None
+        self._budgeted = (self.limits.fuel is not None or self.limits.timeout is not None
+                          or self._cancellable)
         backend.set_epoch_deadline(self._ctx, self._deadline_ticks)
 
         # State only for providers this module imports from (a WASI fd table is not free).
@@ -274,6 +295,7 @@ class Plugin:
 
     def _refill(self) -> None:
         """Fresh fuel and deadline for an outermost call (only when limited)."""
+        self._cancel_requested = False  # a cancel() meant the call before this one
         ctx = self._ctx
         fuel = self.limits.fuel
         if fuel is not None:
@@ -337,11 +359,23 @@ class Plugin:
         """Call an export with integer params/results; one result as an int (signed, as
         wasm reads it), several as a tuple, none as None.
 
-        Raises :class:`~callgate.gates.errors.AbiError` for a missing or non-integer
-        export, ``TypeError`` for the wrong number of arguments, and any
-        :class:`~callgate.gates.errors.PluginError` the call ends with (a limit, a
-        trap, a verdict); an exception raised by a gate, broker or tracer comes back
-        as itself.
+        Raises (all in :mod:`callgate.gates.errors` unless said otherwise):
+
+        * ``AbiError``: no such export, or one with a non-integer param or result;
+        * ``TypeError``: the wrong number of arguments;
+        * ``PluginClosed``: the plugin was closed; ``PluginPoisoned``: a KILL_PROCESS
+          verdict ended an earlier call, and the plugin refuses every call since;
+        * what ends this call: ``FuelExhausted`` (``Limits.fuel``), ``DeadlineExceeded``
+          (``Limits.timeout``), ``StackOverflow`` (``Limits.stack``),
+          ``OutputLimitExceeded`` (``Limits.output``, bytes the gates wrote),
+          ``GuestTrap`` (unreachable, an out-of-bounds access …), ``GateViolation``
+          (a KILL_THREAD verdict), ``PluginKilled`` (KILL_PROCESS: the plugin is
+          poisoned), ``GateDenied`` (ERRNO on a gate with no result to carry it),
+          ``PluginCancelled`` (:meth:`cancel`), and
+          :class:`~callgate.gates.spec.GuestExit` when the guest calls ``proc_exit``
+          (``.code``). Each is a ``PluginError`` but ``GuestExit``.
+
+        An exception raised by a gate, broker or tracer comes back as itself.
         """
         entry = self._raw_cache.get(name) or self._raw_export(name)
         func, slots, nparams, count, convert = entry
@@ -403,12 +437,77 @@ class Plugin:
     def call(self, name: str, data: bytes | bytearray | memoryview = b"") -> bytes:
         """Call a bytes-ABI export: copy ``data`` in, return the bytes it returns.
 
-        Raises :class:`~callgate.gates.errors.AbiError` when the module does not follow
-        the bytes ABI, :class:`~callgate.gates.errors.OutputLimitExceeded` for a result
-        over ``Limits.output``, and whatever :meth:`call_int` raises.
+        Raises what :meth:`call_int` raises, and for the bytes ABI itself:
+
+        * ``AbiError``: no exported ``memory``, ``cg_alloc`` or ``name`` with the ABI's
+          signature (``GuestAllocError``, an ``AbiError``: ``cg_alloc`` returned 0);
+        * ``OutputLimitExceeded``: a result over ``Limits.output`` (judged from its
+          length, before anything is copied);
+        * :class:`~callgate.gates.memory.GuestMemoryError`: a result pointer or length
+          outside the guest's memory.
         """
         with self._scope():
             return abi.call_bytes(self, name, bytes(data))
+
+    # -- async and cancel ------------------------------------------------------------------
+
+    def cancel(self) -> bool:
+        """End the running call from any thread (a plugin made with ``cancellable=True``).
+
+        The call raises :class:`~callgate.gates.errors.PluginCancelled` within a few
+        milliseconds: at the guest's next epoch check (every 5 ms), or when a gate blocked
+        in a wait looks again (every :data:`CANCEL_POLL` seconds). The plugin stays usable.
+        Returns whether a call was running; with none, nothing happens (the next call is
+        not cancelled). Raises :class:`~callgate.gates.errors.PluginError` for a plugin made
+        without ``cancellable=True``.
+        """
+        if not self._cancellable:
+            raise PluginError(f"{self.name}: cancel() needs Plugin(..., cancellable=True), "
+                              "which turns on the epoch checks that let a call be ended")
+        if self._depth == 0:
+            return False
+        self._cancel_requested = True
+        return True
+
+    async def call_async(self, name: str, data: bytes | bytearray | memoryview = b"") -> bytes:
+        """:meth:`call` in a worker thread, so the event loop runs on; the same limits,
+        the same errors. Cancelling the awaiting task cancels the call (``cancellable=True``
+        plugins; others finish it first) and raises ``asyncio.CancelledError``."""
+        return await self._off_loop(self.call, name, bytes(data))
+
+    async def call_int_async(self, name: str, *args: int) -> int | tuple[int, ...] | None:
+        """:meth:`call_int` in a worker thread; see :meth:`call_async`."""
+        return await self._off_loop(self.call_int, name, *args)
+
+    async def _off_loop(self, fn: Callable[..., _T], *args: Any) -> _T:
+        import asyncio
+
+        future = asyncio.get_running_loop().run_in_executor(None, lambda: fn(*args))
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if self._cancellable:
+                self.cancel()
+            with contextlib.suppress(BaseException):
+                await future  # the thread ends (PluginCancelled) before the task does
+            raise
+
+    def _on_epoch(self) -> str | None:
+        """The store's epoch deadline passed (each tick, cancellable plugins only): end the
+        call if it was cancelled or is past its deadline, else let it run one more tick."""
+        if self._cancel_requested:
+            error: PluginError = self._cancelled_error()
+        elif self.deadline is not None and time.monotonic() >= self.deadline:
+            error = DeadlineExceeded(f"{self.name}: the call ran past its deadline of "
+                                     f"{self.limits.timeout} s (Limits.timeout)")
+        else:
+            return None
+        if self._pending is None:
+            self._pending = error
+        return f"callgate: {type(error).__name__}"
+
+    def _cancelled_error(self) -> PluginCancelled:
+        return PluginCancelled(f"{self.name}: the call was cancelled (Plugin.cancel)")
 
     # -- memory and output -----------------------------------------------------------------
 
@@ -434,8 +533,10 @@ class Plugin:
         """The plugin's exported memory, for host code between calls (None if none).
 
         The view follows the memory: kept across calls, it still sees all of it after the
-        guest grows it. Its reads and writes are bounds-checked (``GuestMemoryError``) and
-        raise :class:`~callgate.gates.errors.PluginClosed` once the plugin is closed.
+        guest grows it. Raises ``PluginClosed`` (or ``PluginPoisoned``) when the plugin
+        cannot be used. Every read and write of the view raises
+        :class:`~callgate.gates.memory.GuestMemoryError` for a range outside the memory,
+        and :class:`~callgate.gates.errors.PluginClosed` once the plugin is closed.
         """
         self._check_open()
         if self._memory is None:
@@ -452,14 +553,22 @@ class Plugin:
         """Seconds left before the current call's deadline (None: no deadline).
 
         Gates that block (``poll_oneoff``, a blocking read) wait at most this long,
-        then call :meth:`check_deadline`; epochs cannot interrupt Python code.
+        then call :meth:`check_deadline`; epochs cannot interrupt Python code. A cancellable
+        plugin's gates wait at most :data:`CANCEL_POLL` seconds at a time, so a
+        :meth:`cancel` reaches them too.
         """
+        if self._cancellable:
+            left = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+            return CANCEL_POLL if left is None else min(left, CANCEL_POLL)
         if self.deadline is None:
             return None
         return max(0.0, self.deadline - time.monotonic())
 
     def check_deadline(self) -> None:
-        """Raise :class:`DeadlineExceeded` if the current call is past its deadline."""
+        """Raise :class:`DeadlineExceeded` if the current call is past its deadline (and
+        :class:`~callgate.gates.errors.PluginCancelled` if it was cancelled)."""
+        if self._cancel_requested:
+            raise self._cancelled_error()
         if self.deadline is not None and time.monotonic() >= self.deadline:
             raise DeadlineExceeded(f"{self.name}: the call ran past its deadline of "
                                    f"{self.limits.timeout} s inside a gate (Limits.timeout)")
@@ -491,10 +600,13 @@ class Plugin:
 
     @property
     def poisoned(self) -> bool:
+        """Whether a KILL_PROCESS verdict ended a call: every call since raises
+        :class:`~callgate.gates.errors.PluginPoisoned`."""
         return self._poisoned is not None
 
     @property
     def closed(self) -> bool:
+        """Whether :meth:`close` ran (or loading failed): every call raises ``PluginClosed``."""
         return self._closed
 
     # -- lifetime --------------------------------------------------------------------------
