@@ -1,6 +1,10 @@
-"""Run every benchmark side by side, print one table, rewrite RESULTS.md and results.png.
+"""Run every benchmark side by side, print one table, write a results file and a chart.
 
-Usage: ``python benchmarks/run.py [--quick]``
+Usage: ``python benchmarks/run.py [--quick] [--record]``
+
+Each run writes a new ``benchmarks/results/run-DATE-TIME.md`` (and ``.png``), so trying
+the benchmarks never touches what is committed; ``--record`` (not with ``--quick``)
+rewrites the committed ``RESULTS.md`` and ``results.png`` instead.
 
 All modules run in this one process, one after the other, on the same machine state;
 each returns :class:`common.Row` values (medians over repeats). The output file is
@@ -55,6 +59,8 @@ DEFAULT_N = 20_000
 QUICK_N = 200
 RESULTS = HERE / "RESULTS.md"
 CHART = HERE / "results.png"
+# Where an unrecorded run goes: one new file per run (the folder is in .gitignore).
+RESULTS_DIR = HERE / "results"
 # Row names containing these are peers or baselines (grey in the chart); the rest is callgate.
 PEERS = ("wasmtime", "Extism", "libseccomp", "no filter", "allow-all", "in-process")
 
@@ -464,10 +470,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
                         help="tiny workloads for a smoke run; numbers are meaningless")
-    parser.add_argument("--output", type=Path, default=RESULTS, help="RESULTS.md to write")
-    parser.add_argument("--chart", type=Path, default=CHART, help="PNG chart to write")
+    parser.add_argument("--record", action="store_true",
+                        help="rewrite the committed benchmarks/RESULTS.md and results.png "
+                        "(default: a new file in benchmarks/results/)")
+    parser.add_argument("--output", type=Path, help="results file to write instead")
+    parser.add_argument("--chart", type=Path, help="PNG chart to write instead")
     parser.add_argument("--only", nargs="+", choices=MODULES, help="run only these modules")
     args = parser.parse_args(argv)
+    if args.record and (args.quick or args.only):
+        parser.error("--record rewrites the committed results, which a --quick or --only "
+                     "run must not: its numbers are not the whole, comparable picture")
+    args.output, args.chart = output_paths(args.record, args.output, args.chart)
     if str(HERE.parent) not in sys.path:  # a fresh checkout runs without `pip install -e .`
         sys.path.insert(1, str(HERE.parent))
 
@@ -486,7 +499,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     why_no_chart = write_chart(rows, args.chart)
     if why_no_chart:
         print(f"no chart: {why_no_chart}", file=sys.stderr)
-    command = "python benchmarks/run.py" + (" --quick" if args.quick else "")
+    command = "python benchmarks/run.py" + (" --quick" if args.quick else "") + \
+        (" --record" if args.record else "")
     chart_name = None if why_no_chart else os.path.relpath(args.chart, args.output.parent)
     args.output.write_text(results_markdown(rows, info, goal_list, command, seconds,
                                             chart_name))
@@ -495,6 +509,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     if failures:
         print("failed modules:\n  " + "\n  ".join(failures), file=sys.stderr)
     return 1 if failures else 0
+
+
+def output_paths(record: bool, output: Path | None,
+                 chart: Path | None) -> tuple[Path, Path]:
+    """Where this run writes: the committed files with ``record``, else a new pair in
+    :data:`RESULTS_DIR` named by the time (never one that exists); ``output``/``chart``
+    override either."""
+    if record:
+        return output or RESULTS, chart or CHART
+    if output is None:
+        RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        for n in range(1000):
+            output = RESULTS_DIR / f"run-{stamp}{f'-{n}' if n else ''}.md"
+            if not output.exists() and not output.with_suffix(".png").exists():
+                break
+    assert output is not None
+    return output, chart or output.with_suffix(".png")
 
 
 if __name__ == "__main__":

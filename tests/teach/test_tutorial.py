@@ -9,10 +9,10 @@ README's illustrative install block is checked where it can be: tests/test_readm
 
 The tutorial is parsed into steps (tests/teach/console_doc.py states the convention). A
 reader starts at the root of a checkout; the session here starts in a scratch directory
-whose ``policies``, ``docs``, ``examples`` and ``tests`` are links to this checkout's and whose
-``guests`` and ``benchmarks`` are copies (their commands write into them), so nothing a
-page does can write into the repository. ``callgate`` and ``python`` on PATH are this
-interpreter. Kernel filters are installed only by the commands' own processes
+whose ``callgate``, ``policies``, ``docs``, ``examples`` and ``tests`` are links to this
+checkout's and whose ``guests`` and ``benchmarks`` are copies (their commands write into
+them), so nothing a page does can write into the repository. ``callgate`` and ``python``
+on PATH are this interpreter. Kernel filters are installed only by the commands' own processes
 (``callgate run --kernel``, the tutorial's scripts), never by pytest's.
 
 One test per step, named by its line (``test_step[L0123-callgate-run-...]``). The steps run
@@ -85,7 +85,7 @@ STEPS = PAGE_STEPS["docs/tutorial.md"]
 ALL_STEPS = [(page, index) for page in RUN_PAGES for index in range(len(PAGE_STEPS[page]))]
 # Checkout folders a page's commands write into: each session gets its own copy.
 COPIED = ("guests", "benchmarks")
-LINKED = ("policies", "docs", "examples", "tests")  # tests: the benchmarks' libseccomp oracle
+LINKED = ("callgate", "policies", "docs", "examples", "tests")  # what benchmarks read
 
 
 def page_id(page: str) -> str:
