@@ -50,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     measure.add_argument("--dir", metavar="DIR",
                          help="where the shared file goes (default: the temporary directory, "
                          "or here when that is a tmpfs)")
+    measure.add_argument("--repeat", type=int, default=1, metavar="N",
+                         help="measure each pair N times and print medians and the "
+                         "capacity's range (default 1: every measurement in full)")
     measure.add_argument("--markdown", action="store_true", help="print a Markdown table")
     measure.set_defaults(func=_measure)
 
@@ -92,7 +95,14 @@ def _duration(text: str, what: str) -> int:
 
 
 def _measure(args: argparse.Namespace) -> int:
-    from callgate.teach.covert import CHANNELS, COUNTERMEASURES, Settings, measure, table
+    from callgate.teach.covert import (
+        CHANNELS,
+        COUNTERMEASURES,
+        Settings,
+        measure,
+        repeated_table,
+        table,
+    )
 
     channels = args.channels or list(CHANNELS)
     against = (["none", "deny", "clocks", "jitter"] if args.against == ["all-each"]
@@ -109,12 +119,15 @@ def _measure(args: argparse.Namespace) -> int:
     settings = Settings(bits=args.bits, seed=args.seed,
                         resolution_ns=_duration(args.resolution, "--resolution"),
                         jitter_ns=_duration(args.jitter, "--jitter"))
+    if not 1 <= args.repeat <= 100:
+        raise CovertUsageError(f"--repeat {args.repeat}: give 1 to 100")
     workdir = Path(args.dir) if args.dir else None
-    rows = []
-    for channel in channels:
-        for cm in against:
-            rows.append(measure(channel, cm, settings, workdir))
-    sys.stdout.write(table(rows, markdown=args.markdown))
+    groups = [[measure(channel, cm, settings, workdir) for _ in range(args.repeat)]
+              for channel in channels for cm in against]
+    if args.repeat == 1:
+        sys.stdout.write(table([g[0] for g in groups], markdown=args.markdown))
+    else:
+        sys.stdout.write(repeated_table(groups, markdown=args.markdown))
     return 0
 
 

@@ -53,7 +53,7 @@ from callgate.policy.toml_loader import format_duration
 from callgate.teach.labs.runner import guest_path
 
 #: Known bits the receiver calibrates on, then the payload.
-PREAMBLE = (1, 0) * 8
+PREAMBLE = (1, 0) * 16
 PAGE = 4096
 #: Between two ``fresh`` pages: past what a one-byte cold read brings in ahead (~16 KiB).
 STRIDE = 256 * 1024
@@ -168,9 +168,26 @@ def payload(bits: int, seed: int) -> list[int]:
 
 
 def calibrate(ones: Sequence[float], zeros: Sequence[float]) -> tuple[float, int]:
-    """A threshold halfway between the medians, and which side reads 1 (0 for no side)."""
+    """A threshold between the classes, and which side of it reads 1 (0: no side).
+
+    The side is where the 1s' median lies; the threshold is halfway between the inner
+    quartiles (the slower class's first quartile, the faster class's third), so a few
+    stragglers in either class - a cold read queued behind other disk I/O for
+    milliseconds, a cached read preempted - do not drag it away from where the classes part.
+    """
     m1, m0 = statistics.median(ones), statistics.median(zeros)
-    return (m1 + m0) / 2, (m1 > m0) - (m1 < m0)
+    side = (m1 > m0) - (m1 < m0)
+    if side == 0:
+        return m1, 0
+    high, low = (ones, zeros) if side > 0 else (zeros, ones)
+    threshold = (_quartiles(high)[0] + _quartiles(low)[2]) / 2
+    return threshold, side
+
+
+def _quartiles(values: Sequence[float]) -> list[float]:
+    if len(values) < 2:
+        return [values[0]] * 3
+    return statistics.quantiles(values, n=4, method="inclusive")
 
 
 def decode(values: Iterable[float], threshold: float, polarity: int) -> list[int]:
@@ -382,6 +399,35 @@ def _us(ns: float) -> str:
     return f"{ns / 1000:.1f}"
 
 
+def repeated_table(groups: Sequence[Sequence[Measurement]], markdown: bool = False) -> str:
+    """Each (channel, countermeasure) measured several times: medians, and the capacity's
+    range, so one lucky or unlucky run does not speak for the channel."""
+    head = ("channel", "countermeasure", "runs", "raw bit/s", "BER", "capacity bit/s",
+            "capacity range", "median 1 - median 0")
+    body = []
+    for runs in groups:
+        m = runs[0]
+        caps = [r.capacity for r in runs]
+        gaps = [statistics.median(r.ones) - statistics.median(r.zeros) for r in runs]
+        gap = statistics.median(gaps)
+        body.append((m.channel, m.countermeasure, str(len(runs)),
+                     f"{statistics.median(r.rate for r in runs):.0f}",
+                     f"{statistics.median(r.ber for r in runs):.3f}",
+                     f"{statistics.median(caps):.0f}", f"{min(caps):.0f}-{max(caps):.0f}",
+                     f"{gap:.0f} reads" if m.channel == "edge" else f"{_us(gap)} us"))
+    return _render(head, body, markdown)
+
+
+def _render(head: Sequence[str], body: Sequence[Sequence[str]], markdown: bool) -> str:
+    if markdown:
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        lines += ["| " + " | ".join(row) + " |" for row in body]
+        return "\n".join(lines) + "\n"
+    widths = [max(len(r[i]) for r in (head, *body)) for i in range(len(head))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+                     .rstrip() for row in (head, *body)) + "\n"
+
+
 def table(rows: Sequence[Measurement], markdown: bool = False) -> str:
     """The measurements as a table: raw bits/s, BER, information bits/s, and the medians
     the receiver calibrated on (us; clock reads for ``edge``)."""
@@ -394,10 +440,4 @@ def table(rows: Sequence[Measurement], markdown: bool = False) -> str:
                      f"{m.rate:.0f}", f"{m.ber:.3f}", f"{m.capacity:.0f}",
                      unit(statistics.median(m.ones)), unit(statistics.median(m.zeros)),
                      str(m.refused)))
-    if markdown:
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(row) + " |" for row in body]
-        return "\n".join(lines) + "\n"
-    widths = [max(len(r[i]) for r in (head, *body)) for i in range(len(head))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
-                     .rstrip() for row in (head, *body)) + "\n"
+    return _render(head, body, markdown)
