@@ -25,6 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 FORCE_PURE_PYTHON = "CALLGATE_PURE_PYTHON"
+# A build of the core to load instead of the installed one (the sanitizer tests build one
+# with AddressSanitizer; it is never needed otherwise).
+CORE_OVERRIDE = "CALLGATE_NATIVE_CORE"
 
 # Every function of the core that callgate calls, by concern (csrc/<concern>.c).
 REQUIRED: dict[str, tuple[str, ...]] = {
@@ -37,6 +40,15 @@ REQUIRED: dict[str, tuple[str, ...]] = {
         "cg_ticker_free",
         "cg_count_tick",
         "cg_count_read",
+    ),
+    "bpf": ("cg_bpf_check", "cg_bpf_run"),
+    "gate": (
+        "cg_plugin_new",
+        "cg_binding_new",
+        "cg_gate_entry",
+        "cg_call",
+        "cg_wasi_set_fd",
+        "cg_audit_scan_run",
     ),
 }
 
@@ -68,7 +80,9 @@ def _load() -> tuple[Any, NativeStatus]:
     if _forced():
         return None, NativeStatus(False, f"{FORCE_PURE_PYTHON} is set", forced=True)
     try:
-        module = importlib.import_module("callgate.native._core")
+        override = os.environ.get(CORE_OVERRIDE, "")
+        module = _load_file(override) if override else \
+            importlib.import_module("callgate.native._core")
     except ImportError as exc:
         return None, NativeStatus(
             False, f"the native core is not built ({exc}); reinstall callgate where a C "
@@ -81,6 +95,19 @@ def _load() -> tuple[Any, NativeStatus]:
             f"{', '.join(missing)}); rebuild it (pip install -e . or "
             "python callgate/native/_build.py)", forced=False)
     return module, NativeStatus(True, "", forced=False, file=module.__file__)
+
+
+def _load_file(path: str) -> Any:
+    """The core built at ``path`` (CALLGATE_NATIVE_CORE), as callgate.native._core."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("callgate.native._core", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"{CORE_OVERRIDE}={path} is not an extension module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["callgate.native._core"] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 _CORE, _STATUS = _load()

@@ -26,14 +26,16 @@ import os
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import IO
+from typing import IO, Protocol
 
 from callgate.bpf.actions import (
     SECCOMP_RET_KILL_PROCESS,
     SECCOMP_RET_KILL_THREAD,
     SECCOMP_RET_LOG,
 )
+from callgate.native.gate import SCAN_ADMITTED, SCAN_END, SCAN_SUMMARY, ScanState
 
 logger = logging.getLogger("callgate.audit")
 # A library must not print on its own: records reach stderr only once the application
@@ -151,6 +153,52 @@ class AuditSink:
         if admitted:
             self._write(record, kind)
 
+    def emit_many(self, plugin: str, batch: AuditBatch) -> None:
+        """Write ``batch``, records of one ``plugin`` buffered elsewhere (the native gate
+        core), exactly as one :meth:`emit` per record at the record's own moment would:
+        the same records admitted, the same held back and summarised, in the same order.
+
+        The rate limit's bookkeeping runs in bulk (:meth:`AuditBatch.scan`: a run of held
+        records costs one count per (gate, action), not one ``emit`` each); the sink's lock
+        is taken per run, as ``emit`` takes it per record.
+        """
+        if self.rate is None:
+            for record, kind in batch.records():
+                self._write(record, kind)
+            return
+        pos = 0
+        while True:
+            with self._lock:
+                bucket = self._buckets.get(plugin)
+                state = ScanState(pos, float(self.rate), float(self.burst), SUMMARY_INTERVAL,
+                                  bucket is not None, bucket.tokens if bucket else 0.0,
+                                  bucket.last if bucket else 0.0, plugin in self._held,
+                                  self._next_summary)
+                batch.scan(state)
+                if state.has_bucket:
+                    if bucket is None:
+                        self._buckets[plugin] = _Bucket(state.tokens, state.last)
+                    else:
+                        bucket.tokens, bucket.last = state.tokens, state.last
+                if state.groups:
+                    held = self._held.get(plugin)
+                    if held is None:
+                        held = self._held[plugin] = _Held(state.held_since)
+                    for binding, ret, count in state.groups:
+                        key, kind = batch.group(binding, ret)
+                        held.counts.setdefault(key, [0, kind])[0] += count
+                self._next_summary = state.next_summary
+                due = self._take_summaries(state.moment) if state.stop == SCAN_SUMMARY else []
+            for summary, summary_kind in due:
+                self._write(summary, summary_kind)
+            if state.stop == SCAN_ADMITTED:
+                self._write(*batch.record(state.pos))
+                pos = state.next
+            elif state.stop == SCAN_END:
+                return
+            else:
+                pos = state.pos
+
     def flush(self) -> None:
         """Write the summaries of every record held back so far."""
         with self._lock:
@@ -236,6 +284,28 @@ class AuditSink:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class AuditBatch(Protocol):
+    """Records of one plugin buffered outside a sink, in call order, for
+    :meth:`AuditSink.emit_many`. Positions are the batch's own (0 is the first record);
+    records are grouped by ``(binding, ret)``, each group one (gate, action) key."""
+
+    def scan(self, state: ScanState) -> None:
+        """The rate limit over the records from ``state.pos`` (``cg_audit_scan_run`` or
+        its twin :func:`callgate.native.gate.scan`)."""
+
+    def record(self, pos: int) -> tuple[AuditRecord, int]:
+        """The record at ``pos`` and its kind (its SECCOMP_RET_* action)."""
+        ...
+
+    def group(self, binding: int, ret: int) -> tuple[_Key, int]:
+        """The summary key of a group and its kind."""
+        ...
+
+    def records(self) -> Iterator[tuple[AuditRecord, int]]:
+        """Every record, in order (a sink without a rate limit writes them all)."""
+        ...
 
 
 # Sinks that may hold records back: their summaries are written at exit if nobody

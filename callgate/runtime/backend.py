@@ -173,12 +173,46 @@ def memory_window(ctx: Raw, memory: Raw) -> tuple[int, int]:
 
 def host_func(ctx: Raw, functype: wasmtime.FuncType, callback: Any) -> wasmtime.Func:
     """A wasmtime-py ``Func`` whose calls enter ``callback`` (a :data:`CALLBACK`) raw."""
+    return host_func_at(ctx, functype, ctypes.cast(callback, ctypes.c_void_p).value or 0)
+
+
+def host_func_at(ctx: Raw, functype: wasmtime.FuncType, callback: int, env: int = 0,
+                 finalizer: int = 0) -> wasmtime.Func:
+    """A ``Func`` whose calls enter the raw callback at address ``callback`` with ``env``;
+    wasmtime calls ``finalizer(env)`` (if not 0) when the store drops the function."""
     raw = ffi.new("wasmtime_func_t *")
     lib.wasmtime_func_new_unchecked(
         ctx, ffi.cast("wasm_functype_t *", address(functype.ptr())),
-        ffi.cast("cg_callback_t", ctypes.cast(callback, ctypes.c_void_p).value),
-        NULL, ffi.cast("void (*)(void *)", 0), raw)
+        ffi.cast("cg_callback_t", callback), ffi.cast("void *", env),
+        ffi.cast("void (*)(void *)", finalizer), raw)
     return wasmtime.Func._from_raw(wb.wasmtime_func_t.from_buffer_copy(ffi.buffer(raw)))
+
+
+def native_api() -> tuple[int, int, int, int]:
+    """What the native gate core calls in wasmtime, as addresses: ``(wasmtime_trap_new,
+    wasmtime_memory_data, wasmtime_memory_data_size, wasmtime_func_call_unchecked)``."""
+    return (_fn_address(lib.wasmtime_trap_new), _fn_address(lib.wasmtime_memory_data),
+            _fn_address(lib.wasmtime_memory_data_size),
+            _fn_address(lib.wasmtime_func_call_unchecked))
+
+
+def _fn_address(fn: Any) -> int:
+    return int(ffi.cast("uintptr_t", fn))
+
+
+def context_address(ctx: Raw) -> int:
+    """A store context (:func:`store_context`) as an address."""
+    return int(ffi.cast("uintptr_t", ctx))
+
+
+def memory_blob(memory: Raw) -> bytes:
+    """The bytes of a ``wasmtime_memory_t`` (:func:`raw_memory`), for the native core."""
+    return bytes(ffi.buffer(memory))
+
+
+def new_error_out() -> Raw:
+    """A ``wasmtime_error_t **`` for the native core's calls to report an error in."""
+    return ffi.new("wasmtime_error_t **")
 
 
 # -- budgets ------------------------------------------------------------------------------

@@ -33,11 +33,13 @@ from typing import Any, TypeVar
 
 import wasmtime
 
+from callgate.bpf.actions import format_action
 from callgate.gates.app import AppGates
 from callgate.gates.errors import (
     AbiError,
     DeadlineExceeded,
     FuelExhausted,
+    GateViolation,
     GuestTrap,
     InstanceLimitExceeded,
     MemoryLimitExceeded,
@@ -54,7 +56,8 @@ from callgate.gates.errors import (
 from callgate.gates.memory import GuestMemory, LiveMemory
 from callgate.gates.spec import GateSpec
 from callgate.gates.table import GateProvider, GateTable
-from callgate.runtime import abi, audit as audit_mod, backend
+from callgate.native import gate as native_gate
+from callgate.runtime import abi, audit as audit_mod, backend, dispatch
 from callgate.runtime.backend import (
     CALLBACK,
     TRAP_INTERRUPT,
@@ -66,7 +69,7 @@ from callgate.runtime.backend import (
 )
 from callgate.runtime.broker import Broker, Tracer
 from callgate.runtime.compile_cache import CompileCache, default_cache
-from callgate.runtime.dispatch import GateBinding
+from callgate.runtime.dispatch import GateBinding, NativeAuditBatch
 from callgate.runtime.filter_plan import FilterPlan, PolicySource, plan_filter
 from callgate.runtime.limits import Limits, SharedEngine
 from callgate.runtime.loading import (
@@ -91,6 +94,9 @@ M32 = 0xFFFFFFFF
 M64 = 0xFFFFFFFFFFFFFFFF
 _call_unchecked = backend.call_unchecked
 _memory_size = backend.memory_size
+_native_core = native_gate.core() if dispatch.NATIVE else None
+# cg_call: an export called through the native core (outermost: output reset, audit flushed).
+_native_call = _native_core.lib.cg_call if _native_core is not None else None
 IntResult = int | tuple[int, ...] | None
 # A cached integer export: raw func, slot buffer, param count, slot count, converter.
 _RawExport = tuple[Raw, Raw, int, int, Callable[[Raw], IntResult]]
@@ -176,6 +182,9 @@ class Plugin:
         self._signatures: dict[str, Signature | None] = {}
         self._bindings: list[GateBinding] = []
         self._callbacks: list[object] = []
+        # The native gate core's state for this plugin (None: every gate is Python's).
+        self._native: native_gate.NativePlugin | None = None
+        self._err_out: Raw | None = None
 
         data, default_name = module_bytes(module)
         self.name = name or f"{default_name}#{next(_ids)}"
@@ -245,15 +254,24 @@ class Plugin:
                 self._states.append(state)
         imports: list[wasmtime.Func] = []
         functypes = [imp.type for imp in self.module.imports]
+        native = self._native = dispatch.native_plugin(self, len(resolved), states)
+        if native is not None:
+            self._err_out = backend.new_error_out()
         for ip, (spec, provider) in enumerate(resolved):
             constant, filter_fn = self.plan.for_gate(spec.number)
             binding = GateBinding(self, spec, ip, states[provider.module], filter_fn, constant)
-            callback = CALLBACK(binding.callback)
             functype = functypes[ip]
             assert isinstance(functype, wasmtime.FuncType)  # resolve_imports checked it
-            imports.append(backend.host_func(self._ctx, functype, callback))
+            env = 0 if native is None else \
+                dispatch.bind_native(binding, native, self.plan.program, constant)
+            if env:  # the C callback; wasmtime frees the binding with the store
+                imports.append(backend.host_func_at(self._ctx, functype, dispatch.ENTRY, env,
+                                                    dispatch.FINALIZER))
+            else:
+                callback = CALLBACK(binding.callback)
+                imports.append(backend.host_func(self._ctx, functype, callback))
+                self._callbacks.append(callback)
             self._bindings.append(binding)
-            self._callbacks.append(callback)
         with self._scope():  # a start function runs under the limits, like any call
             try:
                 self.instance = wasmtime.Instance(store, self.module, imports)
@@ -261,7 +279,7 @@ class Plugin:
                 raise self._load_failure(exc) from None
         for export_name, item in self.instance.exports(store).items():
             if isinstance(item, wasmtime.Memory) and export_name == "memory":
-                self._memory = backend.raw_memory(item)
+                self._set_memory(backend.raw_memory(item))
             elif isinstance(item, wasmtime.Func):
                 self._exports[export_name] = item
         if "_initialize" in self._exports:
@@ -269,6 +287,9 @@ class Plugin:
 
     def _load_failure(self, exc: Exception) -> BaseException:
         pending, self._pending = self._pending, None
+        native_error = self._native_pending()
+        if native_error is not None:
+            return native_error
         if pending is not None:
             return pending
         message = str(exc).strip()
@@ -305,6 +326,8 @@ class Plugin:
         backend.set_epoch_deadline(ctx, self._deadline_ticks)
         if self.limits.timeout is not None:
             self.deadline = time.monotonic() + self.limits.timeout
+            if self._native is not None:
+                self._native.set_deadline(self.deadline)
 
     @contextmanager
     def _scope(self) -> Iterator[None]:
@@ -315,7 +338,7 @@ class Plugin:
         with self._lock:
             depth = self._depth
             if depth == 0:
-                self._output_used = 0
+                self._reset_output()
                 if self._budgeted:
                     self._refill()
             self._depth = depth + 1
@@ -323,6 +346,8 @@ class Plugin:
                 yield
             finally:
                 self._depth = depth
+                if depth == 0 and self._native is not None and self._native.audit_pending():
+                    self._flush_native_audit()
             if depth == 0 and self._poisoned is not None:
                 raise self._poisoned
 
@@ -336,12 +361,44 @@ class Plugin:
 
     def _call_failure(self, err: Raw, trap: Raw) -> BaseException:
         pending, self._pending = self._pending, None
+        native_error = self._native_pending()  # a KILL_PROCESS there poisons the plugin
         code, message = backend.take_failure(err, trap)
         if self._depth == 0 and self._poisoned is not None:
             return self._poisoned  # killed in a nested call: the outermost call says so
+        if native_error is not None:
+            return native_error
         if pending is not None:
             return pending
         return _trap_error(code, f"{self.name}: {backend.trap_cause(message)}", message)
+
+    def _native_failure(self, status: int) -> BaseException:
+        """What a call through the native core that did not simply return ends with."""
+        if status == 1:
+            err_out = self._err_out
+            assert err_out is not None
+            err, err_out[0] = err_out[0], backend.NULL
+            return self._call_failure(err, self._trap_out)
+        pending, self._pending = self._pending, None  # 2: the final audit flush raised
+        return pending or PluginError(f"{self.name}: the audit flush failed")
+
+    def _native_pending(self) -> BaseException | None:
+        """The error a trap of the native core stands for (and clear it), or None."""
+        native = self._native
+        if native is None:
+            return None
+        kind, index, ret = native.take_pending()
+        if kind in (native_gate.PENDING_NONE, native_gate.PENDING_FLUSH):
+            return None  # FLUSH: the exception the flush raised is self._pending
+        if kind == native_gate.PENDING_DEADLINE:
+            return self._deadline_error()
+        if kind == native_gate.PENDING_OUTPUT:
+            return self._output_error()
+        spec = self._bindings[index].spec
+        if kind == native_gate.PENDING_KILL_THREAD:
+            return GateViolation(spec.name, spec.number, "KILL_THREAD", self.name)
+        error = PluginKilled(spec.name, spec.number, format_action(ret), self.name)
+        self._poison(error)
+        return error
 
     def _trap(self, exc: BaseException) -> int:
         """Stash ``exc`` (raised under a gate) and return a trap that unwinds the guest."""
@@ -354,6 +411,8 @@ class Plugin:
         self._poisoned = error
         self._usable = False
         self._alive[0] = False
+        if self._native is not None:
+            self._native.shared.alive = 0
 
     def call_int(self, name: str, *args: int) -> int | tuple[int, ...] | None:
         """Call an export with integer params/results; one result as an int (signed, as
@@ -391,18 +450,29 @@ class Plugin:
                 slots[i] = value & M64
                 i += 2
             depth = self._depth
+            native = self._native
             if depth == 0:
-                self._output_used = 0
+                if native is None:
+                    self._output_used = 0  # the native call resets it in C
                 if self._budgeted:
                     self._refill()
             self._depth = depth + 1
             trap = self._trap_out
-            try:
-                err = _call_unchecked(self._ctx, func, slots, count, trap)
-            finally:
-                self._depth = depth
-            if err or trap[0]:
-                raise self._call_failure(err, trap)
+            if native is None:
+                try:
+                    err = _call_unchecked(self._ctx, func, slots, count, trap)
+                finally:
+                    self._depth = depth
+                if err or trap[0]:
+                    raise self._call_failure(err, trap)
+            else:
+                try:
+                    status = _native_call(native.ptr, depth, func, slots,  # type: ignore[misc]
+                                          count, self._err_out, trap)
+                finally:
+                    self._depth = depth
+                if status:
+                    raise self._native_failure(status)
             if depth == 0 and self._poisoned is not None:
                 raise self._poisoned
             return convert(slots)
@@ -520,14 +590,20 @@ class Plugin:
         """
         mem = self._memory
         if mem is None:
-            mem = self._memory = backend.caller_memory(caller)
+            mem = backend.caller_memory(caller)
             if mem is None:
                 return None
+            self._set_memory(mem)
         size = _memory_size(self._ctx, mem)
         window = self._window
         if window is None or window.size != size:
             window = self._window = GuestMemory(*backend.memory_window(self._ctx, mem))
         return window
+
+    def _set_memory(self, mem: Raw) -> None:
+        self._memory = mem
+        if self._native is not None:
+            self._native.set_memory(backend.memory_blob(mem))
 
     def memory(self) -> GuestMemory | None:
         """The plugin's exported memory, for host code between calls (None if none).
@@ -570,21 +646,65 @@ class Plugin:
         if self._cancel_requested:
             raise self._cancelled_error()
         if self.deadline is not None and time.monotonic() >= self.deadline:
-            raise DeadlineExceeded(f"{self.name}: the call ran past its deadline of "
-                                   f"{self.limits.timeout} s inside a gate (Limits.timeout)")
+            raise self._deadline_error()
+
+    def _deadline_error(self) -> DeadlineExceeded:
+        return DeadlineExceeded(f"{self.name}: the call ran past its deadline of "
+                                f"{self.limits.timeout} s inside a gate (Limits.timeout)")
 
     def charge_output(self, nbytes: int) -> None:
         """Count ``nbytes`` against this call's output cap; raise once it is passed."""
-        self._output_used += nbytes
+        native = self._native
+        if native is None:
+            self._output_used += nbytes
+            used = self._output_used
+        else:  # the native core's gates charge the same counter
+            shared = native.shared
+            used = min(int(shared.output_used) + nbytes, native_gate.U64)
+            shared.output_used = used
         cap = self.limits.output
-        if cap is not None and self._output_used > cap:
-            raise OutputLimitExceeded(f"{self.name}: output of this call passed the limit of "
-                                      f"{cap} bytes (Limits.output)")
+        if cap is not None and used > cap:
+            raise self._output_error()
+
+    def _output_error(self) -> OutputLimitExceeded:
+        return OutputLimitExceeded(f"{self.name}: output of this call passed the limit of "
+                                   f"{self.limits.output} bytes (Limits.output)")
+
+    def _reset_output(self) -> None:
+        if self._native is None:
+            self._output_used = 0
+        else:
+            self._native.shared.output_used = 0
 
     @property
     def output_used(self) -> int:
         """Bytes charged to the current (or last) outermost call's output budget."""
+        if self._native is not None:
+            return int(self._native.shared.output_used)
         return self._output_used
+
+    # -- the native core's audit records ---------------------------------------------------
+
+    def _flush_native_audit(self) -> None:
+        """Deliver the records of the calls the native core denied, in order, through the
+        sink (and its rate limit) as if each had been emitted at its call."""
+        native = self._native
+        if native is None or not native.audit_pending():
+            return
+        try:
+            self.audit_sink.emit_many(self.name, NativeAuditBatch(native, self))
+        finally:
+            native.audit_clear()
+
+    def _flush_native_from_c(self) -> int:
+        """The native core's flush: 0, or 1 with the exception stashed for the call."""
+        try:
+            self._flush_native_audit()
+            return 0
+        except BaseException as exc:
+            if self._pending is None:
+                self._pending = exc
+            return 1
 
     # -- introspection ---------------------------------------------------------------------
 
@@ -592,10 +712,16 @@ class Plugin:
     def counters(self) -> dict[str, dict[str, int]]:
         """Per gate imported: how many calls got each verdict (``allow``, ``errno`` …)."""
         out: dict[str, dict[str, int]] = {}
+        native = self._native.counts() if self._native is not None else None
+        width = len(audit_mod.COUNTER_NAMES)
         for binding in self._bindings:
             slot = out.setdefault(binding.spec.name, dict.fromkeys(audit_mod.COUNTER_NAMES, 0))
             for key, count in zip(audit_mod.COUNTER_NAMES, binding.counts, strict=True):
                 slot[key] += count
+            if native is not None and binding.native:  # the calls C finished
+                row = native[binding.ip * width:(binding.ip + 1) * width]
+                for key, count in zip(audit_mod.COUNTER_NAMES, row, strict=True):
+                    slot[key] += count
         return out
 
     @property
@@ -631,6 +757,13 @@ class Plugin:
         self._closed = True
         self._usable = False
         self._alive[0] = False
+        native = self._native
+        if native is not None:
+            native.shared.alive = 0  # a late call (a store kept elsewhere) goes to Python
+            dispatch.forget_plugin(native, self._bindings)
+            if native.audit_pending():
+                with contextlib.suppress(Exception):  # closing: nothing to raise it into
+                    self._flush_native_audit()
         for state in self._states:
             closer = getattr(state, "close", None)
             if callable(closer):

@@ -26,6 +26,7 @@ import os
 import socket
 import stat
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from callgate.arch import wasi_errno as E
 from callgate.gates.wasi import types as T
@@ -87,6 +88,8 @@ class FdEntry:
     sock: socket.socket | None = None    # a socket the host passed in (or accepted)
     stdio: bool = False                  # the guest's stdin, stdout or stderr (wherever moved)
     dir_cache: list[tuple[bytes, int, int]] | None = field(default=None)
+    # (mirror, fd) while the entry sits in a mirrored table (see FdTable.attach_mirror).
+    _watch: tuple[FdMirror, int] | None = field(default=None, repr=False, compare=False)
 
     @property
     def is_dir(self) -> bool:
@@ -128,6 +131,43 @@ class FdEntry:
         self.sock = None
 
 
+class FdMirror(Protocol):
+    """Something that keeps a copy of a table's entries (the native gate core's fd array):
+    told every entry placed at an fd, every change to one, and every fd freed."""
+
+    def set(self, fd: int, entry: FdEntry) -> None: ...
+
+    def clear(self, fd: int) -> None: ...
+
+
+# Fields whose change a mirror never needs to hear about: the directory listing cache, and
+# a stdin feed's or captured buffer's contents (``entry.sink += data`` assigns the same
+# bytearray back). A change between None and an object is always told.
+_UNMIRRORED = frozenset({"dir_cache", "_watch"})
+_OBJECTS = frozenset({"fed", "sink", "sock"})
+
+
+class WatchedFdEntry(FdEntry):
+    """An :class:`FdEntry` in a mirrored table: every assignment to a field is told to the
+    mirror. The table swaps an entry's class to this one when it places it, and back when
+    the entry leaves (so an unmirrored entry costs nothing). Same slots, same behaviour."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        watch = self._watch
+        if name in _OBJECTS and watch is not None:
+            unchanged = (getattr(self, name) is None) == (value is None)
+            object.__setattr__(self, name, value)
+            if unchanged:
+                return
+        else:
+            object.__setattr__(self, name, value)
+            if watch is None or name in _UNMIRRORED:
+                return
+        watch[0].set(watch[1], self)
+
+
 class FdTable:
     """fd number -> :class:`FdEntry`, numbered the way wasmtime's preview1 numbers them.
 
@@ -145,6 +185,33 @@ class FdTable:
         self.entries: dict[int, FdEntry] = {}
         self.free: list[int] = []      # -fd for every free number (heapq is a min-heap)
         self.high_water = 0            # 1 + the highest fd number ever handed out
+        self.mirror: FdMirror | None = None
+
+    def attach_mirror(self, mirror: FdMirror) -> None:
+        """From now on, tell ``mirror`` every fd placed, changed or freed (starting with
+        every entry open now). The native gate core mirrors the table this way; the
+        table stays the one definition."""
+        self.mirror = mirror
+        for fd, entry in self.entries.items():
+            self._watch(fd, entry)
+
+    def _watch(self, fd: int, entry: FdEntry) -> None:
+        mirror = self.mirror
+        if mirror is None:
+            return
+        object.__setattr__(entry, "_watch", (mirror, fd))
+        if type(entry) is FdEntry:
+            entry.__class__ = WatchedFdEntry
+        mirror.set(fd, entry)
+
+    def _unwatch(self, fd: int, entry: FdEntry) -> None:
+        mirror = self.mirror
+        if mirror is None:
+            return
+        mirror.clear(fd)
+        object.__setattr__(entry, "_watch", None)
+        if type(entry) is WatchedFdEntry:
+            entry.__class__ = FdEntry  # type: ignore[assignment]  # the same slots
 
     def get(self, fd: int) -> FdEntry:
         entry = self.entries.get(fd)
@@ -176,12 +243,14 @@ class FdTable:
             fd = self.high_water
             self.high_water += 1
         self.entries[fd] = entry
+        self._watch(fd, entry)
         return fd
 
     def close(self, fd: int) -> None:
         entry = self.get(fd)
         del self.entries[fd]
         heapq.heappush(self.free, -fd)
+        self._unwatch(fd, entry)
         entry.release()
 
     def renumber(self, old: int, new: int) -> None:
@@ -193,11 +262,16 @@ class FdTable:
             return
         del self.entries[old]
         heapq.heappush(self.free, -old)
+        self._unwatch(new, target)
+        self._unwatch(old, entry)
         self.entries[new] = entry
+        self._watch(new, entry)
         target.release()
 
     def close_all(self) -> None:
         entries, self.entries = self.entries, {}
+        for fd, entry in entries.items():
+            self._unwatch(fd, entry)
         for entry in entries.values():
             entry.release()
 
