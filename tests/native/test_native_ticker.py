@@ -12,8 +12,8 @@ import warnings
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import require
 from hypothesis import example, given, strategies as st
+from native_helpers import require_native
 
 from callgate.native import loader, ticker as ticker_module
 from callgate.native.ticker import (
@@ -33,9 +33,6 @@ u64 = st.one_of(st.sampled_from([0, 1, 2, 3, PERIOD_NS, U64 // 3, U64 // 2, U64 
                 st.integers(min_value=0, max_value=U64))
 
 
-def require_native() -> None:
-    require(loader.native_available(), "the native core (callgate.native._core: "
-            "pip install -e . with a C compiler)")
 
 
 # -- the schedule: C and Python compute the same numbers --------------------------------------
