@@ -131,7 +131,8 @@ class NativePlugin:
     its finalizer when the store goes) another, so C state outlives whichever goes last.
     """
 
-    __slots__ = ("_ffi", "_lib", "_record", "_scan", "nbindings", "plugin_id", "ptr", "shared")
+    __slots__ = ("_ffi", "_lib", "_record", "_scan", "nbindings", "plugin_id", "ptr", "shared",
+                 "wall_offset")
 
     def __init__(self, api: HostApi, plugin_id: int, nbindings: int, ctx: int) -> None:
         mod = core()
@@ -153,6 +154,7 @@ class NativePlugin:
         self.shared = lib.cg_plugin_shared(self.ptr)
         self.nbindings = nbindings
         self.plugin_id = plugin_id
+        self.wall_offset: float | None = None  # wall - monotonic, for records' times
         self._record = ffi.new("cg_audit_record *")
         self._scan = ffi.new("cg_audit_scan *")
 

@@ -523,7 +523,8 @@ def _packed(program: tuple[Insn, ...], nr: int) -> bytes:
 class NativeAuditBatch:
     """The native core's buffered records of one plugin, for :meth:`AuditSink.emit_many`
     (an :class:`~callgate.runtime.audit.AuditBatch`). A record's time is its call's: C
-    stamps CLOCK_MONOTONIC, turned into wall time with the offset at the flush."""
+    stamps CLOCK_MONOTONIC, turned into wall time with one offset per plugin (so records keep
+    their order across flushes), taken again only when the wall clock was stepped."""
 
     __slots__ = ("_bindings", "_native", "_offset", "_plugin")
 
@@ -531,7 +532,10 @@ class NativeAuditBatch:
         self._native = native
         self._plugin = plugin.name
         self._bindings = plugin._bindings
-        self._offset = time.time() - time.monotonic()
+        offset = time.time() - time.monotonic()
+        if native.wall_offset is None or abs(offset - native.wall_offset) > 1e-3:
+            native.wall_offset = offset
+        self._offset = native.wall_offset
 
     def scan(self, state: native_gate.ScanState) -> None:
         self._native.audit_scan(state)
