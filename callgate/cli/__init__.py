@@ -24,6 +24,7 @@ VERB_MODULES: tuple[str, ...] = (
     "callgate.cli.check_verb",
     "callgate.cli.compile_verb",
     "callgate.cli.covert_verb",
+    "callgate.cli.doctor_verb",
     "callgate.cli.completion_verb",
     "callgate.cli.kernel_verbs",
     "callgate.cli.lab_verb",

@@ -216,3 +216,19 @@ def test_json_lines_of_native_records_are_the_schema_pythons_are(tmp_path):
     first, second = (json.loads(line) for line in path.read_text().splitlines())
     assert set(first) == set(second)
     assert first["gate"] == "fd_write" and first["args"] == [4000, 256, 1, 64]
+
+
+def test_callgate_doctor_says_which_path_is_active():
+    def doctor(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "callgate", "doctor", *args],
+                              capture_output=True, text=True, timeout=120, check=False,
+                              env={**os.environ, **env})
+
+    pure = doctor("--require-native", CALLGATE_PURE_PYTHON="1")
+    assert pure.returncode == 1
+    assert pure.stdout.startswith("gate path: pure Python (CALLGATE_PURE_PYTHON is set)")
+    require_native()
+    native = doctor("--require-native", CALLGATE_PURE_PYTHON="")
+    assert native.returncode == 0, native.stderr
+    assert native.stdout.startswith("gate path: native core (")
+    assert "fd_write" in native.stdout
