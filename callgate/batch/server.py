@@ -18,7 +18,7 @@ the job's engine setting if it has not yet (the compile cache on disk makes a re
 server quick), derives the kernel filter for the job's policy (once per policy), then
 forks. The child (:mod:`callgate.batch.child`) instantiates, locks down and runs. The
 server waits for the report, the child's exit and the job's hard deadline -
-``timeout + max(1 s, timeout / 4)``, past which it kills the child - then reads what the
+``timeout + max(2 s, timeout / 4)``, past which it kills the child - then reads what the
 child left (capped stdout/stderr, the files asked for, without following a symlink),
 removes the scratch directory and answers with the result.
 
@@ -91,11 +91,18 @@ MODULE_BYTES_KEPT = 1024 * 1024 * 1024
 COLLECT_EVERY = 256
 
 
+#: The least time past a job's own deadline before its server kills it: the job's process
+#: needs a moment to notice (a gate's bounded wait ends, the epoch ticks) and report, and
+#: on a loaded machine a moment is long. Two engines running one batch report a deadline
+#: the same way only if the guest's own deadline fires first, well before this.
+GRACE = 2.0
+
+
 def hard_deadline(timeout: float) -> float:
     """Seconds after the fork at which the server kills a job's process: the guest's own
     deadline (``Limits.timeout``, enforced inside it by epoch interruption) plus a grace
     for loading, locking down and host code the epoch cannot interrupt."""
-    return timeout + max(1.0, timeout / 4)
+    return timeout + max(GRACE, timeout / 4)
 
 
 @dataclass(frozen=True)
