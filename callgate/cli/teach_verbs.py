@@ -40,6 +40,7 @@ from callgate.teach.explain_text import (
     render_text,
 )
 from callgate.teach.graph import program_dot, render_svg
+from callgate.teach.stepper import stepper_page
 
 GRAPH_FORMATS = {".dot": "dot", ".gv": "dot", ".svg": "svg"}
 
@@ -67,6 +68,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                          "the filter's own (try another to see the mismatch action)")
     explain.add_argument("--json", action="store_true",
                          help="print the explanation as JSON (schema callgate.explain/1)")
+    explain.add_argument("--html", metavar="FILE",
+                         help="also write a self-contained page that steps through the "
+                         "filter: the graph with the path lit, A, X and M at each step")
     explain.set_defaults(func=_explain)
 
     graph = subparsers.add_parser(
@@ -104,12 +108,15 @@ def _explain(args: argparse.Namespace) -> int:
         target.loaded.rule_paths.get(target.layer, ()),
     )
     source = target.loaded.policy.source
+    rules = len(target.section.rules)
+    title = f"{source} [{target.layer.value}], {rules} rule{'s' * (rules != 1)}"
+    if args.html:
+        _write_page(args.html, stepper_page(explanation, compile_plan(target.plan), arch, title,
+                                            render_text(explanation, title)))
     if args.json:
         sys.stdout.write(render_json(explanation, schema="callgate.explain/1", kind="policy",
                                      policy=source, layer=target.layer.value))
     else:
-        rules = len(target.section.rules)
-        title = f"{source} [{target.layer.value}], {rules} rule{'s' * (rules != 1)}"
         sys.stdout.write(render_text(explanation, title))
     if not explanation.agree:
         print("callgate explain: the policy and its compiled program disagree (a compiler "
@@ -129,12 +136,22 @@ def _explain_program(args: argparse.Namespace) -> int:
         parse_integer(args.ip, "instruction pointer", 64) & U64_MASK,
     )
     explanation = explain_program(program, arch, data)
+    if args.html:
+        _write_page(args.html, stepper_page(explanation, program, arch, title,
+                                            render_program_text(explanation, title)))
     if args.json:
         sys.stdout.write(render_program_json(explanation, schema="callgate.explain/1",
                                              kind="program", program=given.name))
     else:
         sys.stdout.write(render_program_text(explanation, title))
     return 0
+
+
+def _write_page(path: str, page: str) -> None:
+    try:
+        Path(path).write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise CliInputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _call_arch(text: str | None, arch: Arch) -> int:

@@ -137,3 +137,9 @@ class Policy:
 
     def section(self, layer: Layer | str) -> Section | None:
         return self.gates if Layer(layer) is Layer.GATES else self.kernel
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows a policy as tables (:mod:`callgate.policy.html`)."""
+        from callgate.policy.html import policy_html
+
+        return policy_html(self)

@@ -112,6 +112,12 @@ class Explanation:
     def agree(self) -> bool:
         return self.explained == self.reference == self.bpf
 
+    def _repr_html_(self) -> str:
+        """Jupyter: the call, the rules with each comparison, the path, the verdict."""
+        from callgate.teach.display import explanation_html
+
+        return explanation_html(self)
+
 
 def explain_call(
     section: Section,
@@ -160,6 +166,12 @@ class ProgramExplanation:
     bpf: int  # the program's return value
     path: tuple[PathStep, ...]
     program_length: int
+
+    def _repr_html_(self) -> str:
+        """Jupyter: the call, the path with what each line did, the verdict."""
+        from callgate.teach.display import explanation_html
+
+        return explanation_html(self)
 
 
 def explain_program(program: Sequence[Insn], arch: Arch, data: SeccompData) -> ProgramExplanation:

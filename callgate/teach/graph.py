@@ -20,6 +20,7 @@ refused (the kernel refuses it too).
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 from collections.abc import Sequence
@@ -58,6 +59,7 @@ ACTION_COLOURS = {
     SECCOMP_RET_KILL_PROCESS: "#ef9a9a",
 }
 RETURN_A_COLOUR = "#e0e0e0"  # ``return A``: the action is not known until run time
+LIT_COLOUR = "#1565c0"  # the lines and edges one run took
 
 
 class GraphError(CallgateError, ValueError):
@@ -105,13 +107,22 @@ def reachable(program: Sequence[Insn], all_edges: Sequence[Edge]) -> set[int]:
     return seen
 
 
-def program_dot(program: Sequence[Insn], arch: Arch | str | None, title: str) -> str:
-    """The DOT text of ``program``'s control-flow graph; names resolve as in its listing."""
+def program_dot(program: Sequence[Insn], arch: Arch | str | None, title: str, *,
+                ids: bool = False, path: Sequence[int] = ()) -> str:
+    """The DOT text of ``program``'s control-flow graph; names resolve as in its listing.
+
+    ``ids``: give every node the id ``n<line>`` and every edge ``e<from>-<to>`` in the SVG
+    Graphviz draws, for a page to light them (``callgate explain --html``). ``path``: the
+    lines one run executed, in order; their nodes and the edges between them are drawn
+    lit (blue, bold), for a picture of one call's way through.
+    """
     if not program:
         raise GraphError("the program is empty: there is nothing to draw")
     texts = statements(program, arch)
     all_edges = edges(program)
     live = reachable(program, all_edges)
+    lit_nodes = set(path)
+    lit_edges = set(itertools.pairwise(path))
     lines = [
         "digraph bpf {",
         f"  graph [label={_quote(title)}, labelloc=t, fontname=monospace];",
@@ -120,6 +131,10 @@ def program_dot(program: Sequence[Insn], arch: Arch | str | None, title: str) ->
     ]
     for pc, (insn, text) in enumerate(zip(program, texts, strict=True)):
         attrs = [f"label={_quote(f'{LINE_LABEL.format(line=pc)}: {text}')}"]
+        if ids:
+            attrs.append(f'id="n{pc}"')
+        if pc in lit_nodes:
+            attrs += [f'color="{LIT_COLOUR}"', "penwidth=2.5"]
         styles = []
         if op.bpf_class(insn.code) == op.BPF_RET:
             styles.append("filled")
@@ -132,6 +147,14 @@ def program_dot(program: Sequence[Insn], arch: Arch | str | None, title: str) ->
         lines.append(f"  n{pc} [{', '.join(attrs)}];")
     for edge in all_edges:
         edge_attrs = _edge_attrs(edge, program[edge.source], texts[edge.source])
+        extra = []
+        if ids:
+            extra.append(f'id="e{edge.source}-{edge.target}"')
+        if (edge.source, edge.target) in lit_edges:
+            extra.append(f'penwidth=3, color="{LIT_COLOUR}"')
+        if extra:
+            joined = ", ".join(extra)
+            edge_attrs = f"{edge_attrs[:-1]}, {joined}]" if edge_attrs else f" [{joined}]"
         lines.append(f"  n{edge.source} -> n{edge.target}{edge_attrs};")
     lines.append("}")
     return "\n".join(lines) + "\n"
