@@ -27,6 +27,7 @@ from typing import Any
 from callgate.batch.local import LocalEngine
 from callgate.batch.schema import BatchError, error_result
 from callgate.batch.sources import PolicySpec
+from callgate.runtime.backend import TrapHandlers
 
 WireJob = dict[str, Any]
 #: Seconds an actor's loop waits for a result before it looks for new jobs again.
@@ -161,7 +162,8 @@ class RayEngine:
         if not ray.is_initialized():
             address = self.address or os.environ.get("RAY_ADDRESS")
             options = {"include_dashboard": False, "log_to_driver": False, **self.init}
-            ray.init(address=address, **options)
+            with TrapHandlers.kept():  # Ray's crash handlers would hide wasmtime's
+                ray.init(address=address, **options)
             self._owns_ray = True
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -195,7 +197,8 @@ class RayEngine:
                     ray.kill(actor)
         if self._owns_ray:
             self._owns_ray = False
-            _ray().shutdown()
+            with TrapHandlers.kept():  # and shutdown resets them to the default action
+                _ray().shutdown()
 
     def __enter__(self) -> RayEngine:
         return self.start()

@@ -23,7 +23,8 @@ load failures, for which the C API gives no code, by the one message parser belo
 from __future__ import annotations
 
 import ctypes
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import cffi
@@ -347,3 +348,44 @@ def epoch_callback(store: wasmtime.Store, decide: Callable[[], str | None]) -> o
     callback = _EPOCH_CALLBACK(on_deadline)
     wb.wasmtime_store_epoch_deadline_callback(store.ptr(), callback, None, _EPOCH_FINALIZER())
     return callback
+
+
+# -- wasmtime's trap handlers --------------------------------------------------------------
+
+# wasmtime turns a wasm trap (ud2, a guard-page fault, a division by zero) into an error
+# through handlers for these signals, installed once per process. A library that installs
+# its own later (Ray's driver does, in ray.init, and resets them in ray.shutdown) leaves
+# the next trap to the default action: the whole process dies.
+TRAP_SIGNALS = (4, 7, 8, 11)  # SIGILL, SIGBUS, SIGFPE, SIGSEGV
+_SIGACTION_BYTES = 256  # more than glibc's struct sigaction (152 bytes on x86_64)
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+class TrapHandlers:
+    """The process's handlers for :data:`TRAP_SIGNALS`, saved to be put back later::
+
+        with TrapHandlers.kept():
+            ray.init()   # wasm traps still reach wasmtime afterwards
+    """
+
+    def __init__(self) -> None:
+        self._saved: dict[int, ctypes.Array[ctypes.c_char]] = {}
+        for sig in TRAP_SIGNALS:
+            buf = ctypes.create_string_buffer(_SIGACTION_BYTES)
+            if _libc.sigaction(sig, None, buf) != 0:
+                raise OSError(ctypes.get_errno(), f"sigaction({sig}) cannot be read")
+            self._saved[sig] = buf
+
+    def restore(self) -> None:
+        for sig, buf in self._saved.items():
+            if _libc.sigaction(sig, buf, None) != 0:
+                raise OSError(ctypes.get_errno(), f"sigaction({sig}) cannot be restored")
+
+    @classmethod
+    @contextmanager
+    def kept(cls) -> Iterator[None]:
+        saved = cls()
+        try:
+            yield
+        finally:
+            saved.restore()
