@@ -21,6 +21,7 @@ from callgate.errors import CallgateError
 VERB_MODULES: tuple[str, ...] = (
     "callgate.cli.batch_verb",
     "callgate.cli.bpf_verbs",
+    "callgate.cli.cache_verb",
     "callgate.cli.check_verb",
     "callgate.cli.compile_verb",
     "callgate.cli.covert_verb",

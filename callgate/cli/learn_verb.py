@@ -18,6 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from callgate.cli.cache_verb import add_cache_options, use_cache_options
 from callgate.cli.run_verb import (
     add_command_arguments,
     add_guest_options,
@@ -48,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def _add_options(parser: argparse.ArgumentParser) -> None:
     add_guest_options(parser)
     add_limit_options(parser)
+    add_cache_options(parser)
     parser.add_argument("-o", "--output", metavar="POLICY",
                         help="write the policy to this file (default: stdout)")
     parser.add_argument("--json", action="store_true", default=None,
@@ -66,6 +68,7 @@ def _learn(args: argparse.Namespace) -> int:
     from callgate.learn import learn
 
     guest_args = late_options(args, _add_options, "callgate learn")
+    use_cache_options(args)
     print_dir_notes(args, "learn")
     config = WasiConfig(args=[Path(args.wasm).name, *guest_args], env=dict(args.env),
                         preopens=args.dir)

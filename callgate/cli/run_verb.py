@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from callgate.cli.cache_verb import add_cache_options, use_cache_options
 from callgate.cli.completion_verb import completes_filters
 from callgate.cli.inputs import shipped_policy
 from callgate.cli.runtime_verbs import (
@@ -72,6 +73,7 @@ def _add_options(parser: argparse.ArgumentParser) -> None:
                                           "(default+fs with --dir; see docs/wasi.md)"))
     add_guest_options(parser)
     add_limit_options(parser)
+    add_cache_options(parser)
     parser.add_argument("--audit", metavar="FILE", help=AUDIT_HELP)
     add_hook_options(parser)
     parser.add_argument("--kernel", action="store_true", default=None,
@@ -187,6 +189,7 @@ def _run(args: argparse.Namespace) -> int:
     from callgate.runtime.plugin import Plugin
 
     guest_args = late_options(args, _add_options, "callgate run")
+    use_cache_options(args)
     print_dir_notes(args, "run")
     policy = gate_policy_arg(args.policy) if args.policy else default_policy(bool(args.dir))
     if isinstance(policy, list) and (args.kernel or args.isolate):

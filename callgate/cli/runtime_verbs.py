@@ -26,6 +26,7 @@ from typing import Any
 
 from callgate.arch import GATE_ARCH
 from callgate.bpf.insn import Insn
+from callgate.cli.cache_verb import add_cache_options, use_cache_options
 from callgate.cli.completion_verb import completes_filters
 from callgate.cli.inputs import (
     load_program_input,
@@ -159,6 +160,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                       help="wall-clock seconds per call")
     call.add_argument("--memory", type=parse_size, metavar="BYTES",
                       help="linear memory cap (e.g. 65536, 16M)")
+    add_cache_options(call)
     call.add_argument("--audit", metavar="FILE", help=AUDIT_HELP)
     call.add_argument("--gates", metavar="MODULE:ATTR", type=load_app_gates,
                       help="app-defined gates: an AppGates registry importable as "
@@ -269,6 +271,7 @@ def _call(args: argparse.Namespace) -> int:
     from callgate.runtime.loading import default_providers
     from callgate.runtime.plugin import Plugin
 
+    use_cache_options(args)
     limits = limits_from(args)
     policy = gate_policy_arg(args.policy) if args.policy else shipped_policy("default")
     sink = audit_target(args.audit)

@@ -7,17 +7,21 @@ code - so the cache must never become a way to inject code:
 
 * the directory is created ``0700`` and used only if it is a real directory (not a
   symlink) owned by this user and closed to group and others;
-* every entry carries an HMAC-SHA256 of its payload under a per-cache secret key
-  (``key``, ``0600``); an entry whose tag does not verify is discarded with a
-  warning and never deserialized - a corrupt file, a foreign one, or one edited by
-  anyone who cannot read the key;
+* every entry carries an HMAC-SHA256 of its key and its bytes under a per-cache secret
+  key (the file ``key``, ``0600``); an entry whose tag does not verify is discarded
+  with a warning and never deserialized - a corrupt file, a foreign one, one copied
+  under another module's name, or one edited by anyone who cannot read the key;
 * entries are written to a temporary file and renamed into place, so concurrent
   writers never leave a torn entry.
 
-An entry's name is a digest of everything that makes machine code valid: the module's
-bytes, the wasmtime version, the engine configuration and the CPU's features. Where it
-lives: ``$CALLGATE_CACHE_DIR``, else ``$XDG_CACHE_HOME/callgate/modules``, else
-``~/.cache/callgate/modules``; ``CALLGATE_CACHE=off`` turns it off.
+An entry is the module exactly as ``Module.serialize`` wrote it, in a file named
+``NAME-TAG.cwasm``: NAME is a digest of everything that makes machine code valid (the
+module's bytes, the wasmtime version, the engine configuration, the CPU's features),
+TAG the HMAC. So a hit reads the file once, to check the tag; a big entry is then mapped
+by wasmtime from that same open file (``/proc/self/fd/N``) rather than copied through
+Python: a 150 MB entry costs no 150 MB of Python bytes (:data:`MAP_BYTES`). Where it lives: ``$CALLGATE_CACHE_DIR``, else
+``$XDG_CACHE_HOME/callgate/modules``, else ``~/.cache/callgate/modules``;
+``CALLGATE_CACHE=off`` turns it off.
 """
 
 from __future__ import annotations
@@ -31,16 +35,24 @@ import platform
 import stat
 import tempfile
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import wasmtime
 
-MAGIC = b"CGCACHE1"
-TAG_BYTES = 32
+# Part of every entry's name: a new layout never reads an old one's files.
+FORMAT = "callgate-compile-cache/2"
 KEY_BYTES = 32
 SUFFIX = ".cwasm"
+CHUNK = 1 << 20  # bytes hashed at a time while checking an entry
+# An entry this big is mapped by wasmtime rather than read into memory: no copy of it in
+# Python, but wasmtime keeps the file open (one fd) while the module lives. Smaller
+# entries, and every entry where /proc is missing, are read and deserialized from memory.
+MAP_BYTES = 16 << 20
+# Where an open file can be named by its fd, for wasmtime to map that very file.
+PROC_FD = "/proc/self/fd"
 
 
 class CacheWarning(UserWarning):
@@ -49,15 +61,28 @@ class CacheWarning(UserWarning):
 
 @dataclass(frozen=True, slots=True)
 class CacheInfo:
+    """What ``callgate cache info`` reports. ``why_disabled`` is None when the cache is in
+    use; ``exists`` is False for a directory not made yet (nothing has been cached)."""
+
     directory: Path | None
     entries: int
     total_bytes: int
     why_disabled: str | None = None
+    exists: bool = True
+
+
+OFF_VALUES = ("0", "off", "no", "false")
+
+
+def turned_off() -> str | None:
+    """Why the environment turns the cache off (``CALLGATE_CACHE=off``), or None."""
+    value = os.environ.get("CALLGATE_CACHE", "")
+    return f"turned off by CALLGATE_CACHE={value}" if value.lower() in OFF_VALUES else None
 
 
 def default_directory() -> Path | None:
     """Where the cache lives by default, or None when ``CALLGATE_CACHE=off``."""
-    if os.environ.get("CALLGATE_CACHE", "").lower() in ("0", "off", "no", "false"):
+    if turned_off() is not None:
         return None
     explicit = os.environ.get("CALLGATE_CACHE_DIR")
     if explicit:
@@ -82,52 +107,37 @@ def _platform_fingerprint() -> str:
 class CompileCache:
     """Compiled modules on disk under one directory (None: the cache is off)."""
 
-    def __init__(self, directory: Path | None) -> None:
+    def __init__(self, directory: Path | None, *, why_off: str = "turned off") -> None:
         self.directory = directory
         self._key: bytes | None = None
-        self._why_disabled: str | None = None if directory else "turned off"
+        self._why_disabled: str | None = None if directory else why_off
 
     # -- the two operations loading uses -----------------------------------------------
 
     def load(self, engine: wasmtime.Engine, engine_tag: str, data: bytes
              ) -> wasmtime.Module | None:
         """The cached module for ``data`` on this engine, or None (then compile it)."""
-        path = self._entry(engine_tag, data)
-        if path is None:
+        name = self._name(engine_tag, data)
+        if name is None:
             return None
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            self._discard(path, f"cannot open it ({exc.strerror})")
-            return None
-        with os.fdopen(fd, "rb") as f:
-            blob = f.read()
-        payload = self._verified(blob)
-        if payload is None:
-            self._discard(path, "its authentication tag does not verify (corrupt, truncated "
-                          "or written by someone else)")
-            return None
-        try:
-            return wasmtime.Module.deserialize(engine, payload)
-        except wasmtime.WasmtimeError as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "refused"
-            self._discard(path, f"wasmtime refused it ({first})")
-            return None
+        assert self.directory is not None
+        for path in sorted(self.directory.glob(f"{name}-*{SUFFIX}")):
+            module = self._load_entry(engine, name, path)
+            if module is not None:
+                return module
+        return None
 
     def store(self, engine_tag: str, data: bytes, module: wasmtime.Module) -> None:
         """Save ``module`` (compiled from ``data``); failures only cost the next start."""
-        path = self._entry(engine_tag, data)
-        key = self._key
-        if path is None or key is None:
+        name = self._name(engine_tag, data)
+        if name is None or self.directory is None:
             return
         payload = bytes(module.serialize())
-        blob = MAGIC + hmac.new(key, payload, hashlib.sha256).digest() + payload
+        path = self.directory / f"{name}-{self._tag(name, [payload])}{SUFFIX}"
         try:
-            fd, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=SUFFIX)
+            fd, temp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=SUFFIX)
             with os.fdopen(fd, "wb") as f:
-                f.write(blob)
+                f.write(payload)
             os.replace(temp, path)
         except OSError as exc:
             with contextlib.suppress(OSError, UnboundLocalError):
@@ -138,31 +148,84 @@ class CompileCache:
     # -- callgate cache info | clear ---------------------------------------------------
 
     def info(self) -> CacheInfo:
-        if self.directory is None or not self._usable():
-            return CacheInfo(self.directory, 0, 0, self._why_disabled)
-        sizes = [p.stat().st_size for p in self.directory.glob(f"*{SUFFIX}")]
-        return CacheInfo(self.directory, len(sizes), sum(sizes))
+        """The entries and their bytes. Creates nothing: a directory not made yet holds
+        nothing, and one that fails the checks is reported with why, not used."""
+        directory = self.directory
+        if directory is None or self._why_disabled is not None:
+            exists = directory is not None and os.path.lexists(directory)
+            return CacheInfo(directory, 0, 0, self._why_disabled, exists)
+        if self._key is None:
+            problem = _check_directory(directory)
+            if problem is _MISSING:
+                return CacheInfo(directory, 0, 0, exists=False)
+            if problem is not None:
+                return CacheInfo(directory, 0, 0, problem)
+        sizes = [size for _, size in _entries(directory)]
+        return CacheInfo(directory, len(sizes), sum(sizes))
 
     def clear(self) -> int:
-        """Delete every entry (and the key); returns how many entries there were."""
-        if self.directory is None or not self._usable():
+        """Delete every entry, unfinished writes and the key (a new one is made on next
+        use); returns how many entries there were. A directory that fails the checks is
+        left alone (0); see :meth:`info` for why."""
+        directory = self.directory
+        if directory is None or self._why_disabled is not None:
             return 0
-        entries = list(self.directory.glob(f"*{SUFFIX}")) + \
-            list(self.directory.glob(f".tmp-*{SUFFIX}"))
-        for path in [*entries, self.directory / "key"]:
+        if self._key is None and _check_directory(directory) is not None:
+            return 0
+        entries = [path for path, _ in _entries(directory)]
+        for path in [*entries, *directory.glob(f".tmp-*{SUFFIX}"), directory / "key"]:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         self._key = None
-        return sum(1 for p in entries if not p.name.startswith(".tmp-"))
+        return len(entries)
 
     # -- internals ---------------------------------------------------------------------
 
-    def _entry(self, engine_tag: str, data: bytes) -> Path | None:
+    def _name(self, engine_tag: str, data: bytes) -> str | None:
+        """The entry name for ``data`` on an engine configured as ``engine_tag`` (None: the
+        cache is not usable)."""
         if self.directory is None or not self._usable():
             return None
-        name = hashlib.sha256("\0".join([hashlib.sha256(data).hexdigest(), engine_tag,
+        return hashlib.sha256("\0".join([FORMAT, hashlib.sha256(data).hexdigest(), engine_tag,
                                          _platform_fingerprint()]).encode()).hexdigest()
-        return self.directory / f"{name}{SUFFIX}"
+
+    def _tag(self, name: str, chunks: Iterable[bytes]) -> str:
+        """The HMAC of an entry: its name, then its bytes, under the cache's key."""
+        key = self._key
+        assert key is not None  # _name made sure
+        mac = hmac.new(key, name.encode() + b"\0", hashlib.sha256)
+        for chunk in chunks:
+            mac.update(chunk)
+        return mac.hexdigest()
+
+    def _load_entry(self, engine: wasmtime.Engine, name: str, path: Path
+                    ) -> wasmtime.Module | None:
+        """The module in ``path`` if its tag verifies and wasmtime takes it; else None
+        (the entry discarded, with a warning)."""
+        tag = path.name[len(name) + 1:-len(SUFFIX)]
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None  # removed meanwhile
+        except OSError as exc:
+            self._discard(path, f"cannot open it ({exc.strerror})")
+            return None
+        with os.fdopen(fd, "rb") as f:
+            mapped = os.fstat(fd).st_size >= MAP_BYTES and os.path.isdir(PROC_FD)
+            payload = b"" if mapped else f.read()
+            chunks = iter(lambda: f.read(CHUNK), b"") if mapped else [payload]
+            if not hmac.compare_digest(self._tag(name, chunks), tag):
+                self._discard(path, "its authentication tag does not verify (corrupt, "
+                              "truncated, or written by someone else)")
+                return None
+            try:
+                if mapped:  # the very file just checked, not a path that could change
+                    return wasmtime.Module.deserialize_file(engine, f"{PROC_FD}/{fd}")
+                return wasmtime.Module.deserialize(engine, payload)
+            except wasmtime.WasmtimeError as exc:
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else "refused"
+                self._discard(path, f"wasmtime refused it ({first})")
+                return None
 
     def _usable(self) -> bool:
         """Create or check the directory and the key; once refused, stay off (warned once)."""
@@ -183,16 +246,6 @@ class CompileCache:
             return False
         return True
 
-    def _verified(self, blob: bytes) -> bytes | None:
-        key = self._key
-        header = len(MAGIC) + TAG_BYTES
-        if key is None or len(blob) < header or blob[:len(MAGIC)] != MAGIC:
-            return None
-        tag, payload = blob[len(MAGIC):header], blob[header:]
-        if not hmac.compare_digest(tag, hmac.new(key, payload, hashlib.sha256).digest()):
-            return None
-        return payload
-
     def _discard(self, path: Path, why: str) -> None:
         warnings.warn(f"callgate compile cache: discarded {path.name}: {why}; recompiling",
                       CacheWarning, stacklevel=4)
@@ -206,9 +259,24 @@ def _secure_directory(directory: Path) -> str | None:
         directory.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileExistsError):
             directory.mkdir(mode=0o700)
-        st = os.lstat(directory)
     except OSError as exc:
         return f"cannot create it ({exc.strerror})"
+    return _check_directory(directory)
+
+
+# What _check_directory answers for a directory that does not exist (yet).
+_MISSING = "it does not exist"
+
+
+def _check_directory(directory: Path) -> str | None:
+    """None when the existing ``directory`` is safe to trust, else why not (:data:`_MISSING`
+    when there is none)."""
+    try:
+        st = os.lstat(directory)
+    except FileNotFoundError:
+        return _MISSING
+    except OSError as exc:
+        return f"cannot examine it ({exc.strerror})"
     if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
         return "it is not a directory (a symlink is refused too)"
     if st.st_uid != os.geteuid():
@@ -217,6 +285,17 @@ def _secure_directory(directory: Path) -> str | None:
         return (f"it is open to group or others (mode {stat.S_IMODE(st.st_mode):o}); "
                 f"run: chmod 700 {directory}")
     return None
+
+
+def _entries(directory: Path) -> list[tuple[Path, int]]:
+    """Each finished entry and its size (an entry removed meanwhile is left out)."""
+    found = []
+    for path in directory.glob(f"*{SUFFIX}"):
+        if path.name.startswith("."):  # .tmp-*: a write in progress, or one that died
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            found.append((path, path.lstat().st_size))
+    return found
 
 
 def _read_or_create_key(path: Path) -> bytes:
@@ -251,5 +330,6 @@ def _read_key(path: Path) -> bytes:
 
 @cache
 def default_cache() -> CompileCache:
-    """The process-wide cache at :func:`default_directory`."""
-    return CompileCache(default_directory())
+    """The process-wide cache at :func:`default_directory`, made on first use (so the
+    environment is read then; ``default_cache.cache_clear()`` reads it again)."""
+    return CompileCache(default_directory(), why_off=turned_off() or "turned off")

@@ -15,7 +15,7 @@ from importlib import resources
 from typing import Any
 
 #: Every schema shipped, by name (the file is ``NAME.schema.json``).
-NAMES = ("check", "gates", "emu", "explain", "kernel-policy", "learn", "audit-record")
+NAMES = ("check", "gates", "emu", "explain", "kernel-policy", "learn", "cache", "audit-record")
 
 
 @cache

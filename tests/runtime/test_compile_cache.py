@@ -2,11 +2,14 @@
 
 ``wasmtime.Module.deserialize`` maps its input as machine code, so a cache entry that
 was tampered with must be detected and never deserialized, an unsafe directory must not
-be used, and concurrent writers must not tear entries.
+be used, and concurrent writers must not tear entries. Entries are ``NAME-TAG.cwasm``:
+the serialized module as wasmtime wrote it, its HMAC in the file name.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import multiprocessing
 import os
 import warnings
@@ -16,11 +19,11 @@ import pytest
 import wasmtime
 from rt_helpers import guest
 
+import callgate.runtime.compile_cache as compile_cache
 import callgate.runtime.loading as loading
 from callgate import Plugin
 from callgate.runtime.compile_cache import (
-    MAGIC,
-    TAG_BYTES,
+    SUFFIX,
     CacheWarning,
     CompileCache,
     default_directory,
@@ -33,17 +36,38 @@ def cache(tmp_path: Path) -> CompileCache:
     return CompileCache(tmp_path / "cache")
 
 
-@pytest.fixture
-def deserialized(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+@pytest.fixture(params=["mapped", "in memory"])
+def deserialized(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Every module wasmtime deserialized (its size), by either path: mapping the open file
+    through /proc/self/fd (a big entry), or from bytes read into memory (a small one)."""
     calls: list[int] = []
-    real = wasmtime.Module.deserialize
+    real, real_file = wasmtime.Module.deserialize, wasmtime.Module.deserialize_file
 
     def spy(engine: wasmtime.Engine, encoded: bytes) -> wasmtime.Module:
         calls.append(len(encoded))
         return real(engine, encoded)
 
+    def spy_file(engine: wasmtime.Engine, path: str) -> wasmtime.Module:
+        calls.append(os.stat(path).st_size)
+        return real_file(engine, path)
+
     monkeypatch.setattr(wasmtime.Module, "deserialize", staticmethod(spy))
+    monkeypatch.setattr(wasmtime.Module, "deserialize_file", staticmethod(spy_file))
+    if request.param == "mapped":  # as a big entry is; the guests here are small
+        monkeypatch.setattr(compile_cache, "MAP_BYTES", 0)
     return calls
+
+
+def test_without_proc_a_big_entry_is_read_into_memory(cache: CompileCache,
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      deserialized: list[int]) -> None:
+    monkeypatch.setattr(compile_cache, "MAP_BYTES", 0)
+    monkeypatch.setattr(compile_cache, "PROC_FD", "/nonexistent/proc/self/fd")
+    mapped: list[str] = []
+    monkeypatch.setattr(wasmtime.Module, "deserialize_file",
+                        staticmethod(lambda engine, path: mapped.append(path)))
+    assert load(cache) == 42 and load(cache) == 42
+    assert len(deserialized) == 1 and mapped == []
 
 
 def load(cache: CompileCache) -> int:
@@ -57,10 +81,26 @@ def entries(cache: CompileCache) -> list[Path]:
     return sorted(cache.directory.glob("*.cwasm"))
 
 
-def test_a_second_load_comes_from_disk(cache: CompileCache, deserialized: list[int]) -> None:
-    assert load(cache) == 42 and deserialized == []
+@pytest.fixture
+def compiled(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Sizes of the modules wasmtime compiled (``Module(engine, wasm)``; not deserialize)."""
+    calls: list[int] = []
+    real = wasmtime.Module.__init__
+
+    def spy(self: wasmtime.Module, engine: wasmtime.Engine, wasm: bytes) -> None:
+        calls.append(len(wasm))
+        real(self, engine, wasm)
+
+    monkeypatch.setattr(wasmtime.Module, "__init__", spy)
+    return calls
+
+
+def test_a_second_load_comes_from_disk(cache: CompileCache, deserialized: list[int],
+                                       compiled: list[int]) -> None:
+    assert load(cache) == 42 and deserialized == [] and len(compiled) == 1
     assert len(entries(cache)) == 1
     assert load(cache) == 42 and len(deserialized) == 1
+    assert len(compiled) == 1  # the hit compiled nothing
     info = cache.info()
     assert (info.entries, info.directory) == (1, cache.directory) and info.total_bytes > 0
     assert os.stat(cache.directory).st_mode & 0o777 == 0o700  # type: ignore[arg-type]
@@ -75,37 +115,59 @@ def test_entries_differ_by_engine_configuration(cache: CompileCache) -> None:
     assert len(entries(cache)) == 3
 
 
-@pytest.mark.parametrize("where", ["payload", "tag", "truncate", "magic"])
+def name_and_tag(entry: Path) -> tuple[str, str]:
+    name, _, tag = entry.name.removesuffix(SUFFIX).partition("-")
+    return name, tag
+
+
+@pytest.mark.parametrize("where", ["payload", "tag", "truncate", "another module's"])
 def test_a_tampered_entry_is_never_deserialized(cache: CompileCache, deserialized: list[int],
                                                 where: str) -> None:
     load(cache)
     (entry,) = entries(cache)
+    name, tag = name_and_tag(entry)
     blob = bytearray(entry.read_bytes())
     if where == "payload":
         blob[-100] ^= 0x01  # one bit of machine code
+        entry.write_bytes(bytes(blob))
     elif where == "tag":
-        blob[len(MAGIC)] ^= 0x80
+        entry.rename(entry.with_name(f"{name}-{tag[:-1]}{'0' if tag[-1] != '0' else '1'}"
+                                     f"{SUFFIX}"))
     elif where == "truncate":
-        del blob[len(MAGIC) + TAG_BYTES + 10:]
-    else:
-        blob[0:4] = b"EVIL"
-    entry.write_bytes(bytes(blob))
+        entry.write_bytes(bytes(blob[:len(blob) // 2]))
+    else:  # an authentic entry of another module, under this module's name: the tag
+        entry.unlink()  # binds the entry to its name, so it does not verify here
+        with Plugin(guest("lines"), compile_cache=cache):
+            pass
+        (other,) = entries(cache)
+        other.rename(cache.directory / f"{name}-{name_and_tag(other)[1]}{SUFFIX}")  # type: ignore[operator]
+        deserialized.clear()
     with pytest.warns(CacheWarning, match="does not verify"):
         assert load(cache) == 42
     assert deserialized == []  # detected before wasmtime ever saw the bytes
-    assert load(cache) == 42 and len(deserialized) == 1  # recompiled and stored afresh
+    assert entries(cache) != [] and load(cache) == 42
+    assert len(deserialized) == 1  # recompiled and stored afresh
 
 
 def test_an_authentic_entry_wasmtime_refuses_is_discarded(cache: CompileCache) -> None:
-    import hashlib
-    import hmac
     load(cache)
     (entry,) = entries(cache)
+    name, _ = name_and_tag(entry)
     key = (cache.directory / "key").read_bytes()  # type: ignore[operator]
     payload = b"not machine code at all"
-    entry.write_bytes(MAGIC + hmac.new(key, payload, hashlib.sha256).digest() + payload)
+    tag = hmac.new(key, name.encode() + b"\0" + payload, hashlib.sha256).hexdigest()
+    entry.unlink()
+    entry.with_name(f"{name}-{tag}{SUFFIX}").write_bytes(payload)
     with pytest.warns(CacheWarning, match="wasmtime refused it"):
         assert load(cache) == 42
+    assert len(entries(cache)) == 1
+
+
+def test_an_entry_is_what_wasmtime_serialized(cache: CompileCache) -> None:
+    load(cache)
+    (entry,) = entries(cache)
+    engine = Plugin(guest("hello"), compile_cache=False, providers=[])._shared.engine
+    assert isinstance(wasmtime.Module.deserialize_file(engine, str(entry)), wasmtime.Module)
 
 
 @pytest.mark.parametrize("problem", ["open mode", "symlink", "other owner"])
@@ -152,6 +214,16 @@ def test_concurrent_writers_never_leave_a_torn_entry(tmp_path: Path) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert cache.load(wasmtime.Engine(), "tag", guest("lines").read_bytes()) is not None
+
+
+def test_info_and_clear_create_nothing(tmp_path: Path) -> None:
+    cache = CompileCache(tmp_path / "not" / "yet")
+    info = cache.info()
+    assert (info.entries, info.total_bytes, info.exists, info.why_disabled) == (0, 0, False, None)
+    assert cache.clear() == 0 and not (tmp_path / "not").exists()
+    off = CompileCache(None, why_off="turned off by CALLGATE_CACHE=off").info()
+    assert (off.directory, off.exists, off.why_disabled) == \
+        (None, False, "turned off by CALLGATE_CACHE=off")
 
 
 def test_clear_removes_entries_and_key(cache: CompileCache) -> None:
