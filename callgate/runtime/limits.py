@@ -146,8 +146,9 @@ def _epoch_ticker(engine: wasmtime.Engine) -> Ticker:
 @dataclass(frozen=True, slots=True)
 class EngineKey:
     """What an engine's compiled code depends on. Fuel and epoch checks are compiled into
-    every loop and call, and cost speed (epochs: 20-37% on compute-bound guests), so
-    each is on only for plugins that ask for the limit it enforces."""
+    every loop and call, and cost speed (benchmarks/bench_compute.py: epochs up to 20%,
+    fuel up to 50% of compute-bound code; a Graphviz render, 37% with epochs), so each is
+    on only for plugins that ask for the limit it enforces."""
 
     fuel: bool
     epoch: bool
