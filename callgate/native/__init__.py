@@ -9,7 +9,11 @@ else from callgate, and takes what it drives (a wasmtime engine, say) as address
 
 Concerns:
 
-* :mod:`callgate.native.ticker`: a ticker thread that needs no GIL (deadlines).
+* :mod:`callgate.native.ticker`: a ticker thread that needs no GIL (deadlines);
+* :mod:`callgate.native.gate` (``csrc/gate.c``, ``csrc/bpf.c``): the gate core - a gate's
+  filter, its ERRNO and KILL verdicts and the hot WASI gates' bodies in C, as wasmtime's
+  raw callback, with no GIL; its twin is the Python runtime itself (``runtime/dispatch.py``
+  and ``gates/wasi/``), held equal by ``tests/native``.
 """
 
 from callgate.native.loader import (
