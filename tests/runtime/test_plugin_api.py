@@ -256,6 +256,7 @@ def test_closing_a_plugin_from_inside_its_own_gate_is_refused():
 
 def test_failed_loads_leave_no_open_audit_file(tmp_path):
     import os
+
     from callgate.gates.errors import MemoryLimitExceeded
     audit = tmp_path / "a.jsonl"
 
