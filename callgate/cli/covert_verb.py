@@ -50,6 +50,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     measure.add_argument("--dir", metavar="DIR",
                          help="where the shared file goes (default: the temporary directory, "
                          "or here when that is a tmpfs)")
+    measure.add_argument("--isolated", action="store_true",
+                         help="run each plugin in its own locked-down worker process "
+                         "(IsolatedPlugin); countermeasures none and deny only")
     measure.add_argument("--repeat", type=int, default=1, metavar="N",
                          help="measure each pair N times and print medians and the "
                          "capacity's range (default 1: every measurement in full)")
@@ -105,8 +108,10 @@ def _measure(args: argparse.Namespace) -> int:
     )
 
     channels = args.channels or list(CHANNELS)
-    against = (["none", "deny", "clocks", "jitter"] if args.against == ["all-each"]
-               else args.against)
+    if args.against == ["all-each"]:
+        against = ["none", "deny"] if args.isolated else ["none", "deny", "clocks", "jitter"]
+    else:
+        against = args.against
     for name in channels:
         if name not in CHANNELS:
             raise CovertUsageError(f"unknown channel {name!r}; channels: {', '.join(CHANNELS)}")
@@ -114,6 +119,9 @@ def _measure(args: argparse.Namespace) -> int:
         if name not in COUNTERMEASURES:
             raise CovertUsageError(f"unknown countermeasure {name!r}; countermeasures: "
                                    f"{', '.join(COUNTERMEASURES)}")
+    if args.isolated and set(against) - {"none", "deny"}:
+        raise CovertUsageError("--isolated takes countermeasures none and deny only: the "
+                               "timing options apply to in-process plugins")
     if not 8 <= args.bits <= 100_000:
         raise CovertUsageError(f"--bits {args.bits}: give 8 to 100000")
     settings = Settings(bits=args.bits, seed=args.seed,
@@ -122,7 +130,8 @@ def _measure(args: argparse.Namespace) -> int:
     if not 1 <= args.repeat <= 100:
         raise CovertUsageError(f"--repeat {args.repeat}: give 1 to 100")
     workdir = Path(args.dir) if args.dir else None
-    groups = [[measure(channel, cm, settings, workdir) for _ in range(args.repeat)]
+    groups = [[measure(channel, cm, settings, workdir, args.isolated)
+               for _ in range(args.repeat)]
               for channel in channels for cm in against]
     if args.repeat == 1:
         sys.stdout.write(table([g[0] for g in groups], markdown=args.markdown))

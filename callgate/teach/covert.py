@@ -23,6 +23,10 @@ they share that no gate was meant to share (docs/covert.md):
     to tick before the sender's turn, and after it counts the clock reads until the next
     tick: the longer the sender ran, the fewer.
 
+The host calls the sender once a turn whatever the bit (``sleep_if``, ``spin_if``,
+``touch_if``, or ``touch``/``evict``): the bit is decided inside the guest, so the host's
+own call into the sender is no part of the signal.
+
 A transfer sends a known preamble (alternating bits), from which the receiver sets its
 threshold and polarity, then a seeded random payload with as many ones as zeros. The
 payload's bit error rate (BER) and bit rate (payload bits over the seconds the payload
@@ -41,6 +45,7 @@ import math
 import os
 import random
 import statistics
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -285,28 +290,53 @@ def file_size_for(channel: Channel, settings: Settings) -> int:
     return STRIDE
 
 
+#: Countermeasures a pair of isolated plugins can take: the timing options apply only
+#: in-process (an IsolatedPlugin refuses a policy with them).
+ISOLATED_COUNTERMEASURES = ("none", "deny")
+
+
 def measure(channel_name: str, countermeasure: str = "none", settings: Settings | None = None,
-            workdir: Path | None = None) -> Measurement:
-    """Send the preamble and a payload through ``channel_name`` under ``countermeasure``."""
+            workdir: Path | None = None, isolated: bool = False) -> Measurement:
+    """Send the preamble and a payload through ``channel_name`` under ``countermeasure``.
+
+    ``isolated``: the two plugins are :class:`~callgate.isolation.IsolatedPlugin` s, each
+    in its own worker process locked down by the kernel host policy, instead of two
+    in-process plugins; the host still calls them in turn."""
+    from contextlib import ExitStack
+
     from callgate.gates.wasi import Preopen, WasiConfig, WasiProvider
+    from callgate.isolation.isolated import IsolatedPlugin
     from callgate.runtime.plugin import Plugin
 
     settings = settings or Settings()
     channel = CHANNELS[channel_name]
     if countermeasure not in COUNTERMEASURES:
         raise KeyError(countermeasure)
+    if isolated and countermeasure not in ISOLATED_COUNTERMEASURES:
+        raise ValueError(f"isolated plugins take only {', '.join(ISOLATED_COUNTERMEASURES)}: "
+                         "the timing options apply to in-process plugins")
     module = guest_path("covert")
     with tempfile.TemporaryDirectory(prefix="callgate-covert-", dir=workdir or disk_dir()) as tmp:
         shared = make_shared_file(Path(tmp), file_size_for(channel, settings))
         preopen = Preopen(shared.parent, "/shared", readonly=True)
 
-        def plugin(role: str) -> Plugin:
-            return Plugin(module, name=role,
-                          policy=policy_for(role, channel, countermeasure, settings),
+        def plugin(role: str) -> Plugin | IsolatedPlugin:
+            policy = policy_for(role, channel, countermeasure, settings)
+            if isolated:
+                return IsolatedPlugin(module, name=role, policy=policy, timeout=60,
+                                      wasi=WasiConfig(stdin="inherit", stdout="inherit",
+                                                      stderr="inherit", preopens=[preopen]),
+                                      stdio=(subprocess.DEVNULL,) * 3)
+            return Plugin(module, name=role, policy=policy,
                           providers=[WasiProvider(WasiConfig(preopens=[preopen]))])
 
-        with plugin("receiver") as receiver, plugin("sender") as sender:
-            return _transfer(channel, countermeasure, settings, sender, receiver)
+        with ExitStack() as stack:
+            stack.enter_context(receiver := plugin("receiver"))
+            stack.enter_context(sender := plugin("sender"))
+            m = _transfer(channel, countermeasure, settings, sender, receiver)
+        if isolated:
+            m.note = "two worker processes"
+        return m
 
 
 def _transfer(channel: Channel, countermeasure: str, settings: Settings,
@@ -351,18 +381,17 @@ def _turns(channel: Channel, sender: _Calls, receiver: _Calls) -> tuple[Turn, st
             del i
             before = _int(receiver.call_int("now"))
             failed = 0
-            if bit and channel.name == "sleep":
-                failed = int(_int(sender.call_int("sleep", SLEEP_NS)) != 0)
-            elif bit:
-                sender.call_int("spin", SPIN_ROUNDS)
+            if channel.name == "sleep":
+                failed = int(_int(sender.call_int("sleep_if", bit, SLEEP_NS)) != 0)
+            else:
+                sender.call_int("spin_if", bit, SPIN_ROUNDS)
             return float(_int(receiver.call_int("now")) - before), failed
         return timed, ""
     if channel.name == "edge":
         def counted(i: int, bit: int) -> tuple[float, int]:
             del i
             receiver.call_int("edge")
-            if bit:
-                sender.call_int("spin", EDGE_SPIN_ROUNDS)
+            sender.call_int("spin_if", bit, EDGE_SPIN_ROUNDS)
             return float(_int(receiver.call_int("count"))), 0
         return counted, ""
     fd_s, fd_r = _int(sender.call_int("open")), _int(receiver.call_int("open"))
@@ -380,7 +409,7 @@ def _turns(channel: Channel, sender: _Calls, receiver: _Calls) -> tuple[Turn, st
 
     def fresh(i: int, bit: int) -> tuple[float, int]:
         offset = (i + 1) * STRIDE
-        failed = bit and _int(sender.call_int("touch", fd_s, offset)) != 0
+        failed = _int(sender.call_int("touch_if", bit, fd_s, offset)) != 0
         return float(_int(receiver.call_int("probe", fd_r, offset))), int(failed)
     return fresh, ""
 

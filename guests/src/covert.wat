@@ -23,6 +23,12 @@
 ;;   probe(fd i32, off i64) -> i64 the ns a one-byte fd_pread at off takes, by the clock
 ;;   edge() -> i64                 read the clock until it ticks; the new time
 ;;   count() -> i64                clock reads until the clock next ticks
+;;
+;; The sender's turn is one call whatever the bit, so the host's own call into the
+;; sender is no part of the signal; the bit decides inside the guest:
+;;   sleep_if(bit i32, ns i64) -> i32            sleep(ns) for a 1; 0 for a 0
+;;   spin_if(bit i32, n i32) -> i32              spin(n) for a 1
+;;   touch_if(bit i32, fd i32, off i64) -> i32   touch(fd, off) for a 1
 (module
   (import "wasi_snapshot_preview1" "clock_time_get"
     (func $clock_time_get (param i32 i64 i32) (result i32)))
@@ -55,7 +61,7 @@
   ;; subscription at 0 (48 bytes): userdata u64 @0, tag u8 @8 (0 = clock),
   ;; clock id u32 @16 (1 = monotonic), timeout u64 @24, precision u64 @32,
   ;; flags u16 @40 (0 = relative); event out at 64, nevents at 128
-  (func (export "sleep") (param $ns i64) (result i32)
+  (func $sleep (export "sleep") (param $ns i64) (result i32)
     (i32.store8 (i32.const 8) (i32.const 0))
     (i32.store (i32.const 16) (i32.const 1))
     (i64.store (i32.const 24) (local.get $ns))
@@ -63,7 +69,19 @@
     (i32.store16 (i32.const 40) (i32.const 0))
     (call $poll_oneoff (i32.const 0) (i32.const 64) (i32.const 1) (i32.const 128)))
 
-  (func (export "spin") (param $n i32) (result i32)
+  (func (export "sleep_if") (param $bit i32) (param $ns i64) (result i32)
+    (if (i32.eqz (local.get $bit)) (then (return (i32.const 0))))
+    (call $sleep (local.get $ns)))
+
+  (func (export "spin_if") (param $bit i32) (param $n i32) (result i32)
+    (if (i32.eqz (local.get $bit)) (then (return (i32.const 0))))
+    (call $spin (local.get $n)))
+
+  (func (export "touch_if") (param $bit i32) (param $fd i32) (param $off i64) (result i32)
+    (if (i32.eqz (local.get $bit)) (then (return (i32.const 0))))
+    (call $touch (local.get $fd) (local.get $off)))
+
+  (func $spin (export "spin") (param $n i32) (result i32)
     (local $x i32)
     (local.set $x (i32.const 1))
     (block $done
