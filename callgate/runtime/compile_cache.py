@@ -19,9 +19,9 @@ An entry is the module exactly as ``Module.serialize`` wrote it, in a file named
 module's bytes, the wasmtime version, the engine configuration, the CPU's features),
 TAG the HMAC. So a hit reads the file once, to check the tag; a big entry is then mapped
 by wasmtime from that same open file (``/proc/self/fd/N``) rather than copied through
-Python: a 150 MB entry costs no 150 MB of Python bytes (:data:`MAP_BYTES`). Where it lives: ``$CALLGATE_CACHE_DIR``, else
-``$XDG_CACHE_HOME/callgate/modules``, else ``~/.cache/callgate/modules``;
-``CALLGATE_CACHE=off`` turns it off.
+Python: a 150 MB entry costs no 150 MB of Python bytes (:data:`MAP_BYTES`). Where it
+lives: ``$CALLGATE_CACHE_DIR``, else ``$XDG_CACHE_HOME/callgate/modules``, else
+``~/.cache/callgate/modules``; ``CALLGATE_CACHE=off`` turns it off.
 """
 
 from __future__ import annotations
