@@ -39,6 +39,16 @@ GATED_7 = "callgate gate, 7 args, constant allow (cached)"
 GATED_7_COMPILED = "callgate gate, 7 args, arg-inspecting (compiled)"
 CALL_INT = "callgate Plugin.call_int, integer"
 HOST_FN_7 = "Extism host_fn, 7 args"
+# The rows issue 13's goals are stated against. bench_bigmodule.py prefixes each with its
+# module ("yosys.wasm, 69 MB: "); bench_compute.py's rows are "KERNEL: " + a set-up.
+BIG_WASMTIME_COMPILE = "wasmtime-py: compile, default engine (in process)"
+BIG_COLD = "callgate run, cold (empty compile cache)"
+BIG_NATIVE_WARM = "wasmtime-py native WASI, serialized module (child process)"
+BIG_WARM = "callgate run, warm (compile cache hit)"
+BIG_REFUSED_PLUGIN = "unknown import: Plugin() refuses it, in process"
+BIG_REFUSED_CLI = "unknown import: callgate run refuses it"
+COMPUTE_PLAIN = "wasmtime-py, default engine"
+COMPUTE_NO_LIMITS = "callgate, no limits (no timeout, no fuel)"
 # The rows issue 14's policy-size and start-up goals are stated against.
 FILTER_1_RULE = "1 rule on one gate: gate filter (search)"
 FILTER_100_RULES = "100 rules on one gate: gate filter (search)"

@@ -22,9 +22,17 @@ sys.path.insert(0, str(BENCH))
 
 import run as bench_run  # noqa: E402
 from common import (  # noqa: E402
+    BIG_COLD,
+    BIG_NATIVE_WARM,
+    BIG_REFUSED_CLI,
+    BIG_REFUSED_PLUGIN,
+    BIG_WARM,
+    BIG_WASMTIME_COMPILE,
     CALL_1_RULE,
     CALL_100_RULES,
     CALL_INT,
+    COMPUTE_NO_LIMITS,
+    COMPUTE_PLAIN,
     FILTER_1_RULE,
     FILTER_100_RULES,
     FUNC_1,
@@ -164,14 +172,14 @@ def test_results_markdown_is_well_formed(rows, tmp_path):
     out.write_text(text)
     lines = out.read_text().splitlines()
     assert lines[0] == "# Benchmark results"
-    for heading in ("## Machine", "## Goals (issues 7 and 14)", "## Results"):
+    for heading in ("## Machine", "## Goals (issues 7, 13 and 14)", "## Results"):
         assert heading in lines
     for key in ("CPU", "cores", "kernel", "Python", "wasmtime (wasmtime-py)", "libseccomp",
                 "extism", "date (UTC)"):
         assert any(line.startswith(f"| {key} |") for line in lines), key
     goal_lines = [line for line in lines if line.endswith("| MET |") or
                   line.endswith("| NOT MET |")]
-    assert len(goal_lines) == len(goals) == 11
+    assert len(goal_lines) == len(goals) == 14
     for row in rows:
         escaped = row.name.replace("|", "\\|")
         assert any(line.startswith(f"| {escaped} |") for line in lines), row.name
@@ -306,6 +314,54 @@ def test_policy_size_and_warm_start_goals():
     assert goal(goals, "warm `Plugin` start").met
     goals = bench_run.goals([row(WARM_START, 1_000_001)])
     assert not goal(goals, "warm `Plugin` start").met
+
+
+def test_compute_rows_cover_every_kernel_and_setup(rows):
+    compute = {r.name: r for r in rows if r.group.startswith("Compute-bound")}
+    assert len(compute) == 15 and all(r.available and r.cpu_ns for r in compute.values())
+    for kernel in ("sieve", "crc", "interp"):
+        base = f"{kernel}: {COMPUTE_PLAIN}"
+        assert compute[base].baseline is None
+        assert compute[f"{kernel}: {COMPUTE_NO_LIMITS}"].baseline == base
+
+
+def test_big_module_rows(rows):
+    big = [r for r in rows if r.group.startswith("Big module")]
+    assert len(big) == 8 and all(r.available for r in big)
+    for suffix in (BIG_WASMTIME_COMPILE, BIG_COLD, BIG_NATIVE_WARM, BIG_WARM,
+                   BIG_REFUSED_PLUGIN, BIG_REFUSED_CLI):
+        (found,) = [r for r in big if r.name.endswith(suffix)]
+        assert found.name.startswith("lines.wasm, ")  # --quick starts a small module
+    goals = bench_run.goals(rows)
+    assert goal(goals, "69 MB module").measured.startswith("not measured")
+
+
+def test_issue_13_goals():
+    def ms(name, value, baseline=None, cpu=None):
+        return Row(name, value, 1, 3, "", baseline, "g", "ms", cpu_ns=cpu)
+
+    yosys = "yosys.wasm, 69 MB: "
+    compiled = yosys + BIG_WASMTIME_COMPILE
+    fast = [ms(yosys + BIG_WARM, 1_900), ms(compiled, 60_000),
+            ms(yosys + BIG_REFUSED_PLUGIN, 90, compiled),
+            ms(yosys + BIG_REFUSED_CLI, 900, compiled)]
+    goals = bench_run.goals(fast)
+    assert goal(goals, "69 MB module").met and goal(goals, "unknown import").met
+    slow = [ms(yosys + BIG_WARM, 2_100), ms(yosys + BIG_REFUSED_PLUGIN, 90),
+            ms(yosys + BIG_REFUSED_CLI, 1_100)]
+    goals = bench_run.goals(slow)
+    assert not goal(goals, "69 MB module").met and not goal(goals, "unknown import").met
+    small = bench_run.goals([ms("lines.wasm, 31.6 kB: " + BIG_WARM, 200)])
+    assert goal(small, "69 MB module").measured.startswith("not measured")
+
+    def kernels(cpu_ratio, wall_ratio):
+        return [row for kernel in ("sieve", "crc") for row in (
+            ms(f"{kernel}: {COMPUTE_PLAIN}", 100, cpu=40),
+            ms(f"{kernel}: {COMPUTE_NO_LIMITS}", 100 * wall_ratio, f"{kernel}: {COMPUTE_PLAIN}",
+               40 * cpu_ratio))]
+
+    assert goal(bench_run.goals(kernels(1.05, 1.3)), "compute-bound").met  # judged on CPU
+    assert not goal(bench_run.goals(kernels(1.06, 1.0)), "compute-bound").met
 
 
 def test_measure_reports_per_operation_medians():
