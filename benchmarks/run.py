@@ -336,29 +336,36 @@ def goal_wasi(rows: dict[str, Row]) -> Goal:
                 "native time", slowdown <= 2)
 
 
+# Issue 14 states its acceptance "in one run on this machine, CPU time": its goals are
+# judged on the CPU column (wall time beside it), so a busy machine does not decide them.
+
+
 def goal_policy_size(rows: dict[str, Row], many: str, one: str, label: str) -> Goal:
-    text = f"(issue 14) 100 rules on one gate cost at most 2× one rule: {label}"
+    text = (f"(issue 14) 100 rules on one gate cost at most 2× one rule: {label} "
+            "(judged on CPU time)")
     pair = _pair(rows, many, one)
     if isinstance(pair, str):
         return _unmeasured(text, pair)
     row, base = pair
-    slowdown = row.median_ns / base.median_ns
-    measured = f"{format_value(row)} vs {format_value(base)}: {slowdown:.2f}×"
-    if row.cpu_ns and base.cpu_ns:
-        measured += f" (CPU time: {row.cpu_ns / base.cpu_ns:.2f}×)"
+    if not row.cpu_ns or not base.cpu_ns:
+        return _unmeasured(text, "no CPU time recorded")
+    slowdown = row.cpu_ns / base.cpu_ns
+    measured = (f"{format_value(row, cpu=True)} vs {format_value(base, cpu=True)}: "
+                f"{slowdown:.2f}× (wall {row.median_ns / base.median_ns:.2f}×)")
     return Goal(text, measured, slowdown <= 2)
 
 
 def goal_warm_start(rows: dict[str, Row]) -> Goal:
     text = "(issue 14) a warm `Plugin` start (the second of one 31 KB module and policy in " \
-           "a process) takes at most 1 ms"
+           "a process) takes at most 1 ms (judged on CPU time)"
     row = rows.get(WARM_START)
     if row is None or not row.available:
         return _unmeasured(text, f"row {WARM_START!r} " + (
             "not produced" if row is None else row.note))
-    measured = format_value(row) + (f" (CPU time: {format_value(row, cpu=True)})"
-                                    if row.cpu_ns is not None else "")
-    return Goal(text, measured, row.median_ns <= 1e6)
+    if row.cpu_ns is None:
+        return _unmeasured(text, "no CPU time recorded")
+    measured = f"{format_value(row, cpu=True)} (wall {format_value(row)})"
+    return Goal(text, measured, row.cpu_ns <= 1e6)
 
 
 # Issue 13: "a 69 MB module". The start-up goal is judged only on a module this big.
