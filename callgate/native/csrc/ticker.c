@@ -29,6 +29,7 @@ struct cg_ticker {
     int running;
     int quit;
     int thread_started;
+    int alive; /* the thread has run its first line: its start-up syscalls are behind it */
     pthread_t thread;
     char name[16];
 };
@@ -79,6 +80,10 @@ static void *ticker_main(void *arg)
     if (t->name[0] != '\0')
         (void)pthread_setname_np(pthread_self(), t->name);
     pthread_mutex_lock(&t->mu);
+    /* Tell cg_ticker_run we exist: a caller about to lock the process down (seccomp
+     * allows no rseq or prctl after it) must not race a thread still starting. */
+    t->alive = 1;
+    pthread_cond_broadcast(&t->cv);
     while (!t->quit) {
         if (!t->running) {
             pthread_cond_wait(&t->cv, &t->mu);
@@ -163,6 +168,8 @@ int cg_ticker_run(cg_ticker *t, int running)
         if (!t->thread_started) {
             err = start_thread(t);
             t->thread_started = err == 0;
+            while (err == 0 && !t->alive) /* see ticker_main */
+                pthread_cond_wait(&t->cv, &t->mu);
         }
         if (err == 0) {
             t->origin_ns = now_ns();
