@@ -91,3 +91,16 @@ def test_labs_run_from_the_wheel(installed: Path) -> None:
                              number, "--solution")
         assert done.returncode == 0, done.stdout + done.stderr
         assert done.stdout.endswith(f"lab {number} done.\n")
+
+
+def test_readme_first_command_runs_from_the_wheel(installed: Path) -> None:
+    """The README's first command, after its `pip install .`: the installed console script,
+    run from the root of the checkout, prints what the README shows."""
+    from test_readme import readme_run_command, shown_output
+
+    argv = readme_run_command()
+    env = {**os.environ, "PYTHONPATH": str(installed), "PYTHONDONTWRITEBYTECODE": "1"}
+    done = subprocess.run([str(installed / "bin" / argv[0]), *argv[1:]], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == shown_output()
