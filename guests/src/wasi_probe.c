@@ -141,6 +141,10 @@ static void symlinks(void) {
     line("symlink to /etc", __wasi_path_symlink("/etc", dir, "abs2"));
     line("symlink new/", __wasi_path_symlink("x", dir, "newlink/"));
     line("symlink dangling/", __wasi_path_symlink("dir", dir, "dirlink2/"));
+    line("symlink file/", __wasi_path_symlink("x", dir, "dir/nested/file/"));
+    line("symlink filelink/", __wasi_path_symlink("x", dir, "filelink/"));
+    line("symlink over dangling/", __wasi_path_symlink("x", dir, "dangling/"));
+    line("symlink dir/", __wasi_path_symlink("x", dir, "dir/"));
     open_case("open dangling nofollow", "dangling", 0, 0, 0);
     open_case("open dangling follow", "dangling", 1, 0, 0);
     open_case("open dangling creat follow", "dangling", 1, __WASI_OFLAGS_CREAT | __WASI_OFLAGS_EXCL, 0);
@@ -174,6 +178,7 @@ static void symlinks(void) {
     line("readlink dirlink/", e);
     e = __wasi_path_readlink(dir, "nope", (uint8_t *)buf, sizeof buf, &used);
     line("readlink missing", e);
+    line("rmdir dangling/", __wasi_path_remove_directory(dir, "dangling/"));
     line("unlink dangling", __wasi_path_unlink_file(dir, "dangling"));
     line("unlink dirlink/", __wasi_path_unlink_file(dir, "dirlink/"));
     line("rmdir dirlink", __wasi_path_remove_directory(dir, "dirlink"));
@@ -186,6 +191,10 @@ static void removals(void) {
     line("unlink f/", __wasi_path_unlink_file(dir, "f/"));
     line("unlink e", __wasi_path_unlink_file(dir, "e"));
     line("unlink e/", __wasi_path_unlink_file(dir, "e/"));
+    line("mkdir e3", __wasi_path_create_directory(dir, "e3"));
+    line("rmdir e3/", __wasi_path_remove_directory(dir, "e3/"));
+    line("rmdir e3//", __wasi_path_remove_directory(dir, "e3//"));
+    line("rmdir e3", __wasi_path_remove_directory(dir, "e3"));
     line("rmdir f", __wasi_path_remove_directory(dir, "f"));
     line("rmdir f/", __wasi_path_remove_directory(dir, "f/"));
     line("rmdir dir (nonempty)", __wasi_path_remove_directory(dir, "dir"));

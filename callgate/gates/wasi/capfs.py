@@ -268,7 +268,12 @@ def mkdir_at(dirfd: int, path: str) -> None:
 
 
 def rmdir_at(dirfd: int, path: str) -> None:
+    """rmdir; ``name/`` is removed as wasmtime does it, as ``rmdir(".")`` inside the
+    directory it leads to: EINVAL (ENOTDIR/ENOENT when it leads nowhere)."""
     with parent_of(dirfd, path) as (parent, name):
+        if has_trailing_slash(name):
+            with opened(parent, name, follow=True, directory=True):
+                raise OSError(errno.EINVAL, "cannot remove '.'")
         os.rmdir(name, dir_fd=parent)
 
 
@@ -293,6 +298,11 @@ def symlink_at(target: str, dirfd: int, path: str) -> None:
     if target.startswith("/"):
         raise OSError(errno.EPERM, f"absolute symlink target {target!r}")
     with parent_of(dirfd, path) as (parent, name):
+        if has_trailing_slash(name):
+            # wasmtime creates "name/" as "." inside the directory name leads to: EEXIST
+            # when there is one, ENOTDIR/ENOENT when it leads elsewhere or nowhere.
+            with opened(parent, name, follow=True, directory=True):
+                raise OSError(errno.EEXIST, "file exists")
         os.symlink(target, name, dir_fd=parent)
 
 
