@@ -15,6 +15,11 @@ probing libseccomp 2.5.4 and pinned in ``test_libseccomp_oracle.py``:
   when a later check of one rule fails, jumps to the default instead of trying the
   other rule — even with one action. ``a0 < 5`` OR ``a0 < 2**32`` misses
   ``a0 = 5``; ``a0 == 0`` OR (``a0 != 1`` AND ``a1 == 0``) misses ``read(0, 1)``;
+* plain ``eq`` on one arg in two rules of a syscall, one of them testing more args:
+  alone it works, but beside another syscall with an ``eq`` block of the same shape
+  libseccomp 2.5.4 shares the block and drops the further check: with ``open``
+  a0 == 0 or 1 and ``close`` a0 == 0 OR (a0 == 1 AND a1 == 1), all one action,
+  ``close(1, 0)`` takes the action;
 * a rule whose action is the default is refused (EACCES);
 * two checks on the same arg in one rule are refused (EINVAL);
 * ``masked_eq`` with datum bits outside the mask: libseccomp compares against
@@ -123,6 +128,11 @@ def libseccomp_program(section: Section, arch: Arch, *, optimize: int = 2) -> li
             plain_eq = all(Op(c.op) is Op.EQ and c.width == 64 for c in checks)
             if len(checks) > 1 and not plain_eq:
                 raise NotExpressible("overlapping checks on one arg in two rules of a syscall")
+    for nr, by_arg in tested.items():
+        shapes = {tuple(sorted(c.index for c in rule.args)) for rule in section.rules
+                  if nr in {arch.numbers.get(name) for name in rule.names}}
+        if len(shapes) > 1 and any(len(checks) > 1 for checks in by_arg.values()):
+            raise NotExpressible("eq on one arg in two rules of a syscall, one testing more")
     flt = pyseccomp.SyscallFilter(section.default)
     if not flt.exist_arch(token):
         flt.add_arch(token)

@@ -265,6 +265,32 @@ def test_class_overlapping_checks_on_one_arg_in_two_rules():
         libseccomp_program(section, ARCH)
 
 
+def test_class_eq_blocks_shared_across_syscalls_drop_a_further_check():
+    """open a0 in {0, 1}; close a0 == 0 OR (a0 == 1 AND a1 == 1), all LOG: libseccomp
+    logs close(1, 0), whose a1 fails the second rule (close's rules alone work)."""
+    log, arg, eq = SECCOMP_RET_LOG, pyseccomp.Arg, pyseccomp.EQ
+    both = (
+        (log, "open", arg(0, eq, 0)),
+        (log, "open", arg(0, eq, 1)),
+        (log, "close", arg(0, eq, 0)),
+        (log, "close", arg(0, eq, 1), arg(1, eq, 1)),
+    )
+    close = ARCH.number("close")
+    assert _run(_libseccomp_filter(SECCOMP_RET_ALLOW, *both), close, 1, 0) == log
+    assert _run(_libseccomp_filter(SECCOMP_RET_ALLOW, *both[2:]), close, 1, 0) == \
+        SECCOMP_RET_ALLOW
+    rules = (
+        Rule(("open",), log, (ArgCheck(0, Op.EQ, 0),)),
+        Rule(("open",), log, (ArgCheck(0, Op.EQ, 1),)),
+        Rule(("close",), log, (ArgCheck(0, Op.EQ, 0),)),
+        Rule(("close",), log, (ArgCheck(0, Op.EQ, 1), ArgCheck(1, Op.EQ, 1))),
+    )
+    section = Section(SECCOMP_RET_ALLOW, rules)
+    assert _run(compile_section(section, ARCH), close, 1, 0) == SECCOMP_RET_ALLOW
+    with pytest.raises(NotExpressible):
+        libseccomp_program(section, ARCH)
+
+
 def test_class_rule_with_default_action_is_refused():
     with pytest.raises(PermissionError):
         _libseccomp_filter(
