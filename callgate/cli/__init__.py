@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from callgate import __version__
+from callgate.cli.inputs import SHIPPED
 from callgate.errors import CallgateError
 
 # Verb modules, in the order their commands appear in --help.
@@ -45,7 +46,17 @@ class CliParser(argparse.ArgumentParser):
     """
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: error: {message}{_policy_hint(message)} "
+                  f"(see {self.prog} --help)\n")
+
+
+def _policy_hint(message: str) -> str:
+    """`--allow-all` and friends: a shipped policy is a value of --policy, not an option."""
+    if message.startswith("unrecognized arguments:"):
+        for word in message.split(":", 1)[1].split():
+            if word.startswith("--") and word[2:] in SHIPPED:
+                return f"; a shipped policy is named with --policy: --policy {word[2:]}"
+    return ""
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -117,6 +117,14 @@ def test_audit_dash_writes_records_to_stderr_and_leaves_stderr_open(tmp_path):
     assert not (tmp_path / "-").exists()
 
 
+def test_a_policy_name_given_as_an_option_is_pointed_at_policy():
+    done = callgate("run", "--allow-all", str(guest("hello")))
+    assert done.returncode == 2
+    assert "--policy allow-all" in done.stderr.decode()
+    done = callgate("run", "--bogus", str(guest("hello")))
+    assert done.returncode == 2 and "--policy" not in done.stderr.decode()
+
+
 def test_unknown_export_and_refused_module_are_clear_errors():
     done = callgate("call", str(guest("hello")), "nope")
     assert done.returncode == 2 and "nope" in done.stderr.decode()
