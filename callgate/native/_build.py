@@ -152,6 +152,7 @@ CONCERNS: dict[str, str] = {
             uint8_t name_state;
             uint16_t flags;
             int32_t host_fd;
+            uint64_t allowed;
             uint64_t rights_base;
             uint64_t rights_inheriting;
         } cg_fd_info;

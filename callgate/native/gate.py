@@ -95,7 +95,8 @@ class FdInfo:
 
     filetype: int
     flags: int
-    rights_base: int
+    allowed: int            # FdEntry.allowed: the rights its calls are checked against
+    rights_base: int        # what fd_fdstat_get reports
     rights_inheriting: int
     host_fd: int            # -1: none
     plain: bool             # a host fd and nothing else
@@ -259,12 +260,14 @@ class NativePlugin:
         ffi = self._ffi
         c = ffi.new("cg_fd_info *")
         exotic = not (0 <= info.filetype <= 0xFF and 0 <= info.flags <= 0xFFFF
-                      and 0 <= info.rights_base <= U64 and 0 <= info.rights_inheriting <= U64
+                      and 0 <= info.allowed <= U64 and 0 <= info.rights_base <= U64
+                      and 0 <= info.rights_inheriting <= U64
                       and -1 <= info.host_fd < 1 << 31
                       and (info.name is None or len(info.name) < 1 << 31))
         if not exotic:
             c.filetype = info.filetype
             c.flags = info.flags
+            c.allowed = info.allowed
             c.rights_base = info.rights_base
             c.rights_inheriting = info.rights_inheriting
             c.host_fd = info.host_fd

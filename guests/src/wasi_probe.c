@@ -314,6 +314,23 @@ static void readdir_tests(void) {
     (void)f;
 }
 
+static void poll_fd(const char *label, __wasi_fd_t fd, __wasi_eventtype_t tag) {
+    __wasi_subscription_t sub;
+    __wasi_event_t ev;
+    __wasi_size_t n = 9;
+    memset(&sub, 0, sizeof sub);
+    memset(&ev, 0, sizeof ev);
+    sub.userdata = 7;
+    sub.u.tag = tag;
+    sub.u.u.fd_read.file_descriptor = fd;  /* fd_write has the same layout */
+    __wasi_errno_t e = __wasi_poll_oneoff(&sub, &ev, 1, &n);
+    if (e != 0)
+        n = 0;
+    printf("%s %d n=%u err=%d type=%d nbytes=%llu flags=%d\n", label, e, n, n ? ev.error : 0,
+           n ? ev.type : 0, n ? (unsigned long long)ev.fd_readwrite.nbytes : 0ULL,
+           n ? ev.fd_readwrite.flags : 0);
+}
+
 static void poll_tests(void) {
     __wasi_subscription_t subs[2];
     __wasi_event_t evs[2];
@@ -330,24 +347,23 @@ static void poll_tests(void) {
     __wasi_fd_t fd = make_file("p", "12345");
     __wasi_filesize_t pos;
     __wasi_fd_seek(fd, 1, __WASI_WHENCE_SET, &pos);
-    subs[0].u.tag = __WASI_EVENTTYPE_FD_READ;
-    subs[0].u.u.fd_read.file_descriptor = fd;
-    e = __wasi_poll_oneoff(subs, evs, 1, &n);
-    printf("poll file read %d n=%u err=%d type=%d nbytes=%llu\n", e, n, evs[0].error,
-           evs[0].type, (unsigned long long)evs[0].fd_readwrite.nbytes);
+    poll_fd("poll file read", fd, __WASI_EVENTTYPE_FD_READ);
     __wasi_fd_seek(fd, 0, __WASI_WHENCE_END, &pos);
-    e = __wasi_poll_oneoff(subs, evs, 1, &n);
-    printf("poll file read at end %d n=%u err=%d type=%d nbytes=%llu\n", e, n, evs[0].error,
-           evs[0].type, (unsigned long long)evs[0].fd_readwrite.nbytes);
-    subs[0].u.tag = __WASI_EVENTTYPE_FD_WRITE;
-    e = __wasi_poll_oneoff(subs, evs, 1, &n);
-    printf("poll file write %d n=%u err=%d type=%d nbytes=%llu\n", e, n, evs[0].error,
-           evs[0].type, (unsigned long long)evs[0].fd_readwrite.nbytes);
-    subs[0].u.tag = __WASI_EVENTTYPE_FD_READ;
-    subs[0].u.u.fd_read.file_descriptor = 99;
-    e = __wasi_poll_oneoff(subs, evs, 1, &n);
-    printf("poll bad fd %d n=%u err=%d\n", e, n, evs[0].error);
+    poll_fd("poll file read at end", fd, __WASI_EVENTTYPE_FD_READ);
+    poll_fd("poll file write", fd, __WASI_EVENTTYPE_FD_WRITE);
+    poll_fd("poll bad fd", 99, __WASI_EVENTTYPE_FD_READ);
+    poll_fd("poll dir read", dir, __WASI_EVENTTYPE_FD_READ);
+    poll_fd("poll dir write", dir, __WASI_EVENTTYPE_FD_WRITE);
+    poll_fd("poll stdin read", 0, __WASI_EVENTTYPE_FD_READ);
+    poll_fd("poll stdin write", 0, __WASI_EVENTTYPE_FD_WRITE);
+    poll_fd("poll stdout write", 1, __WASI_EVENTTYPE_FD_WRITE);
+    poll_fd("poll stdout read", 1, __WASI_EVENTTYPE_FD_READ);
     __wasi_fd_close(fd);
+    __wasi_fd_t ro;
+    if (op("p", 0, 0, __WASI_RIGHTS_FD_READ, 0, &ro) == 0) {
+        poll_fd("poll read-only file write", ro, __WASI_EVENTTYPE_FD_WRITE);
+        __wasi_fd_close(ro);
+    }
 }
 
 static void more(__wasi_fd_t root) {
@@ -398,6 +414,17 @@ static void more(__wasi_fd_t root) {
     printf("open sync|append %d flags=%d\n", e, fs.fs_flags);
     if (e == 0) /* wasmtime answers ENOTSUP: fd was never set, so it is no fd to close */
         __wasi_fd_close(fd);
+    line("open missing dsync", op("lots/missing", 0, 0, 0, __WASI_FDFLAGS_DSYNC, &fd));
+    line("open creat rsync", op("lots/new", 0, __WASI_OFLAGS_CREAT, __WASI_RIGHTS_FD_WRITE,
+                                __WASI_FDFLAGS_RSYNC, &fd));
+    if (op("lots/file.1", 0, 0, __WASI_RIGHTS_FD_WRITE, 0, &fd) == 0) {
+        line("set_flags dsync", __wasi_fd_fdstat_set_flags(fd, __WASI_FDFLAGS_DSYNC));
+        line("set_flags rsync", __wasi_fd_fdstat_set_flags(fd, __WASI_FDFLAGS_RSYNC));
+        line("set_flags sync|append", __wasi_fd_fdstat_set_flags(fd, __WASI_FDFLAGS_SYNC
+                                                                     | __WASI_FDFLAGS_APPEND));
+        line("set_flags append", __wasi_fd_fdstat_set_flags(fd, __WASI_FDFLAGS_APPEND));
+        __wasi_fd_close(fd);
+    }
     e = op(".", 0, 0, 0, __WASI_FDFLAGS_NONBLOCK, &fd);
     printf("open . nonblock %d\n", e);
     if (e == 0)
@@ -438,6 +465,87 @@ static void more(__wasi_fd_t root) {
     (void)fd;
 }
 
+/* Rights are advisory, as in wasmtime: fdstat shows its fixed sets, the requested rights
+ * only choose the access mode, and set_rights is ENOTSUP. */
+static void fdstat_line(const char *label, __wasi_fd_t fd) {
+    __wasi_fdstat_t st;
+    __wasi_errno_t e = __wasi_fd_fdstat_get(fd, &st);
+    printf("%s %d type=%d flags=%d base=%llx inheriting=%llx\n", label, e, st.fs_filetype,
+           st.fs_flags, (unsigned long long)st.fs_rights_base,
+           (unsigned long long)st.fs_rights_inheriting);
+}
+
+static void rights_case(const char *label, const char *path, __wasi_oflags_t o,
+                        __wasi_rights_t rights, __wasi_fdflags_t fl) {
+    __wasi_fd_t fd;
+    __wasi_errno_t e = op(path, 0, o, rights, fl, &fd);
+    if (e != 0) {
+        line(label, e);
+        return;
+    }
+    fdstat_line(label, fd);
+    char buf[4];
+    __wasi_iovec_t iov = {(uint8_t *)buf, sizeof buf};
+    __wasi_ciovec_t ciov = {(const uint8_t *)"x", 1};
+    __wasi_size_t n;
+    printf("%s read %d write %d sync %d set_rights %d\n", label, __wasi_fd_read(fd, &iov, 1, &n),
+           o & __WASI_OFLAGS_DIRECTORY ? -1 : __wasi_fd_write(fd, &ciov, 1, &n),
+           __wasi_fd_sync(fd), __wasi_fd_fdstat_set_rights(fd, 0, 0));
+    __wasi_fd_t other;
+    printf("%s path_open %d mkdir %d unlink %d\n", label,
+           __wasi_path_open(fd, 0, "x", 0, 0, 0, 0, &other),
+           __wasi_path_create_directory(fd, "x"), __wasi_path_unlink_file(fd, "x"));
+    __wasi_fd_close(fd);
+}
+
+static void rights(void) {
+    fdstat_line("rights preopen", dir);
+    printf("rights preopen set_rights %d\n", __wasi_fd_fdstat_set_rights(dir, 0, 0));
+    printf("rights stdout set_rights %d\n", __wasi_fd_fdstat_set_rights(1, 0, 0));
+    __wasi_fd_close(make_file("rf", "abc"));
+    rights_case("rights file none", "rf", 0, 0, 0);
+    rights_case("rights file read", "rf", 0, __WASI_RIGHTS_FD_READ, 0);
+    rights_case("rights file write", "rf", 0, __WASI_RIGHTS_FD_WRITE | __WASI_RIGHTS_FD_READDIR, 0);
+    rights_case("rights file rw", "rf", 0, __WASI_RIGHTS_FD_READ | __WASI_RIGHTS_FD_WRITE, 0);
+    rights_case("rights file allocate", "rf", 0, __WASI_RIGHTS_FD_ALLOCATE, 0);
+    rights_case("rights file creat", "rf", __WASI_OFLAGS_CREAT, 0, 0);
+    rights_case("rights file trunc|read", "rf", __WASI_OFLAGS_TRUNC, __WASI_RIGHTS_FD_READ, 0);
+    rights_case("rights file creat|write", "rf", __WASI_OFLAGS_CREAT, __WASI_RIGHTS_FD_WRITE, 0);
+    rights_case("rights file read|append", "rf", 0, __WASI_RIGHTS_FD_READ,
+                __WASI_FDFLAGS_APPEND);
+    rights_case("rights dir none", ".", __WASI_OFLAGS_DIRECTORY, 0, 0);
+    rights_case("rights dir all-but-write", ".", __WASI_OFLAGS_DIRECTORY,
+                ALL & ~__WASI_RIGHTS_FD_WRITE, 0);
+    rights_case("rights dir append", ".", 0, 0, __WASI_FDFLAGS_APPEND);
+    rights_case("rights dir nonblock", ".", 0, 0, __WASI_FDFLAGS_NONBLOCK);
+    rights_case("rights dir write", ".", 0, __WASI_RIGHTS_FD_WRITE, 0);
+    line("rights unlink rf", __wasi_path_unlink_file(dir, "rf"));
+}
+
+/* One call moves only the first non-empty buffer, as in wasmtime. */
+static void iovec_tests(void) {
+    __wasi_fd_t fd = make_file("iov", "");
+    __wasi_ciovec_t out[3] = {{(const uint8_t *)"", 0}, {(const uint8_t *)"ab", 2},
+                              {(const uint8_t *)"cd", 2}};
+    __wasi_size_t n = 0;
+    __wasi_errno_t e = __wasi_fd_write(fd, out, 3, &n);
+    printf("iovec write %d n=%u\n", e, n);
+    e = __wasi_fd_pwrite(fd, out, 3, 8, &n);
+    printf("iovec pwrite %d n=%u\n", e, n);
+    char a[2], b[16];
+    __wasi_iovec_t in[3] = {{(uint8_t *)b, 0}, {(uint8_t *)a, 2}, {(uint8_t *)b, 16}};
+    __wasi_filesize_t pos;
+    __wasi_fd_seek(fd, 0, __WASI_WHENCE_SET, &pos);
+    e = __wasi_fd_read(fd, in, 3, &n);
+    printf("iovec read %d n=%u\n", e, n);
+    e = __wasi_fd_pread(fd, in + 1, 2, 0, &n);
+    printf("iovec pread %d n=%u\n", e, n);
+    e = __wasi_fd_write(fd, out, 1, &n);
+    printf("iovec write empty %d n=%u\n", e, n);
+    __wasi_fd_close(fd);
+    line("iovec unlink", __wasi_path_unlink_file(dir, "iov"));
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: wasi_probe NAME\n");
@@ -465,6 +573,8 @@ int main(int argc, char **argv) {
     removals();
     fdops();
     poll_tests();
+    rights();
+    iovec_tests();
     __wasi_fd_t root = dir;
     readdir_tests();
     more(root);

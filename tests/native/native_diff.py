@@ -292,13 +292,15 @@ class World:
             host = os.open(extra.path, os.O_RDWR | os.O_CLOEXEC
                            | (os.O_APPEND if flags & T.FDFLAGS_APPEND else 0))
             os.lseek(host, rng.choice((0, 0, size // 2, size)), os.SEEK_SET)
-            entry = FdEntry(T.FILETYPE_REGULAR_FILE, rights, _rights(rng, T.RIGHTS_FILE),
-                            host_fd=host, flags=flags & ~T.FDFLAGS_NONBLOCK)
+            entry = FdEntry(T.FILETYPE_REGULAR_FILE, rights, _rights(rng, T.RIGHTS_ALL),
+                            _rights(rng, T.RIGHTS_ALL), host_fd=host,
+                            flags=flags & ~T.FDFLAGS_NONBLOCK)
         elif kind == "dir":
             host = os.open(os.path.join(self.root, "other"), os.O_RDONLY | os.O_DIRECTORY)
             name = rng.choice(("/other", "/ünï", "x" * 300, "/\udc80bad", ""))
             entry = FdEntry(T.FILETYPE_DIRECTORY, _rights(rng, T.RIGHTS_DIRECTORY),
-                            T.RIGHTS_DIRECTORY_INHERITING, host_fd=host, preopen=name or None)
+                            T.SHOWN_PREOPEN_BASE, T.SHOWN_PREOPEN_INHERITING, host_fd=host,
+                            preopen=name or None)
         elif kind in ("pipe_r", "pipe_w"):
             r, w = os.pipe2(os.O_CLOEXEC)
             nonblock = bool(flags & T.FDFLAGS_NONBLOCK) or not scenario.deadline
@@ -314,23 +316,25 @@ class World:
                         while True:
                             os.write(w, b"\0" * 65536)
             os.set_blocking(host, not nonblock)
-            entry = FdEntry(T.FILETYPE_UNKNOWN, _rights(rng, T.RIGHTS_STREAM), 0,
-                            host_fd=host, flags=T.FDFLAGS_NONBLOCK if nonblock else 0)
+            entry = FdEntry(T.FILETYPE_UNKNOWN, _rights(rng, T.RIGHTS_STREAM),
+                            _rights(rng, T.RIGHTS_ALL), 0, host_fd=host,
+                            flags=T.FDFLAGS_NONBLOCK if nonblock else 0)
         elif kind == "null":
             host = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-            entry = FdEntry(T.FILETYPE_CHARACTER_DEVICE, _rights(rng, T.RIGHTS_STREAM), 0,
-                            host_fd=host, flags=flags & T.FDFLAGS_NONBLOCK)
+            entry = FdEntry(T.FILETYPE_CHARACTER_DEVICE, _rights(rng, T.RIGHTS_STREAM),
+                            T.RIGHTS_STREAM, 0, host_fd=host, flags=flags & T.FDFLAGS_NONBLOCK)
         elif kind == "sock":
             a, b = socket.socketpair()
             a.setblocking(False)
             extra.peer = b.detach()
             host = a.fileno()
-            entry = FdEntry(T.FILETYPE_SOCKET_STREAM, T.RIGHTS_SOCKET, 0, host_fd=host, sock=a,
+            entry = FdEntry(T.FILETYPE_SOCKET_STREAM, T.RIGHTS_SOCKET, T.RIGHTS_SOCKET, 0,
+                            host_fd=host, sock=a,
                             flags=T.FDFLAGS_NONBLOCK)
         elif kind == "exotic":
             host = os.open("/dev/null", os.O_RDWR | os.O_CLOEXEC)
-            entry = FdEntry(T.FILETYPE_CHARACTER_DEVICE, T.RIGHTS_STREAM, 0, host_fd=host,
-                            flags=1 << 17)
+            entry = FdEntry(T.FILETYPE_CHARACTER_DEVICE, T.RIGHTS_STREAM, T.RIGHTS_STREAM, 0,
+                            host_fd=host, flags=1 << 17)
         else:
             raise ValueError(kind)
         extra.host = host
@@ -420,7 +424,8 @@ class World:
                 pipes.append(_drain(extra.peer))
             elif extra.kind == "pipe_r" and id(extra.entry) in live:  # what is left unread
                 pipes.append(_drain(extra.host))
-        table = sorted((fd, e.filetype, e.flags, e.rights_base, e.rights_inheriting, e.preopen,
+        table = sorted((fd, e.filetype, e.flags, e.allowed, e.rights_base, e.rights_inheriting,
+                        e.preopen,
                         e.host_fd is None, e.sock is None, e.sink is None, e.fed is None)
                        for fd, e in self.state.table.entries.items())
         return {"files": files, "pipes": pipes, "stdout": bytes(self.stdout),

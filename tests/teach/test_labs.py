@@ -151,7 +151,7 @@ WRONG = [
     (7, lambda lab: edited(lab, 'action = "kill_process"', 'action = "errno(EPERM)"'),
      "a polite refusal the guest can work around"),
     (7, lambda lab: edited(lab, "{ index = 4, op = \"eq\", value = 0, width = 32 },\n", ""),
-     "path_open(3, 1, …, 9, 0xfbffebe) with oflags O_CREAT|O_TRUNC: ALLOW"),
+     "path_open(3, 1, …, 9, 0xfb7febe) with oflags O_CREAT|O_TRUNC: ALLOW"),
     (8, lambda lab: lab_file("lab08_starter.py"), "Seccomp 0, NoNewPrivs 0 (want 2 and 1)"),
     (8, lambda lab: LAB8_NNP_ONLY, "execve started /bin/echo after lock()"),
     (8, lambda lab: LAB8_EXECVE_ONLY, "execveat is a second way in"),

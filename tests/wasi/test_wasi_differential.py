@@ -87,9 +87,6 @@ DELIBERATE = {
     # Real fallocate (the spec's meaning); wasmtime answers ENOTSUP and leaves the size.
     "allocate 20": "allocate 20 0",
     "size after allocate": "size after allocate 20",
-    # O_SYNC is honoured and reported (APPEND 1 | SYNC 16); wasmtime answers ENOTSUP.
-    # The Rust wasi-testsuite's path_filestat accepts both.
-    "open sync|append": "open sync|append 0 flags=17",
 }
 
 

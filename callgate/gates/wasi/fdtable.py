@@ -76,7 +76,8 @@ class FdEntry:
     """One open guest fd. ``host_fd`` is None for byte-buffer stdio."""
 
     filetype: int
-    rights_base: int
+    allowed: int                         # the rights its calls are checked against
+    rights_base: int                     # what fd_fdstat_get reports (wasmtime's values)
     rights_inheriting: int
     host_fd: int | None = None
     flags: int = 0                       # WASI fdflags as the guest set them
@@ -106,7 +107,7 @@ class FdEntry:
         A stream that lacks only the right to seek answers ESPIPE instead (it could
         never seek: ``fd_pread`` on stdin, ``fd_pwrite`` on stdout, as in wasmtime).
         """
-        missing = rights & ~self.rights_base
+        missing = rights & ~self.allowed
         if missing:
             if missing & ~_SEEK_RIGHTS == 0 and not self.seekable and not self.is_dir:
                 raise WasiError(ESPIPE)
@@ -220,14 +221,16 @@ class FdTable:
         return entry
 
     def directory(self, fd: int, right: int) -> FdEntry:
-        """A directory fd holding ``right`` (path calls: ENOTDIR / ENOTCAPABLE otherwise).
+        """A directory fd holding ``right``; ENOTCAPABLE without it.
 
-        stdio is no directory of any kind: EBADF, as wasmtime answers every path call.
+        On any other fd wasmtime answers ENOTDIR to ``path_open`` (but EBADF on stdio) and
+        EBADF to every other path call.
         """
         entry = self.get(fd)
         if not entry.is_dir:
-            raise WasiError(E.EBADF if entry.stdio else ENOTDIR)
-        if entry.rights_base & right != right:
+            raise WasiError(ENOTDIR if right == T.R["PATH_OPEN"] and not entry.stdio
+                            else E.EBADF)
+        if entry.allowed & right != right:
             raise WasiError(E.ENOTCAPABLE)
         return entry
 
@@ -293,17 +296,18 @@ def stdio_entry(which: int, mode: StdioMode) -> FdEntry:
     right = T.R["FD_READ"] if which == 0 else T.R["FD_WRITE"]
     if mode == "inherit":
         ftype = T.FILETYPE_CHARACTER_DEVICE if _isatty(which) else T.FILETYPE_UNKNOWN
-        return FdEntry(ftype, right, right, host_fd=which, owns_fd=False, stdio=True)
+        return FdEntry(ftype, right, right, right, host_fd=which, owns_fd=False, stdio=True)
     if which == 0:
         data = b"" if mode is None else mode
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError("stdin must be bytes or 'inherit'")
-        return FdEntry(T.FILETYPE_UNKNOWN, right, right, fed=FedInput(bytes(data)), stdio=True)
+        return FdEntry(T.FILETYPE_UNKNOWN, right, right, right, fed=FedInput(bytes(data)),
+                       stdio=True)
     if mode is None:
         mode = bytearray()
     if not isinstance(mode, bytearray):
         raise TypeError("stdout/stderr must be a bytearray (captured) or 'inherit'")
-    return FdEntry(T.FILETYPE_UNKNOWN, right, right, sink=mode, stdio=True)
+    return FdEntry(T.FILETYPE_UNKNOWN, right, right, right, sink=mode, stdio=True)
 
 
 def _isatty(fd: int) -> bool:
@@ -316,4 +320,4 @@ def _isatty(fd: int) -> bool:
 def socket_entry(sock: socket.socket) -> FdEntry:
     ftype = T.FILETYPE_SOCKET_DGRAM if sock.type == socket.SOCK_DGRAM \
         else T.FILETYPE_SOCKET_STREAM
-    return FdEntry(ftype, T.RIGHTS_SOCKET, 0, host_fd=sock.fileno(), sock=sock)
+    return FdEntry(ftype, T.RIGHTS_SOCKET, T.RIGHTS_SOCKET, 0, host_fd=sock.fileno(), sock=sock)

@@ -35,7 +35,8 @@ def fd_info(entry: FdEntry) -> FdInfo:
     host_fd = entry.host_fd
     plain = (host_fd is not None and entry.sock is None and entry.sink is None
              and entry.fed is None)
-    return FdInfo(entry.filetype, entry.flags, entry.rights_base, entry.rights_inheriting,
+    return FdInfo(entry.filetype, entry.flags, entry.allowed, entry.rights_base,
+                  entry.rights_inheriting,
                   -1 if host_fd is None else host_fd, plain, name, name_python)
 
 

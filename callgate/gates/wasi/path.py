@@ -12,7 +12,7 @@ import os
 
 from callgate.arch import wasi_errno as E
 from callgate.gates.wasi import capfs, types as T
-from callgate.gates.wasi.fd import pack_filestat, time_args
+from callgate.gates.wasi.fd import ENOTSUP, pack_filestat, time_args
 from callgate.gates.wasi.fdtable import FdEntry, filetype_of
 from callgate.gates.wasi.gate import WasiError, guest_str, wasi_gate
 from callgate.gates.wasi.state import WasiCall
@@ -123,17 +123,20 @@ def path_readlink(call: WasiCall, fd: int, path: int, path_len: int, buf: int, b
     call.mem.set_u32(ret, len(data))
 
 
-def _access_mode(base: int, fdflags: int) -> int:
-    write = bool(base & T.RIGHTS_NEED_WRITE) or bool(fdflags & T.FDFLAGS_APPEND)
-    read = bool(base & T.RIGHTS_NEED_READ)
-    if write:
-        return os.O_RDWR if read else os.O_WRONLY
+def _access_mode(rights: int, oflags: int) -> tuple[bool, bool]:
+    """(readable, writable), as wasmtime opens: for writing with FD_WRITE, CREAT or TRUNC;
+    for reading with FD_READ or without FD_WRITE (a file opened with no rights reads)."""
+    writable = bool(rights & R["FD_WRITE"] or oflags & (T.OFLAGS_CREAT | T.OFLAGS_TRUNC))
+    return bool(rights & R["FD_READ"]) or not rights & R["FD_WRITE"], writable
+
+
+def _host_mode(readable: bool, writable: bool) -> int:
+    if writable:
+        return os.O_RDWR if readable else os.O_WRONLY
     return os.O_RDONLY
 
 
-_FDFLAG_HOST = ((T.FDFLAGS_APPEND, os.O_APPEND), (T.FDFLAGS_NONBLOCK, os.O_NONBLOCK),
-                (T.FDFLAGS_DSYNC, os.O_DSYNC), (T.FDFLAGS_RSYNC, os.O_RSYNC),
-                (T.FDFLAGS_SYNC, os.O_SYNC))
+_FDFLAG_HOST = ((T.FDFLAGS_APPEND, os.O_APPEND), (T.FDFLAGS_NONBLOCK, os.O_NONBLOCK))
 
 
 @wasi_gate("i32 i32 i32 i32 i32 i64 i64 i32 i32", syscalls=_RESOLVE | {"fcntl"})
@@ -141,25 +144,22 @@ def path_open(call: WasiCall, fd: int, dirflags: int, path: int, path_len: int, 
               rights_base: int, rights_inheriting: int, fdflags: int, ret: int) -> None:
     """Open beneath a directory fd.
 
-    The new fd's rights are the requested ones masked by the directory's
-    inheriting rights; the host access mode follows from them (read rights ->
-    read, write/allocate/set_size/datasync or APPEND -> write). CREAT needs
-    PATH_CREATE_FILE, TRUNC needs PATH_FILESTAT_SET_SIZE (EPERM without, like
-    wasmtime). Without SYMLINK_FOLLOW a final symlink is ELOOP (O_NOFOLLOW).
+    As in wasmtime, the requested rights only choose the host access mode (FD_WRITE,
+    CREAT or TRUNC -> write; FD_READ, or no FD_WRITE -> read); what the new fd may do
+    follows from that mode and its type, and fd_fdstat_get reports wasmtime's fixed
+    sets. A directory has no fdflags. Without SYMLINK_FOLLOW a final symlink is ELOOP
+    (O_NOFOLLOW).
     """
     entry = _dir(call, fd, R["PATH_OPEN"])
     follow = _lookup_flags(dirflags)
     if oflags & ~T.OFLAGS_ALL or fdflags & ~T.FDFLAGS_ALL:
         raise WasiError(E.EINVAL)
+    if fdflags & T.FDFLAGS_SYNCS:
+        raise WasiError(ENOTSUP)  # as wasmtime, before the path is looked at
     text = guest_str(call, path, path_len)
     call.mem.check(ret, 4)
-    if oflags & T.OFLAGS_CREAT and entry.rights_base & R["PATH_CREATE_FILE"] == 0:
-        raise WasiError(E.ENOTCAPABLE)
-    if oflags & T.OFLAGS_TRUNC and entry.rights_base & R["PATH_FILESTAT_SET_SIZE"] == 0:
-        raise WasiError(E.EPERM)
-    base = rights_base & entry.rights_inheriting
-    inheriting = rights_inheriting & entry.rights_inheriting
-    mode = _access_mode(base, fdflags)
+    readable, writable = _access_mode(rights_base, oflags)
+    mode = _host_mode(readable, writable)
     if entry.readonly and (mode != os.O_RDONLY or oflags & (T.OFLAGS_CREAT | T.OFLAGS_TRUNC)):
         raise WasiError(E.EPERM)
     flags = mode
@@ -183,10 +183,12 @@ def path_open(call: WasiCall, fd: int, dirflags: int, path: int, path_len: int, 
         os.close(host_fd)
         raise
     if ftype == T.FILETYPE_DIRECTORY:
-        base &= T.RIGHTS_DIRECTORY
-    else:  # a file has no path_* rights to use or to hand on, whatever was asked for
-        base &= T.RIGHTS_FILE if ftype == T.FILETYPE_REGULAR_FILE else T.RIGHTS_STREAM
-        inheriting &= T.RIGHTS_FILE
-    new = FdEntry(ftype, base, inheriting, host_fd=host_fd, flags=fdflags,
-                  readonly=entry.readonly)
+        new = FdEntry(ftype, T.RIGHTS_DIRECTORY, T.SHOWN_DIRECTORY, T.SHOWN_DIRECTORY,
+                      host_fd=host_fd, readonly=entry.readonly)
+    else:
+        allowed = T.RIGHTS_FILE if ftype == T.FILETYPE_REGULAR_FILE else T.RIGHTS_STREAM
+        allowed &= ~(0 if readable else R["FD_READ"]) & ~(0 if writable else R["FD_WRITE"])
+        shown = T.shown_file_rights(readable, writable)
+        new = FdEntry(ftype, allowed, shown, shown, host_fd=host_fd, flags=fdflags,
+                      readonly=entry.readonly)
     call.mem.set_u32(ret, call.state.table.add(new))

@@ -1,7 +1,11 @@
 """poll_oneoff: wait for clock deadlines and fd readiness.
 
-Regular files and byte-buffer stdio are always ready (as on Linux); host
-streams and sockets are polled with ``poll(2)``. A wait never outlasts the
+Events look as under wasmtime (measured, wasmtime-py 50): regular files and
+byte-buffer stdio are always ready, with nbytes 1 (a file read at its end also
+says HANGUP); host stdio is polled and, when ready, also says nbytes 1; a
+directory, or stdio subscribed the wrong way (stdin for writing, stdout for
+reading), fails the whole call with EBADF. Other host streams and sockets are
+polled with ``poll(2)``. A wait never outlasts the
 plugin's per-call deadline: the gate sleeps until it, then raises
 ``DeadlineExceeded`` through :meth:`Plugin.check_deadline`.
 
@@ -13,11 +17,13 @@ few hundred KiB whatever count the guest passes.
 
 from __future__ import annotations
 
+import os
 import select
 import time
 
 from callgate.arch import wasi_errno as E
 from callgate.gates.wasi import types as T
+from callgate.gates.wasi.capfs import STAT_SYSCALLS
 from callgate.gates.wasi.clocks import HOST_CLOCKS
 from callgate.gates.wasi.fdtable import FdEntry
 from callgate.gates.wasi.gate import WasiError, wasi_gate
@@ -33,18 +39,18 @@ _FD_RIGHT = {T.EVENTTYPE_FD_READ: T.R["FD_READ"], T.EVENTTYPE_FD_WRITE: T.R["FD_
 
 def _fd_ready(entry: FdEntry, kind: int) -> tuple[int, int] | None:
     """(nbytes, flags) if an fd is ready without polling, else None (poll the host fd)."""
-    if entry.fed is not None:
-        left = entry.fed.remaining()
-        return (left, 0 if left else T.EVENTRWFLAGS_HANGUP) if kind == T.EVENTTYPE_FD_READ \
-            else (0, 0)
-    if entry.sink is not None:
-        return (0, 0)
-    if entry.filetype in (T.FILETYPE_REGULAR_FILE, T.FILETYPE_DIRECTORY):
-        return (1, 0)  # always ready; wasmtime reports 1 byte either way
+    if entry.fed is not None or entry.sink is not None:
+        return (1, 0)
+    if entry.filetype == T.FILETYPE_REGULAR_FILE:
+        host = entry.fd()
+        at_end = kind == T.EVENTTYPE_FD_READ and \
+            os.lseek(host, 0, os.SEEK_CUR) >= os.fstat(host).st_size
+        return (1, T.EVENTRWFLAGS_HANGUP if at_end else 0)
     return None
 
 
-@wasi_gate("i32 i32 i32 i32", syscalls={"ppoll", "poll", "clock_gettime", "clock_nanosleep"})
+@wasi_gate("i32 i32 i32 i32", syscalls={"ppoll", "poll", "clock_gettime", "clock_nanosleep",
+                                         "lseek"} | STAT_SYSCALLS)
 def poll_oneoff(call: WasiCall, in_ptr: int, out_ptr: int, nsubscriptions: int, ret: int) -> None:
     """Wait for the first of the subscriptions; write one event per ready one."""
     if nsubscriptions == 0:
@@ -59,7 +65,7 @@ def poll_oneoff(call: WasiCall, in_ptr: int, out_ptr: int, nsubscriptions: int, 
     table = call.state.table
     events: list[bytes] = []
     clocks: list[tuple[float, int]] = []       # (monotonic deadline, userdata)
-    polled: dict[int, list[tuple[int, int]]] = {}   # host fd -> [(userdata, kind)]
+    polled: dict[int, list[tuple[int, int, bool]]] = {}  # host fd -> [(userdata, kind, stdio)]
     start = time.monotonic()
     for userdata, tag, body in T.SUBSCRIPTION.iter_unpack(raw):
         if tag == T.EVENTTYPE_CLOCK:
@@ -74,14 +80,16 @@ def poll_oneoff(call: WasiCall, in_ptr: int, out_ptr: int, nsubscriptions: int, 
         elif tag in _FD_RIGHT:
             (fd,) = T.SUB_FD.unpack_from(body)
             entry = table.get(fd)  # an unknown fd fails the whole call (EBADF), as in wasmtime
-            if entry.rights_base & _FD_RIGHT[tag] == 0:
+            if entry.is_dir or (entry.stdio and entry.allowed & _FD_RIGHT[tag] == 0):
+                raise WasiError(E.EBADF)
+            if entry.allowed & _FD_RIGHT[tag] == 0 and not entry.seekable:
                 events.append(T.EVENT.pack(userdata, E.EBADF, tag, 0, 0))
                 continue
             ready = _fd_ready(entry, tag)
             if ready is not None:
                 events.append(T.EVENT.pack(userdata, 0, tag, ready[0], ready[1]))
             else:
-                polled.setdefault(entry.fd(), []).append((userdata, tag))
+                polled.setdefault(entry.fd(), []).append((userdata, tag, entry.stdio))
         else:
             events.append(T.EVENT.pack(userdata, E.EINVAL, tag, 0, 0))
     if not events:
@@ -91,11 +99,11 @@ def poll_oneoff(call: WasiCall, in_ptr: int, out_ptr: int, nsubscriptions: int, 
 
 
 def _wait(call: WasiCall, clocks: list[tuple[float, int]],
-          polled: dict[int, list[tuple[int, int]]]) -> list[bytes]:
+          polled: dict[int, list[tuple[int, int, bool]]]) -> list[bytes]:
     poller = select.poll()
     for fd, subs in polled.items():
         mask = 0
-        for _, kind in subs:
+        for _, kind, _ in subs:
             mask |= select.POLLIN if kind == T.EVENTTYPE_FD_READ else select.POLLOUT
         poller.register(fd, mask)
     plugin = call.plugin
@@ -113,12 +121,14 @@ def _wait(call: WasiCall, clocks: list[tuple[float, int]],
             ready = []
         events = []
         for fd, revents in ready:
-            for userdata, kind in polled[fd]:
+            for userdata, kind, stdio in polled[fd]:
                 want = select.POLLIN if kind == T.EVENTTYPE_FD_READ else select.POLLOUT
                 hangup = revents & (select.POLLHUP | select.POLLERR)
                 if revents & want or hangup:
-                    flags = T.EVENTRWFLAGS_HANGUP if hangup else 0
-                    events.append(T.EVENT.pack(userdata, 0, kind, 0, flags))
+                    # wasmtime reads stdio through its own streams: "1 byte", never HANGUP
+                    nbytes, flags = (1, 0) if stdio else \
+                        (0, T.EVENTRWFLAGS_HANGUP if hangup else 0)
+                    events.append(T.EVENT.pack(userdata, 0, kind, nbytes, flags))
         now = time.monotonic()
         events += [T.EVENT.pack(userdata, 0, T.EVENTTYPE_CLOCK, 0, 0)
                    for deadline, userdata in clocks if deadline <= now]

@@ -213,7 +213,8 @@ def _open_preopen(pre: Preopen) -> FdEntry:
             f"cannot preopen {str(pre.host)!r} as {guest!r}: it is on {pseudo}, a pseudo "
             "filesystem whose files expose the host's own state; preopen a real directory, "
             "or opt in with Preopen(..., pseudo_fs=True) (--dir HOST::GUEST:pseudo)")
-    return FdEntry(T.FILETYPE_DIRECTORY, T.RIGHTS_DIRECTORY, T.RIGHTS_DIRECTORY_INHERITING,
+    return FdEntry(T.FILETYPE_DIRECTORY, T.RIGHTS_DIRECTORY, T.SHOWN_PREOPEN_BASE,
+                   T.SHOWN_PREOPEN_INHERITING,
                    host_fd=host_fd, preopen=guest, readonly=pre.readonly)
 
 

@@ -24,6 +24,8 @@ FDFLAGS_DSYNC = 2
 FDFLAGS_NONBLOCK = 4
 FDFLAGS_RSYNC = 8
 FDFLAGS_SYNC = 16
+# Synchronised I/O: wasmtime offers none (path_open: ENOTSUP, fd_fdstat_set_flags: EINVAL).
+FDFLAGS_SYNCS = FDFLAGS_DSYNC | FDFLAGS_RSYNC | FDFLAGS_SYNC
 FDFLAGS_ALL = 31
 
 OFLAGS_CREAT = 1
@@ -87,19 +89,32 @@ RIGHTS_FILE = (R["FD_DATASYNC"] | R["FD_READ"] | R["FD_SEEK"] | R["FD_FDSTAT_SET
 # A stream (pipe, tty, socket, captured stdio) cannot seek.
 RIGHTS_STREAM = RIGHTS_FILE & ~(R["FD_SEEK"] | R["FD_TELL"])
 RIGHTS_SOCKET = RIGHTS_STREAM | R["SOCK_SHUTDOWN"] | R["SOCK_ACCEPT"]
-# What a directory fd itself may do; what it hands to what is opened through it.
-RIGHTS_DIRECTORY = (R["FD_FDSTAT_SET_FLAGS"] | R["FD_SYNC"] | R["FD_ADVISE"]
-                    | R["PATH_CREATE_DIRECTORY"] | R["PATH_CREATE_FILE"] | R["PATH_LINK_SOURCE"]
+# What a directory fd itself may do: wasmtime answers EBADF to fd_sync, fd_advise and
+# fd_fdstat_set_flags on one, as to the fd_* calls on its content.
+RIGHTS_DIRECTORY = (R["PATH_CREATE_DIRECTORY"] | R["PATH_CREATE_FILE"] | R["PATH_LINK_SOURCE"]
                     | R["PATH_LINK_TARGET"] | R["PATH_OPEN"] | R["FD_READDIR"]
                     | R["PATH_READLINK"] | R["PATH_RENAME_SOURCE"] | R["PATH_RENAME_TARGET"]
                     | R["PATH_FILESTAT_GET"] | R["PATH_FILESTAT_SET_SIZE"]
                     | R["PATH_FILESTAT_SET_TIMES"] | R["FD_FILESTAT_GET"]
                     | R["FD_FILESTAT_SET_TIMES"] | R["PATH_SYMLINK"] | R["PATH_REMOVE_DIRECTORY"]
                     | R["PATH_UNLINK_FILE"] | R["POLL_FD_READWRITE"])
-RIGHTS_DIRECTORY_INHERITING = RIGHTS_DIRECTORY | RIGHTS_FILE
-# Rights whose use needs a host fd opened for writing.
-RIGHTS_NEED_WRITE = R["FD_DATASYNC"] | R["FD_WRITE"] | R["FD_ALLOCATE"] | R["FD_FILESTAT_SET_SIZE"]
-RIGHTS_NEED_READ = R["FD_READ"] | R["FD_READDIR"]
+
+# The rights fd_fdstat_get reports, as wasmtime reports them (measured: wasmtime-py 50).
+# Rights are advisory there: whatever a guest asks for, a preopen, another directory and a
+# file each show a fixed set, a file less FD_WRITE unless opened for writing and less
+# FD_READ/FD_READDIR unless opened for reading. callgate shows the same; what an fd may do
+# follows from its type and host access mode, as in wasmtime (FdEntry.allowed).
+SHOWN_PREOPEN_BASE = RIGHTS_DIRECTORY & ~(R["PATH_FILESTAT_SET_SIZE"] | R["POLL_FD_READWRITE"])
+SHOWN_PREOPEN_INHERITING = RIGHTS_ALL & ~(R["PATH_FILESTAT_SET_SIZE"] | R["SOCK_SHUTDOWN"]
+                                          | R["SOCK_ACCEPT"])
+SHOWN_DIRECTORY = RIGHTS_ALL & ~(R["FD_SEEK"] | R["FD_WRITE"] | R["PATH_FILESTAT_SET_SIZE"]
+                                 | R["FD_FILESTAT_SET_SIZE"])
+
+
+def shown_file_rights(readable: bool, writable: bool) -> int:
+    """What fd_fdstat_get reports (base and inheriting) for a file opened this way."""
+    return (RIGHTS_ALL & ~(0 if writable else R["FD_WRITE"])
+            & ~(0 if readable else R["FD_READ"] | R["FD_READDIR"]))
 
 # --- structs --------------------------------------------------------------------------------
 FDSTAT = struct.Struct("<BxHxxxxQQ")            # filetype, flags, rights base, inheriting

@@ -517,7 +517,7 @@ static inline int is_stream(const cg_fd *e)
 /* FdEntry.need: 0, ESPIPE (a stream lacking only seek rights) or EBADF. */
 static int need(const cg_fd *e, uint64_t rights)
 {
-    uint64_t missing = rights & ~e->info.rights_base;
+    uint64_t missing = rights & ~e->info.allowed;
     if (missing == 0)
         return 0;
     if ((missing & ~SEEK_RIGHTS) == 0 && !seekable(e) && !is_dir(e))
@@ -834,8 +834,8 @@ typedef struct {
     uint64_t off; /* and the bytes done in it */
 } iovs_t;
 
-/* fd.iovecs: EFAULT if the array is outside memory, then EINVAL past IOV_MAX, then
- * EFAULT for any buffer outside. */
+/* fd.first_buffer: fd.iovecs (EFAULT if the array is outside memory, then EINVAL past
+ * IOV_MAX, then EFAULT for any buffer outside), then only the first non-empty buffer. */
 static int load_iovecs(const cg_mem *m, uint64_t ptr, uint64_t count, iovs_t *out)
 {
     if (!in_bounds(m, ptr, count * 8))
@@ -850,6 +850,15 @@ static int load_iovecs(const cg_mem *m, uint64_t ptr, uint64_t count, iovs_t *ou
     for (uint32_t i = 0; i < out->n; i++)
         if (!in_bounds(m, out->v[i].buf, out->v[i].len))
             return W_EFAULT;
+    uint32_t first = 0;
+    while (first < out->n && out->v[first].len == 0)
+        first++;
+    if (first == out->n) {
+        out->n = 0;
+    } else {
+        out->v[0] = out->v[first];
+        out->n = 1;
+    }
     return 0;
 }
 

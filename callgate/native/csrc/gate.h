@@ -166,7 +166,8 @@ typedef struct {
     uint8_t name_state;   /* 0: not a preopen; 1: preopen, name given; 2: preopen, Python's */
     uint16_t flags;       /* fdflags */
     int32_t host_fd;      /* -1: none */
-    uint64_t rights_base;
+    uint64_t allowed;     /* the rights its calls are checked against (FdEntry.allowed) */
+    uint64_t rights_base; /* what fd_fdstat_get reports (wasmtime's values) */
     uint64_t rights_inheriting;
 } cg_fd_info;
 

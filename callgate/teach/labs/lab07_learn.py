@@ -17,7 +17,7 @@ from callgate.teach.labs.runner import (
 
 FIRST_LINE = "the first line\n"
 GREETING = "hello from learnme (the clock says after 1970)\n"
-READ_RIGHTS = 0xFBFFEBE  # the rights wasi-libc asks for when it opens a file to read
+READ_RIGHTS = 0xFB7FEBE  # the rights wasi-libc asks for when it opens a file to read
 FD_WRITE_RIGHT = 1 << 6
 O_CREAT, O_TRUNC = 1, 8
 
