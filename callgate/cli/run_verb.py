@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from callgate.cli.cache_verb import add_cache_options, use_cache_options
 from callgate.cli.completion_verb import completes_filters
-from callgate.cli.inputs import shipped_policy
+from callgate.cli.inputs import SHIPPED, shipped_policy
 from callgate.cli.runtime_verbs import (
     AUDIT_HELP,
     KILLED_EXIT,
@@ -125,7 +125,12 @@ def late_options(args: argparse.Namespace, add_options: Callable[[argparse.Argum
     late = CliParser(prog=prog, add_help=False)
     add_options(late)
     late.add_argument("guest", nargs="*")
-    parsed = late.parse_args(options)
+    parsed, unknown = late.parse_known_args(options)
+    if unknown:
+        policy_named = any(word[2:] in SHIPPED for word in unknown if word.startswith("--"))
+        late.error(f"unrecognized arguments: {' '.join(unknown)}" + (
+            "" if policy_named else "; the guest's own arguments go after --, as in "
+            f"`{prog} WASM [OPTIONS] -- ARGS`"))
     for key, value in vars(parsed).items():
         if key == "guest":
             continue

@@ -125,6 +125,16 @@ def test_a_policy_name_given_as_an_option_is_pointed_at_policy():
     assert done.returncode == 2 and "--policy" not in done.stderr.decode()
 
 
+def test_a_dash_argument_after_wasm_is_pointed_after_the_double_dash():
+    """Options after WASM are callgate's; a guest's own -x must follow --, and the error
+    says so (wasmtime's CLI hands everything after the module to the guest)."""
+    done = callgate("run", str(guest("envargs")), "-x", "foo")
+    assert done.returncode == 2
+    assert "-- ARGS" in done.stderr.decode() and done.stdout == b""
+    done = callgate("run", str(guest("envargs")), "--", "-x", "foo")
+    assert done.returncode == 0 and b"argv[1]=-x\nargv[2]=foo\n" in done.stdout
+
+
 def test_unknown_export_and_refused_module_are_clear_errors():
     done = callgate("call", str(guest("hello")), "nope")
     assert done.returncode == 2 and "nope" in done.stderr.decode()
