@@ -13,15 +13,17 @@ a test failed there, the runner (not callgate) would be wrong.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from conftest import require
-from native_wasi import run_native
+from native_wasi import Run, run_native
 from wasi_helpers import REPO, copy_tree, run_gated
 
 from callgate.policy import load_policy
@@ -88,10 +90,54 @@ def _spec(wasm: Path) -> dict:
 # Every gate allowed: callgate's WASI is the only thing standing between guest and host.
 ALLOW_ALL = load_policy("[gates]\ndefault = \"allow\"\n")
 
+
+def _load_adapter() -> ModuleType:
+    """tools/wasi_testsuite_adapter.py, the runtime adapter for the suite's own runner."""
+    path = REPO / "tools" / "wasi_testsuite_adapter.py"
+    spec = importlib.util.spec_from_file_location("wasi_testsuite_adapter", path)
+    assert spec is not None and spec.loader is not None
+    adapter = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(adapter)
+    adapter.CALLGATE = [sys.executable, "-m", "callgate"]  # this venv's callgate
+    return adapter
+
+
+ADAPTER = _load_adapter()
+
+
+def run_cli(wasm: Path, args: tuple[str, ...] = (), env: dict[str, str] | None = None,
+            dirs: dict[str, Path] | None = None) -> Run:
+    """The test as the suite's runner runs it through the adapter: `callgate run`."""
+    assert set(dirs or {}) <= {"/"}, "the suite preopens only a root"
+    argv = ADAPTER.compute_argv(str(wasm), (list(args), env or {}, (dirs or {}).get("/")),
+                                [], "wasi:cli/command", "wasm32-wasip1")
+    done = subprocess.run(argv, capture_output=True, timeout=120, stdin=subprocess.DEVNULL,
+                          check=False)
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
 RUNNERS = {
     "callgate": lambda wasm, **kw: run_gated(wasm, policy=ALLOW_ALL, **kw),
+    "callgate-cli": run_cli,
     "wasmtime": run_native,
 }
+
+
+def test_the_adapter_is_what_the_suites_runner_loads() -> None:
+    """The runner runs an adapter file as a script first: a module adapter prints nothing
+    (a legacy one would print a version); then it asks the module who it is."""
+    path = REPO / "tools" / "wasi_testsuite_adapter.py"
+    done = subprocess.run([sys.executable, str(path), "--version"], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+    from callgate import __version__
+
+    assert (ADAPTER.get_name(), ADAPTER.get_version()) == ("callgate", __version__)
+    assert ADAPTER.get_wasi_versions() == ["wasm32-wasip1"]
+    argv = ADAPTER.compute_argv("t.wasm", (["-a", "b"], {"K": "v"}, "/r"), [],
+                                "wasi:cli/command", "wasm32-wasip1")
+    assert argv == [*ADAPTER.CALLGATE, "run", "--policy", "allow-all", "--env", "K=v",
+                    "--dir", "/r::/", "t.wasm", "--", "-a", "b"]
 
 
 def test_suite_is_present() -> None:
