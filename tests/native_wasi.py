@@ -45,19 +45,23 @@ def run_native(
     stdin: bytes = b"",
     dirs: dict[str, Path] | None = None,
     stubs: dict[str, StubFactory] | None = None,
+    readonly: tuple[str, ...] = (),
 ) -> Run:
     """Run a WASI command guest on wasmtime's native WASI; capture its stdio and exit code.
 
     ``argv[0]`` is the guest's name; ``dirs`` maps guest paths to host directories;
     ``stubs`` replaces single WASI functions (by name) with test doubles, e.g. to
-    make ``fd_allocate`` answer a chosen errno.
+    make ``fd_allocate`` answer a chosen errno; the guest paths in ``readonly`` are
+    preopened read-only (wasmtime's ``fs_mutable=False``, callgate's ``:ro``).
     """
     with tempfile.TemporaryDirectory(prefix="callgate-native-") as tmp:
-        return _run(guest, args, env or {}, stdin, dirs or {}, stubs or {}, Path(tmp))
+        return _run(guest, args, env or {}, stdin, dirs or {}, stubs or {}, Path(tmp),
+                    readonly)
 
 
 def _run(guest: str | Path, args: tuple[str, ...], env: dict[str, str], stdin: bytes,
-         dirs: dict[str, Path], stubs: dict[str, StubFactory], io: Path) -> Run:
+         dirs: dict[str, Path], stubs: dict[str, StubFactory], io: Path,
+         readonly: tuple[str, ...]) -> Run:
     (io / "in").write_bytes(stdin)
     wasi = wasmtime.WasiConfig()
     wasi.argv = (Path(guest).stem, *args)
@@ -66,7 +70,7 @@ def _run(guest: str | Path, args: tuple[str, ...], env: dict[str, str], stdin: b
     wasi.stdout_file = str(io / "out")
     wasi.stderr_file = str(io / "err")
     for guest_path, host in dirs.items():
-        wasi.preopen_dir(str(host), guest_path)
+        wasi.preopen_dir(str(host), guest_path, guest_path not in readonly)
     store = wasmtime.Store(ENGINE)
     store.set_wasi(wasi)
     linker = wasmtime.Linker(ENGINE)

@@ -515,6 +515,8 @@ def fd_filestat_set_size(call: WasiCall, fd: int, size: int) -> None:
     """Truncate or extend (with zeros) an open file; growth is charged as output first."""
     entry = _entry(call, fd, R["FD_FILESTAT_SET_SIZE"])
     _not_dir(entry)
+    if entry.readonly:
+        raise WasiError(E.EPERM)  # as wasmtime beneath a read-only preopen
     if size > _I64_MAX:
         raise WasiError(E.EINVAL)
     growth = size - os.fstat(entry.fd()).st_size
@@ -524,13 +526,20 @@ def fd_filestat_set_size(call: WasiCall, fd: int, size: int) -> None:
     os.ftruncate(entry.fd(), size)
 
 
-def time_args(atim: int, mtim: int, fst_flags: int) -> tuple[int | None, int | None]:
-    """fstflags -> (atime, mtime) for capfs: None = leave, -1 = now; EINVAL if contradictory."""
+def check_fstflags(fst_flags: int) -> None:
+    """EINVAL for unknown or contradictory fstflags: wasmtime's first check, before the
+    fd or path is looked at."""
     if fst_flags & ~T.FSTFLAGS_ALL:
         raise WasiError(E.EINVAL)
     if (fst_flags & T.FSTFLAGS_ATIM and fst_flags & T.FSTFLAGS_ATIM_NOW) or \
             (fst_flags & T.FSTFLAGS_MTIM and fst_flags & T.FSTFLAGS_MTIM_NOW):
         raise WasiError(E.EINVAL)
+
+
+def time_args(atim: int, mtim: int, fst_flags: int) -> tuple[int | None, int | None]:
+    """fstflags -> (atime, mtime) for capfs: None = leave, -1 = now; EINVAL if contradictory
+    or out of range."""
+    check_fstflags(fst_flags)
 
     def pick(value: int, given: int, now: int) -> int | None:
         if fst_flags & now:
@@ -548,6 +557,7 @@ def time_args(atim: int, mtim: int, fst_flags: int) -> tuple[int | None, int | N
 @wasi_gate("i32 i64 i64 i32", syscalls={"utimensat"}, uses_memory=False)
 def fd_filestat_set_times(call: WasiCall, fd: int, atim: int, mtim: int, fst_flags: int) -> None:
     """Set access/modification times of an open file per fstflags."""
+    check_fstflags(fst_flags)
     entry = _entry(call, fd, R["FD_FILESTAT_SET_TIMES"])
     if entry.readonly:
         raise WasiError(E.EPERM)  # futimens works on a read-only fd; the preopen says no
@@ -575,6 +585,8 @@ def fd_allocate(call: WasiCall, fd: int, offset: int, length: int) -> None:
     """
     entry = _entry(call, fd, R["FD_ALLOCATE"])
     _not_dir(entry)
+    if entry.readonly:
+        raise WasiError(E.EPERM)  # a write, which a read-only preopen refuses
     if offset > _I64_MAX or length > _I64_MAX or offset + length > _I64_MAX:
         raise WasiError(E.EINVAL)
     if not entry.seekable:

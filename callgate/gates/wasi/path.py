@@ -12,7 +12,7 @@ import os
 
 from callgate.arch import wasi_errno as E
 from callgate.gates.wasi import capfs, types as T
-from callgate.gates.wasi.fd import ENOTSUP, pack_filestat, time_args
+from callgate.gates.wasi.fd import ENOTSUP, check_fstflags, pack_filestat, time_args
 from callgate.gates.wasi.fdtable import FdEntry, filetype_of
 from callgate.gates.wasi.gate import WasiError, guest_str, wasi_gate
 from callgate.gates.wasi.state import WasiCall
@@ -71,9 +71,12 @@ def path_filestat_get(call: WasiCall, fd: int, flags: int, path: int, path_len: 
 def path_filestat_set_times(call: WasiCall, fd: int, flags: int, path: int, path_len: int,
                             atim: int, mtim: int, fst_flags: int) -> None:
     """Set a path's times per fstflags (its symlink's unless SYMLINK_FOLLOW)."""
-    entry = _dir(call, fd, R["PATH_FILESTAT_SET_TIMES"], mutates=True)
+    entry = _dir(call, fd, R["PATH_FILESTAT_SET_TIMES"])
     follow = _lookup_flags(flags)
     text = guest_str(call, path, path_len)
+    check_fstflags(fst_flags)  # EINVAL before a read-only EPERM, as in wasmtime
+    if entry.readonly:
+        raise WasiError(E.EPERM)
     atime, mtime = time_args(atim, mtim, fst_flags)
     capfs.utimes_at(entry.fd(), text, atime, mtime, follow=follow)
 
