@@ -13,8 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import wasmtime
 from native_wasi import Run, run_native
 from wasi_helpers import run_gated, tree
+
+from callgate.gates.errors import GuestTrap
 
 Setup = Callable[[Path], None]
 
@@ -116,3 +119,17 @@ def test_wasi_probe_call_by_call(tmp_path: Path, readonly: tuple[str, ...]) -> N
             assert ours == theirs
     assert tree(tmp_path / "g") == tree(tmp_path / "n")
 
+
+
+@pytest.mark.parametrize("status", [0, 1, 125, 126, 255, 256, 1 << 31, (1 << 32) - 1])
+def test_exit_status_as_wasmtime(status: int) -> None:
+    """proc_exit: a status below 126 is the exit code; from 126 on the guest traps."""
+    def outcome(run: Callable[[], Run], trap: type[BaseException]) -> int | str:
+        try:
+            return run().code
+        except trap:
+            return "trap"
+
+    native = outcome(lambda: run_native("exitcode", (str(status),)), wasmtime.WasmtimeError)
+    gated = outcome(lambda: run_gated("exitcode", (str(status),)), GuestTrap)
+    assert gated == native == (status if status < 126 else "trap")

@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 
 from callgate.arch import wasi_errno as E
+from callgate.gates.errors import GuestTrap
 from callgate.gates.spec import GuestExit
 from callgate.gates.wasi.gate import WasiError, wasi_gate
 from callgate.gates.wasi.state import WasiCall
 
 _RANDOM_CHUNK = 1 << 16
+#: proc_exit statuses wasmtime accepts; from here on it traps.
+EXIT_STATUS_LIMIT = 126
 
 
 def _sizes(call: WasiCall, blobs: list[bytes], count_ptr: int, size_ptr: int) -> None:
@@ -56,7 +59,15 @@ def environ_sizes_get(call: WasiCall, count_ptr: int, size_ptr: int) -> None:
 
 @wasi_gate("i32", results="", uses_memory=False)
 def proc_exit(call: WasiCall, code: int) -> None:
-    """End the guest with ``code``: raises GuestExit, which the runtime turns into a trap."""
+    """End the guest with ``code``: raises GuestExit, which the runtime turns into a trap.
+
+    A status of 126 or more is a trap (``GuestTrap``), as in wasmtime: a shell reads
+    126-255 as "cannot run" or a signal, and a status past 255 would wrap (256 to 0,
+    a success).
+    """
+    if code >= EXIT_STATUS_LIMIT:
+        raise GuestTrap(f"proc_exit({code}): exit with invalid exit status outside of "
+                        f"[0..{EXIT_STATUS_LIMIT})")
     raise GuestExit(code)
 
 
