@@ -18,12 +18,25 @@ directory, as ``pip install -e .`` does, for working on the C code without reins
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 from cffi import FFI
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CSRC = os.path.join(HERE, "csrc")
+
+
+def source_fingerprint(csrc: str) -> int | None:
+    """fingerprint.source_fingerprint, loaded by path: setup.py runs this file outside
+    the package, where ``callgate.native`` cannot be imported."""
+    spec = importlib.util.spec_from_file_location("_cg_fingerprint",
+                                                  os.path.join(HERE, "fingerprint.py"))
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    fingerprint: int | None = module.source_fingerprint(csrc)
+    return fingerprint
 
 # Concern -> its declarations (the prototypes of csrc/<concern>.h that Python calls).
 CONCERNS: dict[str, str] = {
@@ -235,9 +248,11 @@ def make_ffi(*, absolute: bool = False, csrc: str = CSRC, extra_compile: list[st
     ffi = FFI()
     for decls in CONCERNS.values():
         ffi.cdef(decls)
+    ffi.cdef("#define CG_SOURCE_FINGERPRINT ...")
     ffi.set_source(
         "callgate.native._core",
-        "".join(f'#include "{concern}.h"\n' for concern in CONCERNS),
+        f"#define CG_SOURCE_FINGERPRINT {source_fingerprint(csrc)}ULL\n"
+        + "".join(f'#include "{concern}.h"\n' for concern in CONCERNS),
         sources=[source(concern) for concern in CONCERNS],
         include_dirs=[csrc],
         extra_compile_args=COMPILE_ARGS + (extra_compile or []),

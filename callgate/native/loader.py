@@ -7,8 +7,9 @@ pure-Python twin that decides identically (slower, and holding the GIL while it 
 The choice is made once, when this module is imported:
 
 * ``CALLGATE_PURE_PYTHON=1`` (any value but empty or ``0``) forces the twins;
-* else the core is used if it imports and has every function callgate calls (a stale
-  build left in a checkout by an older version counts as not built);
+* else the core is used if it imports, has every function callgate calls and was built
+  from the sources beside it (a stale build left in a checkout by an older version
+  counts as not built: ``fingerprint.py``);
 * else the twins run, and the first piece that falls back warns once with
   :class:`NativeFallbackWarning`.
 
@@ -23,6 +24,8 @@ import sys
 import warnings
 from dataclasses import dataclass
 from typing import Any
+
+from callgate.native.fingerprint import CSRC, source_fingerprint
 
 FORCE_PURE_PYTHON = "CALLGATE_PURE_PYTHON"
 # A build of the core to load instead of the installed one (the sanitizer tests build one
@@ -87,14 +90,28 @@ def _load() -> tuple[Any, NativeStatus]:
         return None, NativeStatus(
             False, f"the native core is not built ({exc}); reinstall callgate where a C "
             "compiler and the Python headers are available", forced=False)
+    # A variant loaded on purpose (CALLGATE_NATIVE_CORE: a mutant, a sanitized build) is
+    # built from other sources; an installed core must match the ones beside it.
+    stale = stale_reason(module, check_sources=not override)
+    if stale is not None:
+        return None, NativeStatus(False, stale, forced=False)
+    return module, NativeStatus(True, "", forced=False, file=module.__file__)
+
+
+def stale_reason(module: Any, *, check_sources: bool = True, csrc: str = CSRC) -> str | None:
+    """Why ``module`` is not the core these sources build (None if it is): a function
+    callgate calls is missing, or its compiled-in fingerprint is not that of ``csrc``."""
+    rebuild = "rebuild it (pip install -e . or python callgate/native/_build.py)"
     missing = [name for names in REQUIRED.values() for name in names
                if not hasattr(module.lib, name)]
     if missing:
-        return None, NativeStatus(
-            False, f"the native core at {module.__file__} is stale (it lacks "
-            f"{', '.join(missing)}); rebuild it (pip install -e . or "
-            "python callgate/native/_build.py)", forced=False)
-    return module, NativeStatus(True, "", forced=False, file=module.__file__)
+        return (f"the native core at {module.__file__} is stale (it lacks "
+                f"{', '.join(missing)}); {rebuild}")
+    expected = source_fingerprint(csrc) if check_sources else None
+    if expected is not None and getattr(module.lib, "CG_SOURCE_FINGERPRINT", None) != expected:
+        return (f"the native core at {module.__file__} was built from other sources than "
+                f"those in {csrc}; {rebuild}")
+    return None
 
 
 def _load_file(path: str) -> Any:

@@ -14,6 +14,7 @@ import zipfile
 from pathlib import Path
 
 from conftest import require
+from native_helpers import require_native
 
 ROOT = Path(__file__).resolve().parents[2]
 UNBUILT = shutil.ignore_patterns(".git", "build", "dist", "*.egg-info", "__pycache__",
@@ -79,3 +80,22 @@ def test_with_a_compiler_the_wheel_carries_the_core(tmp_path: Path) -> None:
     status = run_installed(wheel, tmp_path, "-m", "callgate.native", "--require")
     assert status.returncode == 0, status.stdout + status.stderr
     assert status.stdout.startswith("native core: ")
+
+
+def test_a_core_built_from_other_sources_is_not_loaded(tmp_path: Path) -> None:
+    """A core left from older sources keeps its function names (a changed struct does not
+    show in them): the fingerprint of csrc/ compiled into it must match the files beside
+    it, or the twins run and `python -m callgate.native` says why."""
+    require_native()
+    from callgate.native import loader
+    from callgate.native.fingerprint import CSRC
+
+    assert loader.native_status().native
+    assert loader.stale_reason(loader._CORE) is None
+    changed = tmp_path / "csrc"
+    shutil.copytree(CSRC, changed)
+    gate_c = changed / "gate.c"
+    gate_c.write_text(gate_c.read_text() + "\n/* one more line */\n")
+    reason = loader.stale_reason(loader._CORE, csrc=str(changed))
+    assert reason is not None and "built from other sources" in reason
+    assert loader.stale_reason(loader._CORE, csrc=str(changed), check_sources=False) is None
