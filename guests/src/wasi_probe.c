@@ -546,6 +546,31 @@ static void iovec_tests(void) {
     line("iovec unlink", __wasi_path_unlink_file(dir, "iov"));
 }
 
+/* The CPU-time clocks are not offered (EBADF; EINVAL in poll_oneoff); prestat of an fd
+ * that is no preopen: EBADF, its dir_name ENOTDIR. */
+static void clocks_and_prestat(void) {
+    for (__wasi_clockid_t id = 0; id < 4; id++) {
+        __wasi_timestamp_t t = 0, r = 0;
+        __wasi_errno_t e1 = __wasi_clock_res_get(id, &r), e2 = __wasi_clock_time_get(id, 1, &t);
+        printf("clock %u res %d time %d nonzero %d\n", id, e1, e2, r != 0 && t != 0);
+        __wasi_subscription_t sub;
+        __wasi_event_t ev;
+        __wasi_size_t n = 0;
+        memset(&sub, 0, sizeof sub);
+        sub.u.tag = __WASI_EVENTTYPE_CLOCK;
+        sub.u.u.clock.id = id;
+        sub.u.u.clock.timeout = 1000;
+        printf("clock %u poll %d\n", id, __wasi_poll_oneoff(&sub, &ev, 1, &n));
+    }
+    char name[8];
+    __wasi_prestat_t pre;
+    for (__wasi_fd_t fd = 0; fd < 3; fd++)
+        printf("prestat stdio %u %d dir_name %d\n", fd, __wasi_fd_prestat_get(fd, &pre),
+               __wasi_fd_prestat_dir_name(fd, (uint8_t *)name, sizeof name));
+    printf("prestat closed %d dir_name %d\n", __wasi_fd_prestat_get(77, &pre),
+           __wasi_fd_prestat_dir_name(77, (uint8_t *)name, sizeof name));
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: wasi_probe NAME\n");
@@ -575,6 +600,7 @@ int main(int argc, char **argv) {
     poll_tests();
     rights();
     iovec_tests();
+    clocks_and_prestat();
     __wasi_fd_t root = dir;
     readdir_tests();
     more(root);

@@ -1,4 +1,8 @@
-"""Clock gates: realtime, monotonic, process and thread CPU time, in nanoseconds.
+"""Clock gates: realtime and monotonic time, in nanoseconds.
+
+The process and thread CPU-time clocks answer EBADF, as in wasmtime, which offers neither
+(``poll_oneoff`` on one fails with EINVAL); they would also be one more timer for a
+covert channel.
 
 A policy's ``[gates.clocks] resolution`` (``WasiState.clock_resolution_ns``, set by the
 runtime) coarsens them: ``clock_time_get`` answers the time rounded down to a multiple of
@@ -17,18 +21,19 @@ from callgate.gates.wasi.state import WasiCall
 HOST_CLOCKS = {
     T.CLOCK_REALTIME: time.CLOCK_REALTIME,
     T.CLOCK_MONOTONIC: time.CLOCK_MONOTONIC,
-    T.CLOCK_PROCESS_CPUTIME_ID: time.CLOCK_PROCESS_CPUTIME_ID,
-    T.CLOCK_THREAD_CPUTIME_ID: time.CLOCK_THREAD_CPUTIME_ID,
 }
+#: Clocks WASI defines and callgate, like wasmtime, does not offer.
+CPU_CLOCKS = frozenset({T.CLOCK_PROCESS_CPUTIME_ID, T.CLOCK_THREAD_CPUTIME_ID})
 CLOCK_SYSCALLS = frozenset({"clock_gettime", "clock_getres"})
 
 
 def host_clock(clock_id: int) -> int:
-    """The host clock for a WASI clock id; EINVAL for ids WASI does not define."""
+    """The host clock for a WASI clock id; EBADF for a CPU-time clock, EINVAL for ids WASI
+    does not define."""
     try:
         return HOST_CLOCKS[clock_id]
     except KeyError:
-        raise WasiError(E.EINVAL) from None
+        raise WasiError(E.EBADF if clock_id in CPU_CLOCKS else E.EINVAL) from None
 
 
 @wasi_gate("i32 i32", syscalls=CLOCK_SYSCALLS)
@@ -44,7 +49,7 @@ def clock_time_get(call: WasiCall, clock_id: int, precision: int, ret: int) -> N
     del precision
     host = HOST_CLOCKS.get(clock_id)  # host_clock(), inlined: this is the hottest gate
     if host is None:
-        raise WasiError(E.EINVAL)
+        raise WasiError(E.EBADF if clock_id in CPU_CLOCKS else E.EINVAL)
     now = time.clock_gettime_ns(host)
     coarse = call.state.clock_resolution_ns
     if coarse:

@@ -16,7 +16,7 @@ import time
 from callgate.arch import wasi_errno as E
 from callgate.gates.wasi import types as T
 from callgate.gates.wasi.capfs import STAT_SYSCALLS, futimens
-from callgate.gates.wasi.fdtable import FdEntry, filetype_of
+from callgate.gates.wasi.fdtable import ENOTDIR, FdEntry, filetype_of
 from callgate.gates.wasi.gate import WasiError, signed64, wasi_gate
 from callgate.gates.wasi.identity import GUEST_DEV, guest_ino
 from callgate.gates.wasi.state import WasiCall
@@ -621,7 +621,8 @@ def fd_prestat_get(call: WasiCall, fd: int, ret: int) -> None:
 
 @wasi_gate("i32 i32 i32")
 def fd_prestat_dir_name(call: WasiCall, fd: int, buf: int, buf_len: int) -> None:
-    """The guest path of a preopen; ENAMETOOLONG if the buffer is too small.
+    """The guest path of a preopen; ENAMETOOLONG if the buffer is too small, ENOTDIR for
+    an open fd that is no preopen (wasmtime's answer; fd_prestat_get says EBADF).
 
     The whole declared buffer must lie in memory (EFAULT otherwise), even though
     only the name's bytes are written: a buffer past the end is a guest bug.
@@ -629,7 +630,7 @@ def fd_prestat_dir_name(call: WasiCall, fd: int, buf: int, buf_len: int) -> None
     call.mem.check(buf, buf_len)
     entry = call.state.table.get(fd)
     if entry.preopen is None:
-        raise WasiError(E.EBADF)
+        raise WasiError(ENOTDIR)
     name = entry.preopen.encode()
     if buf_len < len(name):
         raise WasiError(ENAMETOOLONG)
@@ -678,7 +679,7 @@ def fd_readdir(call: WasiCall, fd: int, buf: int, buf_len: int, cookie: int, ret
     """
     entry = _entry(call, fd, R["FD_READDIR"])
     if not entry.is_dir:
-        raise WasiError(E.WASI_ERRNO["ENOTDIR"])
+        raise WasiError(ENOTDIR)
     call.mem.check(buf, buf_len)
     call.mem.check(ret, 4)
     out = bytearray()

@@ -4,8 +4,8 @@ Events look as under wasmtime (measured, wasmtime-py 50): regular files and
 byte-buffer stdio are always ready, with nbytes 1 (a file read at its end also
 says HANGUP); host stdio is polled and, when ready, also says nbytes 1; a
 directory, or stdio subscribed the wrong way (stdin for writing, stdout for
-reading), fails the whole call with EBADF. Other host streams and sockets are
-polled with ``poll(2)``. A wait never outlasts the
+reading), fails the whole call with EBADF, a CPU-time clock with EINVAL. Other
+host streams and sockets are polled with ``poll(2)``. A wait never outlasts the
 plugin's per-call deadline: the gate sleeps until it, then raises
 ``DeadlineExceeded`` through :meth:`Plugin.check_deadline`.
 
@@ -24,7 +24,7 @@ import time
 from callgate.arch import wasi_errno as E
 from callgate.gates.wasi import types as T
 from callgate.gates.wasi.capfs import STAT_SYSCALLS
-from callgate.gates.wasi.clocks import HOST_CLOCKS
+from callgate.gates.wasi.clocks import CPU_CLOCKS, HOST_CLOCKS
 from callgate.gates.wasi.fdtable import FdEntry
 from callgate.gates.wasi.gate import WasiError, wasi_gate
 from callgate.gates.wasi.state import WasiCall
@@ -70,6 +70,8 @@ def poll_oneoff(call: WasiCall, in_ptr: int, out_ptr: int, nsubscriptions: int, 
     for userdata, tag, body in T.SUBSCRIPTION.iter_unpack(raw):
         if tag == T.EVENTTYPE_CLOCK:
             clock_id, timeout, _precision, flags = T.SUB_CLOCK.unpack(body)
+            if clock_id in CPU_CLOCKS:
+                raise WasiError(E.EINVAL)  # wasmtime fails the whole call
             host = HOST_CLOCKS.get(clock_id)
             if host is None or flags & ~T.SUBCLOCKFLAGS_ABSTIME:
                 events.append(T.EVENT.pack(userdata, E.EINVAL, tag, 0, 0))
