@@ -1177,8 +1177,9 @@ static int write_from(call_t *c, const cg_mem *m, const cg_fd *e, iovs_t *io, in
     return W_SUCCESS;
 }
 
-/* fd_read(fd, iovs, iovs_len, ret) and fd_pread(fd, iovs, iovs_len, offset, ret) */
-static int body_fd_read(call_t *c, const uint64_t *a, int positioned)
+/* fd_read/fd_write(fd, iovs, iovs_len, ret) and fd_pread/fd_pwrite(fd, iovs, iovs_len,
+ * offset, ret): the checks of fd.py's four gates, then read_into or write_from. */
+static int body_fd_io(call_t *c, const uint64_t *a, int positioned, int writing)
 {
     int ok;
     const cg_fd *e = fd_get(c->p, a[0], &ok);
@@ -1186,7 +1187,8 @@ static int body_fd_read(call_t *c, const uint64_t *a, int positioned)
         return HAND_OVER;
     if (e == NULL)
         return W_EBADF;
-    int r = need(e, positioned ? R_FD_READ | R_FD_SEEK : R_FD_READ);
+    uint64_t right = writing ? R_FD_WRITE : R_FD_READ;
+    int r = need(e, positioned ? right | R_FD_SEEK : right);
     if (r != 0)
         return r;
     if (is_dir(e))
@@ -1208,49 +1210,11 @@ static int body_fd_read(call_t *c, const uint64_t *a, int positioned)
     if (!in_bounds(&m, ret, 4))
         return W_EFAULT;
     if (!e->info.plain)
-        return HAND_OVER; /* fed stdin, a socket object: Python's */
+        return HAND_OVER; /* fed stdin, captured stdout, a socket object: Python's */
     uint64_t count;
-    r = read_into(c, &m, e, &io, positioned, positioned ? a[3] : 0, &count);
-    if (r != W_SUCCESS)
-        return r;
-    put_u32(&m, ret, (uint32_t)count);
-    return W_SUCCESS;
-}
-
-/* fd_write(fd, iovs, iovs_len, ret) and fd_pwrite(fd, iovs, iovs_len, offset, ret) */
-static int body_fd_write(call_t *c, const uint64_t *a, int positioned)
-{
-    int ok;
-    const cg_fd *e = fd_get(c->p, a[0], &ok);
-    if (!ok)
-        return HAND_OVER;
-    if (e == NULL)
-        return W_EBADF;
-    int r = need(e, positioned ? R_FD_WRITE | R_FD_SEEK : R_FD_WRITE);
-    if (r != 0)
-        return r;
-    if (is_dir(e))
-        return W_EISDIR;
-    if (positioned) {
-        if (!seekable(e))
-            return W_ESPIPE;
-        if (a[3] > I64_MAX)
-            return W_EINVAL;
-    }
-    cg_mem m;
-    if (!guest_memory(c->p, &m))
-        return HAND_OVER;
-    iovs_t io;
-    uint64_t ret = positioned ? a[4] : a[3];
-    r = load_iovecs(&m, a[1], a[2], &io);
-    if (r != 0)
-        return r;
-    if (!in_bounds(&m, ret, 4))
-        return W_EFAULT;
-    if (!e->info.plain)
-        return HAND_OVER; /* captured stdout, a socket object: Python's */
-    uint64_t count;
-    r = write_from(c, &m, e, &io, positioned, positioned ? a[3] : 0, &count);
+    uint64_t offset = positioned ? a[3] : 0;
+    r = writing ? write_from(c, &m, e, &io, positioned, offset, &count)
+                : read_into(c, &m, e, &io, positioned, offset, &count);
     if (r != W_SUCCESS)
         return r;
     put_u32(&m, ret, (uint32_t)count);
@@ -1337,10 +1301,10 @@ static int run_body(call_t *c, const uint64_t *a)
     case CG_BODY_FD_PRESTAT_GET: return body_fd_prestat_get(p, a);
     case CG_BODY_FD_PRESTAT_DIR_NAME: return body_fd_prestat_dir_name(p, a);
     case CG_BODY_FD_FDSTAT_GET: return body_fd_fdstat_get(p, a);
-    case CG_BODY_FD_READ: return body_fd_read(c, a, 0);
-    case CG_BODY_FD_PREAD: return body_fd_read(c, a, 1);
-    case CG_BODY_FD_WRITE: return body_fd_write(c, a, 0);
-    case CG_BODY_FD_PWRITE: return body_fd_write(c, a, 1);
+    case CG_BODY_FD_READ: return body_fd_io(c, a, 0, 0);
+    case CG_BODY_FD_PREAD: return body_fd_io(c, a, 1, 0);
+    case CG_BODY_FD_WRITE: return body_fd_io(c, a, 0, 1);
+    case CG_BODY_FD_PWRITE: return body_fd_io(c, a, 1, 1);
     case CG_BODY_FD_SEEK: return body_fd_seek(c, a);
     case CG_BODY_FD_TELL: return body_fd_tell(c, a);
     default: return HAND_OVER;
