@@ -46,16 +46,18 @@ class CliParser(argparse.ArgumentParser):
     """
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}{_policy_hint(message)} "
+        unrecognized = "unrecognized arguments:"
+        words = message.split(":", 1)[1].split() if message.startswith(unrecognized) else []
+        self.exit(2, f"{self.prog}: error: {message}{policy_hint(words)} "
                   f"(see {self.prog} --help)\n")
 
 
-def _policy_hint(message: str) -> str:
-    """`--allow-all` and friends: a shipped policy is a value of --policy, not an option."""
-    if message.startswith("unrecognized arguments:"):
-        for word in message.split(":", 1)[1].split():
-            if word.startswith("--") and word[2:] in SHIPPED:
-                return f"; a shipped policy is named with --policy: --policy {word[2:]}"
+def policy_hint(words: Sequence[str]) -> str:
+    """`--allow-all` and friends among ``words`` (arguments no parser took): a shipped
+    policy is a value of --policy, not an option. "" when there is none."""
+    for word in words:
+        if word.startswith("--") and word[2:] in SHIPPED:
+            return f"; a shipped policy is named with --policy: --policy {word[2:]}"
     return ""
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from callgate.cli.cache_verb import add_cache_options, use_cache_options
 from callgate.cli.completion_verb import completes_filters
-from callgate.cli.inputs import SHIPPED, shipped_policy
+from callgate.cli.inputs import shipped_policy
 from callgate.cli.runtime_verbs import (
     AUDIT_HELP,
     KILLED_EXIT,
@@ -120,17 +120,17 @@ def late_options(args: argparse.Namespace, add_options: Callable[[argparse.Argum
         options, guest = rest[:cut], rest[cut + 1:]
     else:
         options, guest = rest, []
-    from callgate.cli import CliParser  # one-line usage errors, as the verb's own parser
+    # One-line usage errors, as the verb's own parser gives.
+    from callgate.cli import CliParser, policy_hint
 
     late = CliParser(prog=prog, add_help=False)
     add_options(late)
     late.add_argument("guest", nargs="*")
     parsed, unknown = late.parse_known_args(options)
-    if unknown:
-        policy_named = any(word[2:] in SHIPPED for word in unknown if word.startswith("--"))
+    if unknown:  # CliParser.error adds the --policy hint when one names a shipped policy
         late.error(f"unrecognized arguments: {' '.join(unknown)}" + (
-            "" if policy_named else "; the guest's own arguments go after --, as in "
-            f"`{prog} WASM [OPTIONS] -- ARGS`"))
+            "" if policy_hint(unknown) else "; the guest's own arguments go after --, as "
+            f"in `{prog} WASM [OPTIONS] -- ARGS`"))
     for key, value in vars(parsed).items():
         if key == "guest":
             continue
