@@ -162,10 +162,9 @@ def path_open(call: WasiCall, fd: int, dirflags: int, path: int, path_len: int, 
     text = guest_str(call, path, path_len)
     call.mem.check(ret, 4)
     readable, writable = _access_mode(rights_base, oflags)
-    mode = _host_mode(readable, writable)
-    if entry.readonly and (mode != os.O_RDONLY or oflags & (T.OFLAGS_CREAT | T.OFLAGS_TRUNC)):
+    if entry.readonly and writable:  # CREAT and TRUNC open for writing too
         raise WasiError(E.EPERM)
-    flags = mode
+    flags = _host_mode(readable, writable)
     flags |= os.O_CREAT if oflags & T.OFLAGS_CREAT else 0
     flags |= os.O_DIRECTORY if oflags & T.OFLAGS_DIRECTORY else 0
     flags |= os.O_EXCL if oflags & T.OFLAGS_EXCL else 0
