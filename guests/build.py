@@ -178,18 +178,26 @@ def check(srcs: list[Path], whole_tree: bool) -> list[str]:
 
     With ``whole_tree``, a committed ``.wasm`` without a source is a problem too.
     """
-    problems = []
     with tempfile.TemporaryDirectory(prefix="callgate-check-") as tmp:
-        for fresh in build_all(srcs, Path(tmp)):
-            committed = OUT / fresh.name
-            if not committed.exists():
-                problems.append(f"{committed.relative_to(GUESTS)}: missing (not built)")
-            elif not filecmp.cmp(fresh, committed, shallow=False):
-                problems.append(f"{committed.relative_to(GUESTS)}: differs from its source build")
+        return differences(build_all(srcs, Path(tmp)), srcs, OUT, GUESTS, whole_tree)
+
+
+def differences(fresh_builds: list[Path], srcs: list[Path], out: Path, root: Path,
+                whole_tree: bool) -> list[str]:
+    """One problem line (paths relative to ``root``) per fresh build that the committed
+    one in ``out`` lacks or differs from; with ``whole_tree``, also per committed ``.wasm``
+    whose source is not among ``srcs``. Shared with ``examples/grading/build.py``."""
+    problems = []
+    for fresh in fresh_builds:
+        committed = out / fresh.name
+        if not committed.exists():
+            problems.append(f"{committed.relative_to(root)}: missing (not built)")
+        elif not filecmp.cmp(fresh, committed, shallow=False):
+            problems.append(f"{committed.relative_to(root)}: differs from its source build")
     if whole_tree:
         known = {p.stem for p in srcs}
-        problems += [f"{w.relative_to(GUESTS)}: no source in src/ (stale build?)"
-                     for w in sorted(OUT.glob("*.wasm")) if w.stem not in known]
+        problems += [f"{w.relative_to(root)}: no source in src/ (stale build?)"
+                     for w in sorted(out.glob("*.wasm")) if w.stem not in known]
     return problems
 
 

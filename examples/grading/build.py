@@ -10,7 +10,6 @@ Usage: ``python examples/grading/build.py [--check] [NAME ...]``.
 from __future__ import annotations
 
 import argparse
-import filecmp
 import importlib.util
 import os
 import sys
@@ -36,7 +35,6 @@ def guest_build() -> ModuleType:
 
 def check(build: ModuleType, sources: list[Path], whole: bool) -> list[str]:
     """One line per submission whose committed build differs from a fresh one."""
-    problems = []
     with tempfile.TemporaryDirectory(prefix="callgate-grading-") as tmp:
         # One clang per CPU: each build_all call is one submission, in its own directory.
         def one(source: Path) -> list[Path]:
@@ -45,17 +43,8 @@ def check(build: ModuleType, sources: list[Path], whole: bool) -> list[str]:
 
         with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             fresh_builds = [path for paths in pool.map(one, sources) for path in paths]
-        for fresh in fresh_builds:
-            committed = OUT / fresh.name
-            if not committed.exists():
-                problems.append(f"{committed.relative_to(HERE)}: missing (not built)")
-            elif not filecmp.cmp(fresh, committed, shallow=False):
-                problems.append(f"{committed.relative_to(HERE)}: differs from its source build")
-    if whole:
-        known = {p.stem for p in sources}
-        problems += [f"{w.relative_to(HERE)}: no source (stale build?)"
-                     for w in sorted(OUT.glob("*.wasm")) if w.stem not in known]
-    return problems
+        problems: list[str] = build.differences(fresh_builds, sources, OUT, HERE, whole)
+        return problems
 
 
 def main(argv: list[str] | None = None) -> int:
