@@ -45,9 +45,16 @@ def guest(name: str) -> str:
     return str(WASM / f"{name}.wasm")
 
 
+# Marks the processes this test run starts (servers and their job children inherit the
+# environment, and keep it when orphaned), so another suite running on the same machine
+# is not counted as ours.
+RUN_TAG = f"CALLGATE_TEST_RUN={os.getpid()}-{os.urandom(4).hex()}"
+os.environ["CALLGATE_TEST_RUN"] = RUN_TAG.split("=", 1)[1]
+
+
 def job_processes() -> set[int]:
-    """Live processes running the batch's fork server code (servers, and their forked
-    job children, which share the server's command line)."""
+    """Live processes of this test run running the batch's fork server code (servers, and
+    their forked job children, which share the server's command line)."""
     found = set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -57,9 +64,11 @@ def job_processes() -> set[int]:
                 cmdline = f.read()
             with open(f"/proc/{entry}/stat") as f:
                 state = f.read().rsplit(")", 1)[1].split()[0]
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                ours = RUN_TAG.encode() in f.read().split(b"\0")
         except OSError:
             continue
-        if b"callgate.batch.server" in cmdline and state != "Z":
+        if b"callgate.batch.server" in cmdline and state != "Z" and ours:
             found.add(int(entry))
     return found
 
